@@ -1,0 +1,20 @@
+//! The `health` function: liveness, readiness and version probes. No authentication.
+//!
+//! `/health` touches nothing; `/ready` pings the database with a hard 2-second bound so a
+//! hanging database yields a 503, never a hung probe.
+
+mod probes;
+
+use axum::{Router, routing::get};
+use shared::AppState;
+
+pub use probes::READY_TIMEOUT;
+
+/// The routes of this function, with state applied.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(probes::health))
+        .route("/ready", get(probes::ready))
+        .route("/version", get(probes::version))
+        .with_state(state)
+}

@@ -1,0 +1,99 @@
+//! `local-server`: the task API in one process.
+//!
+//! ```text
+//! local-server [--host H] [--port P] [serve]   serve the API (default)
+//! local-server migrate                         apply migrations to DATABASE_URL and exit
+//! ```
+
+use std::{net::SocketAddr, path::Path, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use shared::{
+    AppState,
+    config::{self, Config, Runtime},
+    telemetry,
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "local-server", version, about = "The task API in one process")]
+struct Cli {
+    /// Address to bind (overrides HOST).
+    #[arg(long, global = true)]
+    host: Option<std::net::IpAddr>,
+    /// Port to bind; 0 picks a free one (overrides PORT).
+    #[arg(long, global = true)]
+    port: Option<u16>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default). Migrations are applied first unless --no-migrate.
+    Serve {
+        /// Do not apply pending migrations at start-up.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending migrations to DATABASE_URL and exit.
+    Migrate,
+}
+
+/// Where development mode keeps the SQLite file and its generated secrets.
+const DATA_DIR: &str = "data";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::from_env(Runtime::LocalServer)?;
+    if let Some(host) = cli.host {
+        config.http.host = host;
+    }
+    if let Some(port) = cli.port {
+        config.http.port = port;
+    }
+    config::persist_dev_secrets(&mut config, Path::new(DATA_DIR))
+        .context("keeping development secrets in ./data")?;
+    telemetry::init(&config);
+    if !config.is_production() {
+        tracing::info!(
+            database = %config.database_kind(),
+            generated_secrets = ?config.generated_secrets,
+            "development mode: not for production (set APP_ENV=production and real secrets)"
+        );
+    }
+    let addr = SocketAddr::new(config.http.host, config.http.port);
+    let state = AppState::new(config).context("opening the database")?;
+
+    match cli.command.unwrap_or(Command::Serve { no_migrate: false }) {
+        Command::Migrate => {
+            state.store.migrate().await.context("applying migrations")?;
+            tracing::info!(database = %state.store.kind(), "migrations applied");
+            state.store.close().await;
+            Ok(())
+        }
+        Command::Serve { no_migrate } => {
+            if !no_migrate {
+                state.store.migrate().await.context("applying migrations")?;
+            }
+            local_server::serve::serve(state, addr).await
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! Configuration: every setting comes from the environment, is parsed and validated once at
+//! start-up into [`Config`], and is passed down from there. Nothing else in the workspace
+//! reads environment variables for settings.
+//!
+//! A bad or missing value is a [`ConfigError`] naming the variable, so the process can stop
+//! with one clear line instead of failing on the first request. Secrets are held as
+//! [`SecretString`] and never appear in `Debug` output.
+
+use std::{fmt, net::IpAddr, path::Path, time::Duration};
+
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where the process runs; decides defaults and whether development mode is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// `local-server` (or the container).
+    LocalServer,
+    /// One of the Lambda function binaries. Always production.
+    Lambda,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Pool settings. Small by default under Lambda, where every instance holds its own pool.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// `Some(0)` turns prepared-statement caching off (needed behind RDS Proxy to avoid pinning).
+    pub statement_cache_capacity: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub secret: SecretString,
+    /// Keys that still verify tokens but never sign: for rotation.
+    pub previous_secrets: Vec<SecretString>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Whole-request budget; a slower request is answered 504.
+    pub request_timeout: Duration,
+    /// Exact origins allowed by CORS. Empty in production means no cross-origin access.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub runtime: Runtime,
+    pub env: AppEnv,
+    pub db: DbConfig,
+    pub jwt: JwtConfig,
+    pub password_pepper: SecretString,
+    pub http: HttpConfig,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    /// Secrets that were generated because development mode had none; logged at start-up.
+    pub generated_secrets: Vec<&'static str>,
+}
+
+/// A configuration problem, always naming the variable at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {variable} {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Minimum length of the JWT secret and the password pepper.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// Default SQLite database of the local server.
+pub const DEFAULT_SQLITE_URL: &str = "sqlite://./data/local.db";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env(runtime: Runtime) -> Result<Self, ConfigError> {
+        Self::from_lookup(runtime, |name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of mutating the
+    /// process environment.
+    pub fn from_lookup(
+        runtime: Runtime,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        // An empty variable counts as unset: `FOO=` in a .env file should not mean "empty secret".
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let env = match runtime {
+            Runtime::Lambda => AppEnv::Production,
+            Runtime::LocalServer => match get("APP_ENV").as_deref().map(str::trim) {
+                None | Some("development") => AppEnv::Development,
+                Some("production") => AppEnv::Production,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "APP_ENV",
+                        format!("must be `development` or `production`, got `{other}`"),
+                    ));
+                }
+            },
+        };
+        let production = env == AppEnv::Production;
+        let mut generated = Vec::new();
+
+        let database_url = match get("DATABASE_URL") {
+            Some(url) => url.trim().to_owned(),
+            None if runtime == Runtime::LocalServer => DEFAULT_SQLITE_URL.to_owned(),
+            None => return Err(ConfigError::new("DATABASE_URL", "is required")),
+        };
+        if !(database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+            || database_url.starts_with("sqlite:"))
+        {
+            // Never echo the value: it may carry a password.
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must start with postgres://, postgresql:// or sqlite:",
+            ));
+        }
+
+        let mut secret = |name: &'static str| -> Result<SecretString, ConfigError> {
+            match get(name) {
+                Some(value) if value.len() >= MIN_SECRET_BYTES => Ok(SecretString::from(value)),
+                Some(_) => Err(ConfigError::new(
+                    name,
+                    format!("must be at least {MIN_SECRET_BYTES} bytes"),
+                )),
+                None if production => Err(ConfigError::new(
+                    name,
+                    format!("is required in production (at least {MIN_SECRET_BYTES} bytes)"),
+                )),
+                None => {
+                    generated.push(name);
+                    Ok(generate_secret())
+                }
+            }
+        };
+        let jwt_secret = secret("JWT_SECRET")?;
+        let password_pepper = secret("PASSWORD_PEPPER")?;
+
+        let previous_secrets = match get("JWT_PREVIOUS_SECRETS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if s.len() >= MIN_SECRET_BYTES {
+                        Ok(SecretString::from(s.to_owned()))
+                    } else {
+                        Err(ConfigError::new(
+                            "JWT_PREVIOUS_SECRETS",
+                            format!("every key must be at least {MIN_SECRET_BYTES} bytes"),
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
+        let (default_max_conn, default_log) = match runtime {
+            Runtime::Lambda => (2, LogFormat::Json),
+            Runtime::LocalServer => (10, LogFormat::Pretty),
+        };
+        let max_connections = parse_num(&get, "DB_MAX_CONNECTIONS", default_max_conn, 1..=1000)?;
+        let acquire_ms = parse_num(&get, "DB_ACQUIRE_TIMEOUT_MS", 3000u64, 1..=600_000)?;
+        let statement_cache_capacity = match get("DB_STATEMENT_CACHE_CAPACITY") {
+            None => None,
+            Some(v) => Some(v.trim().parse::<usize>().map_err(|_| {
+                ConfigError::new("DB_STATEMENT_CACHE_CAPACITY", "must be a whole number")
+            })?),
+        };
+
+        let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
+            None => match get("AWS_LAMBDA_LOG_FORMAT").as_deref() {
+                Some(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
+                _ => default_log,
+            },
+            Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("must be `pretty` or `json`, got `{other}`"),
+                ));
+            }
+        };
+        let log_filter = get("RUST_LOG")
+            .or_else(|| get("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase()))
+            .unwrap_or_else(|| "info".to_owned());
+
+        let host = match get("HOST") {
+            None => IpAddr::from([127, 0, 0, 1]),
+            Some(h) => h
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::new("HOST", "must be an IP address"))?,
+        };
+        let port = parse_num(&get, "PORT", 3000u16, 0..=u16::MAX)?;
+        let timeout_ms = parse_num(&get, "REQUEST_TIMEOUT_MS", 25_000u64, 1..=900_000)?;
+        let cors_allowed_origins = get("CORS_ALLOWED_ORIGINS")
+            .map(|list| {
+                list.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let access_secs = parse_num(&get, "ACCESS_TOKEN_TTL_SECS", 900u64, 1..=86_400)?;
+        let refresh_secs = parse_num(
+            &get,
+            "REFRESH_TOKEN_TTL_SECS",
+            1_209_600u64,
+            60..=31_536_000,
+        )?;
+        let issuer = get("JWT_ISSUER").unwrap_or_else(|| "task-api".to_owned());
+        let audience = get("JWT_AUDIENCE").unwrap_or_else(|| "task-api".to_owned());
+
+        Ok(Self {
+            runtime,
+            env,
+            db: DbConfig {
+                url: SecretString::from(database_url),
+                max_connections,
+                acquire_timeout: Duration::from_millis(acquire_ms),
+                statement_cache_capacity,
+            },
+            jwt: JwtConfig {
+                secret: jwt_secret,
+                previous_secrets,
+                issuer,
+                audience,
+                access_ttl: Duration::from_secs(access_secs),
+                refresh_ttl: Duration::from_secs(refresh_secs),
+            },
+            password_pepper,
+            http: HttpConfig {
+                host,
+                port,
+                request_timeout: Duration::from_millis(timeout_ms),
+                cors_allowed_origins,
+            },
+            log_format,
+            log_filter,
+            generated_secrets: generated,
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env == AppEnv::Production
+    }
+
+    /// Which backend `DATABASE_URL` selects, without exposing the URL.
+    pub fn database_kind(&self) -> DatabaseKind {
+        DatabaseKind::of(self.db.url.expose_secret())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Postgres,
+    Sqlite,
+}
+
+impl DatabaseKind {
+    pub fn of(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Self::Sqlite
+        } else {
+            Self::Postgres
+        }
+    }
+}
+
+impl fmt::Display for DatabaseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
+        })
+    }
+}
+
+fn parse_num<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<T>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(ConfigError::new(
+            name,
+            format!(
+                "must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
+/// 32 random bytes, base64url: 43 characters, above the minimum.
+fn generate_secret() -> SecretString {
+    let bytes: [u8; 32] = rand::random();
+    SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Development convenience: secrets generated on first start are kept in `dir` so that
+/// tokens and password hashes survive a restart of the local server. Production never
+/// reaches this (its secrets are required).
+pub fn persist_dev_secrets(config: &mut Config, dir: &Path) -> std::io::Result<()> {
+    if config.generated_secrets.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("dev-secrets.json");
+    let stored: serde_json::Map<String, serde_json::Value> = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(e) => return Err(e),
+    };
+    let mut stored = stored;
+    for name in &config.generated_secrets {
+        let slot = match *name {
+            "JWT_SECRET" => &mut config.jwt.secret,
+            "PASSWORD_PEPPER" => &mut config.password_pepper,
+            _ => continue,
+        };
+        match stored.get(*name).and_then(|v| v.as_str()) {
+            Some(v) if v.len() >= MIN_SECRET_BYTES => *slot = SecretString::from(v.to_owned()),
+            _ => {
+                stored.insert((*name).to_owned(), slot.expose_secret().to_owned().into());
+            }
+        }
+    }
+    let text = serde_json::to_vec_pretty(&stored).map_err(std::io::Error::other)?;
+    write_private(&path, &text)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const GOOD: &str = "0123456789abcdef0123456789abcdef";
+
+    fn load(runtime: Runtime, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(runtime, |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn empty_environment_starts_in_development_with_sqlite_and_generated_secrets() {
+        let config = load(Runtime::LocalServer, &[]).unwrap();
+        assert_eq!(config.env, AppEnv::Development);
+        assert_eq!(config.database_kind(), DatabaseKind::Sqlite);
+        assert_eq!(config.db.url.expose_secret(), DEFAULT_SQLITE_URL);
+        assert_eq!(
+            config.generated_secrets,
+            vec!["JWT_SECRET", "PASSWORD_PEPPER"]
+        );
+        assert!(config.jwt.secret.expose_secret().len() >= MIN_SECRET_BYTES);
+        assert_eq!(config.http.port, 3000);
+        assert_eq!(config.http.host.to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn production_without_jwt_secret_names_the_variable() {
+        let err = load(
+            Runtime::LocalServer,
+            &[("APP_ENV", "production"), ("PASSWORD_PEPPER", GOOD)],
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+        assert!(err.to_string().contains("JWT_SECRET"));
+    }
+
+    #[test]
+    fn production_with_short_pepper_names_the_variable() {
+        let err = load(
+            Runtime::LocalServer,
+            &[
+                ("APP_ENV", "production"),
+                ("JWT_SECRET", GOOD),
+                ("PASSWORD_PEPPER", "short"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, "PASSWORD_PEPPER");
+    }
+
+    #[test]
+    fn short_secret_is_refused_even_in_development() {
+        let err = load(Runtime::LocalServer, &[("JWT_SECRET", "tooshort")]).unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn lambda_is_always_production_and_needs_a_database_url() {
+        let err = load(
+            Runtime::Lambda,
+            &[
+                ("APP_ENV", "development"),
+                ("JWT_SECRET", GOOD),
+                ("PASSWORD_PEPPER", GOOD),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+
+        let config = load(
+            Runtime::Lambda,
+            &[
+                ("JWT_SECRET", GOOD),
+                ("PASSWORD_PEPPER", GOOD),
+                ("DATABASE_URL", "postgres://u:p@db/app"),
+            ],
+        )
+        .unwrap();
+        assert!(config.is_production());
+        assert_eq!(config.db.max_connections, 2);
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn lambda_without_secrets_fails() {
+        let err = load(Runtime::Lambda, &[("DATABASE_URL", "postgres://db/app")]).unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn bad_numbers_and_enums_name_their_variable() {
+        for (name, value) in [
+            ("PORT", "http"),
+            ("PORT", "70000"),
+            ("DB_MAX_CONNECTIONS", "0"),
+            ("DB_ACQUIRE_TIMEOUT_MS", "-1"),
+            ("ACCESS_TOKEN_TTL_SECS", "soon"),
+            ("LOG_FORMAT", "xml"),
+            ("APP_ENV", "staging"),
+            ("HOST", "localhost:80"),
+            ("DATABASE_URL", "mysql://x"),
+            ("JWT_PREVIOUS_SECRETS", "short"),
+            ("DB_STATEMENT_CACHE_CAPACITY", "none"),
+        ] {
+            let err = load(Runtime::LocalServer, &[(name, value)]).unwrap_err();
+            assert_eq!(err.variable, name, "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn database_url_value_never_appears_in_errors_or_debug() {
+        let err = load(
+            Runtime::LocalServer,
+            &[("DATABASE_URL", "mysql://admin:hunter2hunter2@db")],
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+
+        let config = load(
+            Runtime::LocalServer,
+            &[
+                ("DATABASE_URL", "postgres://admin:hunter2hunter2@db/app"),
+                ("JWT_SECRET", "jwt-secret-value-that-is-long-enough-xx"),
+            ],
+        )
+        .unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("jwt-secret-value"), "{debug}");
+    }
+
+    #[test]
+    fn previous_secrets_and_cors_lists_are_split_and_trimmed() {
+        let config = load(
+            Runtime::LocalServer,
+            &[
+                ("JWT_PREVIOUS_SECRETS", &format!(" {GOOD} ,{GOOD}x,")),
+                (
+                    "CORS_ALLOWED_ORIGINS",
+                    "https://a.example/, https://b.example",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.jwt.previous_secrets.len(), 2);
+        assert_eq!(
+            config.http.cors_allowed_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
+    }
+
+    #[test]
+    fn dev_secrets_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = load(Runtime::LocalServer, &[]).unwrap();
+        persist_dev_secrets(&mut first, dir.path()).unwrap();
+        let mut second = load(Runtime::LocalServer, &[]).unwrap();
+        persist_dev_secrets(&mut second, dir.path()).unwrap();
+        assert_eq!(
+            first.jwt.secret.expose_secret(),
+            second.jwt.secret.expose_secret()
+        );
+        assert_eq!(
+            first.password_pepper.expose_secret(),
+            second.password_pepper.expose_secret()
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! The middleware stack every deployment shape applies to its routes, and nothing else.
+//!
+//! Outermost first: request id (set, then copied to the response) → security headers →
+//! problem rendering → trace span + access log → panic catcher (500) → timeout (504) → CORS
+//! → body limit (413) → routes. Security headers and the problem layer sit outside the
+//! panic catcher and the timeout (ARCHITECTURE.md lists them further in) so that the 500
+//! and 504 answers carry them too.
+
+use std::{any::Any, time::Duration};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{MatchedPath, Request},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use tracing::{Span, field::Empty};
+
+use crate::{
+    config::{AppEnv, Config},
+    error::{ApiError, ErrorKind, PROBLEM_JSON, Problem, problem_response},
+};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// What the stack needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    pub request_timeout: Duration,
+    pub env: AppEnv,
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl From<&Config> for StackConfig {
+    fn from(config: &Config) -> Self {
+        Self {
+            request_timeout: config.http.request_timeout,
+            env: config.env,
+            cors_allowed_origins: config.http.cors_allowed_origins.clone(),
+        }
+    }
+}
+
+/// A request id handed over by the platform (the API Gateway request id under Lambda),
+/// used when the caller sent none.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequestId(pub String);
+
+/// Applies the whole stack, plus the problem+json 404 fallback, to `routes`.
+pub fn stack(routes: Router, config: &StackConfig) -> Router {
+    // `Router::layer` wraps what is already there, so the first call is the innermost layer.
+    routes
+        .fallback(fallback)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(cors_layer(config))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(make_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        )
+        .layer(middleware::from_fn(render_problems))
+        .layer(middleware::map_response(add_security_headers))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeId))
+        .layer(middleware::map_request(drop_insane_request_id))
+}
+
+async fn fallback() -> ApiError {
+    ApiError::new(ErrorKind::NotFound).with_detail("no such route")
+}
+
+/// A caller's request id is echoed only when it is sane: 1..=128 visible ASCII characters,
+/// so it cannot smuggle control characters or megabytes into our logs.
+async fn drop_insane_request_id(mut req: Request) -> Request {
+    let sane = req.headers().get(&REQUEST_ID).is_some_and(|v| {
+        let b = v.as_bytes();
+        !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
+    });
+    if !sane {
+        req.headers_mut().remove(&REQUEST_ID);
+    }
+    req
+}
+
+#[derive(Clone, Copy)]
+struct MakeId;
+
+impl MakeRequestId for MakeId {
+    fn make_request_id<B>(&mut self, request: &http::Request<B>) -> Option<RequestId> {
+        let upstream = request
+            .extensions()
+            .get::<UpstreamRequestId>()
+            .and_then(|id| HeaderValue::from_str(&id.0).ok());
+        let value = upstream.unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+        });
+        Some(RequestId::new(value))
+    }
+}
+
+fn request_id_of<B>(request: &http::Request<B>) -> String {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Every error response leaves as problem+json carrying the request id: those from
+/// [`ApiError`] get the id added; those from the router or a tower layer (405, 413, …) are
+/// rebuilt from their status, keeping their headers (`Allow`, `Retry-After`).
+async fn render_problems(request: Request, next: Next) -> Response {
+    let request_id = request_id_of(&request);
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let mut problem = match response.extensions_mut().remove::<Problem>() {
+        Some(problem) => problem,
+        None => {
+            let is_problem = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+            if is_problem {
+                return response;
+            }
+            let kind = ErrorKind::from_status(status);
+            let mut problem = Problem::new(kind);
+            problem.detail = match kind {
+                ErrorKind::MethodNotAllowed => Some("this route does not allow that method".into()),
+                ErrorKind::PayloadTooLarge => Some("the body is larger than 1 MiB".into()),
+                ErrorKind::Timeout => Some("the request took too long".into()),
+                ErrorKind::NotFound => Some("no such route".into()),
+                _ => None,
+            };
+            problem
+        }
+    };
+    problem.request_id = Some(request_id);
+    let (mut parts, _) = response.into_parts();
+    let rendered = problem_response(&problem);
+    parts.status = rendered.status();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = rendered.into_body();
+    Response::from_parts(parts, body)
+}
+
+const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+];
+
+async fn add_security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    // Nothing this API returns is meant for shared caches: tokens, user data, tasks, probes.
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+fn make_span(request: &http::Request<Body>) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
+    tracing::info_span!(
+        "request",
+        request_id = %request_id_of(request),
+        method = %request.method(),
+        route,
+        status = Empty,
+        latency_ms = Empty,
+        user_id = Empty,
+    )
+}
+
+/// The access log: one line per request with id, method, route template, status and
+/// latency (from the span), never the raw path or query string.
+fn log_response(response: &Response, latency: Duration, span: &Span) {
+    let status = response.status().as_u16();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    span.record("status", status);
+    span.record("latency_ms", latency_ms);
+    tracing::info!(status, latency_ms, "request completed");
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "<non-string panic>".to_owned());
+    tracing::error!(panic = %message, "handler panicked");
+    ApiError::new(ErrorKind::Internal).into_response()
+}
+
+fn cors_layer(config: &StackConfig) -> CorsLayer {
+    let exact: Vec<HeaderValue> = config
+        .cors_allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let development = config.env == AppEnv::Development;
+    let allow_origin = AllowOrigin::predicate(move |origin, _| {
+        exact.iter().any(|o| o == origin) || (development && is_local_origin(origin.as_bytes()))
+    });
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            HeaderName::from_static("idempotency-key"),
+            REQUEST_ID,
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            REQUEST_ID,
+            HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+/// `http://localhost[:port]` and `http://127.0.0.1[:port]`: what a developer's front end runs on.
+fn is_local_origin(origin: &[u8]) -> bool {
+    let Ok(origin) = std::str::from_utf8(origin) else {
+        return false;
+    };
+    let Some(rest) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    let (host, port) = rest.split_once(':').unwrap_or((rest, ""));
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_origins_are_recognised_exactly() {
+        assert!(is_local_origin(b"http://localhost:5173"));
+        assert!(is_local_origin(b"http://127.0.0.1"));
+        assert!(!is_local_origin(b"https://localhost:5173"));
+        assert!(!is_local_origin(b"http://localhost.evil.example"));
+        assert!(!is_local_origin(b"http://localhost:80/x"));
+    }
+}

@@ -1,0 +1,53 @@
+//! The application state: one `Clone` struct built once at start-up and handed to every
+//! router. Handlers take the parts they need through `FromRef`.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::{
+    config::Config,
+    store::{self, DynStore, StoreError},
+};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: DynStore,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("env", &self.config.env)
+            .field("store", &self.store.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Builds the state without touching the database (the pool connects on first use).
+    pub fn new(config: Config) -> Result<Self, StoreError> {
+        let store = store::connect_lazy(&config.db)?;
+        Ok(Self::with_store(config, store))
+    }
+
+    pub fn with_store(config: Config, store: DynStore) -> Self {
+        Self {
+            config: Arc::new(config),
+            store,
+        }
+    }
+}
+
+impl FromRef<AppState> for DynStore {
+    fn from_ref(state: &AppState) -> Self {
+        state.store.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Config> {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.clone()
+    }
+}

@@ -1,0 +1,74 @@
+//! The Postgres backend: production. One module per resource, SQL only here.
+
+use std::str::FromStr as _;
+
+use async_trait::async_trait;
+use secrecy::ExposeSecret as _;
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use super::{PoolStats, SqlxResultExt as _, Store, StoreError};
+use crate::config::{DatabaseKind, DbConfig};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub fn connect_lazy(config: &DbConfig) -> Result<Self, StoreError> {
+        let mut options =
+            PgConnectOptions::from_str(config.url.expose_secret()).map_err(StoreError::BadUrl)?;
+        if let Some(capacity) = config.statement_cache_capacity {
+            options = options.statement_cache_capacity(capacity);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .min_connections(0)
+            .acquire_timeout(config.acquire_timeout)
+            // A connection that sat through a Lambda freeze may be dead; check before use so
+            // the request gets a fresh one instead of an error.
+            .test_before_acquire(true)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn kind(&self) -> DatabaseKind {
+        DatabaseKind::Postgres
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .context("pinging the database")?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The SQLite backend: the zero-set-up default of the local server and of tests. WAL mode,
+//! foreign keys on, a busy timeout; the database file's directory is created if missing.
+
+use std::{str::FromStr as _, time::Duration};
+
+use async_trait::async_trait;
+use secrecy::ExposeSecret as _;
+use sqlx::{
+    SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use super::{PoolStats, SqlxResultExt as _, Store, StoreError};
+use crate::config::{DatabaseKind, DbConfig};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub fn connect_lazy(config: &DbConfig) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(config.url.expose_secret())
+            .map_err(StoreError::BadUrl)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let file = options.get_filename();
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if file.as_os_str() != ":memory:" {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::BadUrl(sqlx::Error::Configuration(
+                        format!(
+                            "creating the directory {} for the database: {e}",
+                            dir.display()
+                        )
+                        .into(),
+                    ))
+                })?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> DatabaseKind {
+        DatabaseKind::Sqlite
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .context("pinging the database")?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! Test support, behind the `testing` feature (dev-dependencies only): a fresh database per
+//! test on either backend, and request helpers around `tower::ServiceExt::oneshot` on the
+//! real routers with the real stack.
+//!
+//! SQLite tests get a database file in their own temporary directory. Postgres tests get
+//! their own schema in the database named by `TEST_DATABASE_URL`, dropped afterwards. When
+//! that variable is unset the Postgres variant of a test prints why and passes, except under
+//! `CI=true`, where a missing Postgres fails the run.
+//!
+//! Panicking is how test support reports a broken set-up, hence the `expect`s.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    http::{HeaderMap, Method, Request, StatusCode, header},
+};
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+
+use crate::{
+    config::{Config, Runtime},
+    http::{StackConfig, stack},
+    state::AppState,
+    store::{self, DynStore},
+};
+
+/// Fixed test secrets: long enough for production rules.
+pub const TEST_JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
+pub const TEST_PEPPER: &str = "test-pepper-0123456789abcdef0123456789abcd";
+pub const POSTGRES_URL_VAR: &str = "TEST_DATABASE_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Whether tests for this backend can run here; prints the reason when not.
+    /// Panics under `CI=true` when Postgres is not configured.
+    pub fn available(self) -> bool {
+        match self {
+            Backend::Sqlite => true,
+            Backend::Postgres => {
+                if std::env::var(POSTGRES_URL_VAR).is_ok_and(|v| !v.is_empty()) {
+                    return true;
+                }
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!(
+                        "{POSTGRES_URL_VAR} must be set when CI=true: Postgres tests may not skip in CI"
+                    );
+                }
+                eprintln!("skipping Postgres variant: {POSTGRES_URL_VAR} is not set");
+                false
+            }
+        }
+    }
+}
+
+/// A database that exists for one test and is removed afterwards.
+pub struct TestDb {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema { admin_url: String, schema: String },
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("creating a temporary directory");
+                let url = format!("sqlite://{}/test.db", dir.path().display());
+                Self {
+                    url,
+                    cleanup: Cleanup::Dir(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var(POSTGRES_URL_VAR)
+                    .expect("Backend::available() is checked before creating a Postgres TestDb");
+                let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| panic!("connecting to {POSTGRES_URL_VAR}: {e}"));
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("creating the test schema");
+                let separator = if admin_url.contains('?') { '&' } else { '?' };
+                let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
+                Self {
+                    url,
+                    cleanup: Cleanup::Schema { admin_url, schema },
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Schema { admin_url, schema } = &self.cleanup {
+            let (admin_url, schema) = (admin_url.clone(), schema.clone());
+            // Drop runs inside the test's runtime; do the async clean-up on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("building a clean-up runtime");
+                rt.block_on(async {
+                    if let Ok(mut conn) =
+                        <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await
+                    {
+                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Configuration for tests: production rules, fixed secrets, `extra` on top.
+pub fn test_config(database_url: &str, extra: &[(&str, &str)]) -> Config {
+    let mut vars: Vec<(String, String)> = vec![
+        ("APP_ENV".into(), "production".into()),
+        ("DATABASE_URL".into(), database_url.into()),
+        ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+        ("PASSWORD_PEPPER".into(), TEST_PEPPER.into()),
+    ];
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Config::from_lookup(Runtime::LocalServer, |name| {
+        vars.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("test configuration is valid")
+}
+
+/// A router under test: the real `routes(state)` behind the real stack, on a fresh database.
+pub struct TestApp {
+    pub state: AppState,
+    pub app: Router,
+    pub db: Arc<TestDb>,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend, routes: fn(AppState) -> Router) -> Self {
+        Self::start_with(backend, routes, &[]).await
+    }
+
+    /// Like [`TestApp::start`], with extra configuration variables.
+    pub async fn start_with(
+        backend: Backend,
+        routes: fn(AppState) -> Router,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let db = TestDb::new(backend).await;
+        let config = test_config(&db.url, extra);
+        let store: DynStore = store::connect_lazy(&config.db).expect("building the store");
+        store.migrate().await.expect("migrating the test database");
+        Self::from_parts(config, store, routes, Arc::new(db))
+    }
+
+    /// A second app ("another instance") on the same database.
+    pub fn another_instance(&self, routes: fn(AppState) -> Router) -> Self {
+        let config = test_config(&self.db.url, &[]);
+        let store = store::connect_lazy(&config.db).expect("building the store");
+        Self::from_parts(config, store, routes, self.db.clone())
+    }
+
+    fn from_parts(
+        config: Config,
+        store: DynStore,
+        routes: fn(AppState) -> Router,
+        db: Arc<TestDb>,
+    ) -> Self {
+        let stack_config = StackConfig::from(&config);
+        let state = AppState::with_store(config, store);
+        let app = stack(routes(state.clone()), &stack_config);
+        Self { state, app, db }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        send(&self.app, request).await
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(
+            request(Method::GET, path)
+                .body(Body::empty())
+                .expect("a valid request"),
+        )
+        .await
+    }
+
+    /// Sends `body` as JSON with an optional bearer token.
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: serde_json::Value,
+        token: Option<&str>,
+    ) -> TestResponse {
+        let mut builder = request(method, path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(
+            builder
+                .body(Body::from(body.to_string()))
+                .expect("a valid request"),
+        )
+        .await
+    }
+}
+
+pub fn request(method: Method, path: &str) -> axum::http::request::Builder {
+    Request::builder().method(method).uri(path)
+}
+
+/// Sends one request through `app` with `oneshot`.
+pub async fn send(app: &Router, request: Request<Body>) -> TestResponse {
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .expect("reading the response body")
+        .to_bytes();
+    TestResponse {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the problem+json contract of API.md for an error response and returns the body.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> serde_json::Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "error responses are problem+json"
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status, "{body}");
+        assert_eq!(body["code"], code, "{body}");
+        assert!(
+            body["type"].is_string() && body["title"].is_string(),
+            "{body}"
+        );
+        let header_id = self.header("x-request-id").expect("x-request-id header");
+        assert_eq!(
+            body["request_id"], header_id,
+            "request_id matches the header"
+        );
+        body
+    }
+}
+
+/// Runs each listed `async fn case(backend: Backend)` once per backend.
+///
+/// ```ignore
+/// shared::backend_tests!(ready_answers_200, health_is_ok);
+/// ```
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testing::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::testing::Backend::Postgres.available() {
+                        super::$name($crate::testing::Backend::Postgres).await;
+                    }
+                }
+            )*
+        }
+    };
+}
