@@ -39,6 +39,55 @@ fn starts_with_an_empty_environment_on_sqlite_and_stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
+    use std::io::Write as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[], &[]);
+    let body = serde_json::json!({
+        "email": "inflight@example.com",
+        "password": "correct horse battery staple",
+        "name": "In Flight",
+    })
+    .to_string();
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+
+    // Headers and half the body now; the handler is waiting on the rest when SIGTERM lands.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/auth/register HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(first).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    server.sigterm();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server exited with a request in flight"
+    );
+    // New connections are no longer accepted (or are closed unanswered).
+    let refused = std::net::TcpStream::connect(("127.0.0.1", server.port))
+        .map(|s| support::read_response_or_none(s).is_none())
+        .unwrap_or(true);
+    assert!(refused, "a new request was served after SIGTERM");
+
+    stream.write_all(rest).unwrap();
+    let response = support::read_response(stream);
+    assert_eq!(response.status, 201, "{}", response.body);
+    assert_eq!(response.json()["email"], "inflight@example.com");
+
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
 fn migrate_subcommand_applies_migrations_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_local-server"))

@@ -63,6 +63,28 @@ pub struct HttpConfig {
     pub cors_allowed_origins: Vec<String>,
 }
 
+/// Failed-login throttling: `max_failures` within `window` locks an email until the window passes.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginThrottle {
+    pub max_failures: u32,
+    pub window: Duration,
+}
+
+/// Argon2id cost. Never below the OWASP minimum (19 MiB, t=2, p=1).
+#[derive(Debug, Clone, Copy)]
+pub struct Argon2Config {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashes computed at once; each holds `memory_kib` of memory.
+    pub concurrency: usize,
+}
+
+impl Argon2Config {
+    pub const MIN_MEMORY_KIB: u32 = 19 * 1024;
+    pub const MIN_ITERATIONS: u32 = 2;
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub runtime: Runtime,
@@ -70,6 +92,8 @@ pub struct Config {
     pub db: DbConfig,
     pub jwt: JwtConfig,
     pub password_pepper: SecretString,
+    pub argon2: Argon2Config,
+    pub login_throttle: LoginThrottle,
     pub http: HttpConfig,
     pub log_format: LogFormat,
     pub log_filter: String,
@@ -241,6 +265,27 @@ impl Config {
             1_209_600u64,
             60..=31_536_000,
         )?;
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let argon2 = Argon2Config {
+            memory_kib: parse_num(
+                &get,
+                "ARGON2_MEMORY_KIB",
+                Argon2Config::MIN_MEMORY_KIB,
+                Argon2Config::MIN_MEMORY_KIB..=4 * 1024 * 1024,
+            )?,
+            iterations: parse_num(
+                &get,
+                "ARGON2_ITERATIONS",
+                Argon2Config::MIN_ITERATIONS,
+                Argon2Config::MIN_ITERATIONS..=100,
+            )?,
+            parallelism: parse_num(&get, "ARGON2_PARALLELISM", 1, 1..=64)?,
+            concurrency: parse_num(&get, "PASSWORD_HASH_CONCURRENCY", cores, 1..=1024)?,
+        };
+        let login_throttle = LoginThrottle {
+            max_failures: parse_num(&get, "LOGIN_MAX_FAILURES", 5, 1..=1000)?,
+            window: Duration::from_secs(parse_num(&get, "LOGIN_WINDOW_SECS", 900u64, 1..=86_400)?),
+        };
         let issuer = get("JWT_ISSUER").unwrap_or_else(|| "task-api".to_owned());
         let audience = get("JWT_AUDIENCE").unwrap_or_else(|| "task-api".to_owned());
 
@@ -262,6 +307,8 @@ impl Config {
                 refresh_ttl: Duration::from_secs(refresh_secs),
             },
             password_pepper,
+            argon2,
+            login_throttle,
             http: HttpConfig {
                 host,
                 port,
@@ -498,6 +545,9 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("JWT_PREVIOUS_SECRETS", "short"),
             ("DB_STATEMENT_CACHE_CAPACITY", "none"),
+            ("ARGON2_MEMORY_KIB", "1024"),
+            ("ARGON2_ITERATIONS", "1"),
+            ("LOGIN_MAX_FAILURES", "0"),
         ] {
             let err = load(Runtime::LocalServer, &[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{name}={value}");

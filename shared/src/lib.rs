@@ -1,6 +1,8 @@
 //! The common library of the task API. Every function crate and the local server build on
 //! it; it knows nothing of any one function.
 //!
+//! - [`auth`]: password hashing, access and refresh tokens, the `AuthUser` extractor.
+//! - [`models`]: domain types parsed at the handler edge.
 //! - [`config`]: the typed, validated configuration.
 //! - [`error`]: problem+json errors and the extractors that produce them.
 //! - [`http`]: the middleware stack every deployment shape applies.
@@ -9,10 +11,12 @@
 //! - [`lambda`]: running a router under `lambda_http`.
 //! - [`telemetry`]: tracing set-up.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod lambda;
+pub mod models;
 pub mod state;
 pub mod store;
 pub mod telemetry;

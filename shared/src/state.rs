@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use crate::{
+    auth::{JwtKeys, PasswordHasher},
     config::Config,
     store::{self, DynStore, StoreError},
 };
@@ -14,6 +15,8 @@ use crate::{
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: DynStore,
+    pub jwt: Arc<JwtKeys>,
+    pub passwords: Arc<PasswordHasher>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -33,9 +36,19 @@ impl AppState {
     }
 
     pub fn with_store(config: Config, store: DynStore) -> Self {
+        let jwt = Arc::new(JwtKeys::new(&config.jwt));
+        // The configuration has already bounded every Argon2 parameter; `new` can only fail
+        // on values outside those bounds.
+        #[allow(clippy::expect_used)]
+        let passwords = Arc::new(
+            PasswordHasher::new(&config.argon2, &config.password_pepper)
+                .expect("BUG: validated Argon2 parameters were refused"),
+        );
         Self {
             config: Arc::new(config),
             store,
+            jwt,
+            passwords,
         }
     }
 }

@@ -178,9 +178,41 @@ impl TestApp {
 
     /// A second app ("another instance") on the same database.
     pub fn another_instance(&self, routes: fn(AppState) -> Router) -> Self {
-        let config = test_config(&self.db.url, &[]);
+        self.another_instance_with(routes, &[])
+    }
+
+    /// A second app on the same database, with extra configuration.
+    pub fn another_instance_with(
+        &self,
+        routes: fn(AppState) -> Router,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let config = test_config(&self.db.url, extra);
         let store = store::connect_lazy(&config.db).expect("building the store");
         Self::from_parts(config, store, routes, self.db.clone())
+    }
+
+    /// Marks a user disabled straight in the database, bypassing any API.
+    pub async fn disable_user(&self, id: uuid::Uuid) {
+        use sqlx::Connection as _;
+        let url = &self.db.url;
+        if url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(url)
+                .await
+                .expect("connecting");
+            sqlx::query("UPDATE users SET disabled = 1 WHERE id = ?1")
+                .bind(id)
+                .execute(&mut conn)
+                .await
+                .expect("disabling a user");
+        } else {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connecting");
+            sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
+                .bind(id)
+                .execute(&mut conn)
+                .await
+                .expect("disabling a user");
+        }
     }
 
     fn from_parts(
@@ -227,6 +259,38 @@ impl TestApp {
         )
         .await
     }
+}
+
+/// Runs `work` on a current-thread runtime with a subscriber that records every event at
+/// TRACE level, and returns its output with everything that was logged.
+pub fn capture_logs<T>(work: impl std::future::Future<Output = T>) -> (T, String) {
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building a runtime");
+    let output = tracing::subscriber::with_default(subscriber, || runtime.block_on(work));
+    let logs = String::from_utf8_lossy(&buffer.0.lock().expect("log buffer")).into_owned();
+    (output, logs)
 }
 
 pub fn request(method: Method, path: &str) -> axum::http::request::Builder {

@@ -1,10 +1,21 @@
-//! The `auth` function. Its routes arrive with their issue; until then the router is empty
-//! and every path answers the stack's 404 problem.
+//! The `auth` function: registration, login, refresh-token rotation with reuse detection,
+//! logout, the current user and password change (API.md, "Auth").
 
-use axum::Router;
+mod account;
+mod register;
+mod session;
+
+use axum::{Router, routing::post};
 use shared::AppState;
 
 /// The routes of this function, with state applied.
 pub fn router(state: AppState) -> Router {
-    Router::new().with_state(state)
+    Router::new()
+        .route("/v1/auth/register", post(register::register))
+        .route("/v1/auth/login", post(session::login))
+        .route("/v1/auth/refresh", post(session::refresh))
+        .route("/v1/auth/logout", post(session::logout))
+        .route("/v1/auth/me", axum::routing::get(account::me))
+        .route("/v1/auth/password", post(account::change_password))
+        .with_state(state)
 }

@@ -168,6 +168,17 @@ pub fn read_response(mut stream: TcpStream) -> Response {
     parse_response(&raw)
 }
 
+/// Sends a GET and reads what comes back; `None` when the connection closes unanswered.
+pub fn read_response_or_none(mut stream: TcpStream) -> Option<Response> {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+        .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    (!raw.is_empty()).then(|| parse_response(&raw))
+}
+
 pub fn parse_response(raw: &[u8]) -> Response {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text

@@ -9,8 +9,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
-use crate::config::{DatabaseKind, DbConfig};
+use crate::{
+    auth::refresh::TokenHash,
+    config::{DatabaseKind, DbConfig, LoginThrottle},
+    error::{ApiError, ErrorKind},
+    models::{Email, NewUser, User},
+};
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -33,6 +40,9 @@ pub enum StoreError {
         context: &'static str,
         constraint: String,
     },
+    /// A conflict the API names (decided by a constraint, identified by its name).
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
     #[error("migrating the database")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
@@ -74,6 +84,24 @@ impl StoreError {
     }
 }
 
+/// Conflicts with a stable API error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    EmailTaken,
+}
+
+impl StoreError {
+    /// Turns the violation of `constraint` (by either backend's name for it) into `conflict`.
+    pub fn on_constraint(self, names: &[&str], conflict: Conflict) -> Self {
+        match &self {
+            Self::Constraint { constraint, .. } if names.contains(&constraint.as_str()) => {
+                Self::Conflict(conflict)
+            }
+            _ => self,
+        }
+    }
+}
+
 /// Adds `.context("…")` to driver results.
 pub trait SqlxResultExt<T> {
     fn context(self, what: &'static str) -> Result<T, StoreError>;
@@ -85,10 +113,12 @@ impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
     }
 }
 
-impl From<StoreError> for crate::error::ApiError {
+impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable { .. } => Self::unavailable(err),
+            StoreError::Conflict(Conflict::EmailTaken) => Self::new(ErrorKind::EmailTaken)
+                .with_detail("an account with this email already exists"),
             other => Self::internal(other),
         }
     }
@@ -112,6 +142,107 @@ pub trait Store: Send + Sync + 'static {
     /// Closes the pool, waiting for checked-out connections to come back.
     async fn close(&self);
     fn pool_stats(&self) -> PoolStats;
+    fn users(&self) -> &dyn UserRepository;
+    fn tokens(&self) -> &dyn TokenRepository;
+}
+
+/// A user with the stored password hash, for credential checks only.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Inserts a user; a taken email is `Conflict(EmailTaken)`, decided by the unique index.
+    async fn create(&self, user: &NewUser) -> Result<User, StoreError>;
+    async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError>;
+    async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError>;
+    /// Replaces the hash only (an upgrade to stronger parameters after a login).
+    async fn upgrade_password_hash(
+        &self,
+        id: Uuid,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Sets a new password and revokes every refresh family of the user, in one transaction.
+    async fn change_password(
+        &self,
+        id: Uuid,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// A refresh token to store (its hash only).
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub family_id: Uuid,
+    pub hash: TokenHash,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// The replacement issued by a rotation.
+#[derive(Debug, Clone)]
+pub struct NextRefreshToken {
+    pub id: Uuid,
+    pub hash: TokenHash,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Outcome of presenting a refresh token for rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live; it is now spent and its successor stored in the same family.
+    Rotated { user_id: Uuid },
+    /// The token had been spent before: its whole family is now revoked.
+    Reused,
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+#[async_trait]
+pub trait TokenRepository: Send + Sync {
+    async fn insert_refresh(&self, token: &NewRefreshToken) -> Result<(), StoreError>;
+    /// Spends `presented` and stores `next` in its family, atomically: of concurrent
+    /// rotations of one token exactly one sees `Rotated`.
+    async fn rotate_refresh(
+        &self,
+        presented: &TokenHash,
+        next: &NextRefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, StoreError>;
+    /// Revokes the family `presented` belongs to; nothing happens for an unknown token.
+    async fn revoke_family_of(
+        &self,
+        presented: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// When `email` is locked out, until when.
+    async fn login_locked_until(
+        &self,
+        email: &str,
+        now: OffsetDateTime,
+        throttle: LoginThrottle,
+    ) -> Result<Option<OffsetDateTime>, StoreError>;
+    /// Counts one failed login (atomic upsert; a window older than `throttle.window` restarts).
+    async fn record_login_failure(
+        &self,
+        email: &str,
+        now: OffsetDateTime,
+        throttle: LoginThrottle,
+    ) -> Result<(), StoreError>;
+    async fn clear_login_failures(&self, email: &str) -> Result<(), StoreError>;
+}
+
+/// Start of the window that is still open at `now`.
+pub fn window_floor(now: OffsetDateTime, throttle: LoginThrottle) -> OffsetDateTime {
+    now - throttle.window
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -9,7 +9,10 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use super::{PoolStats, SqlxResultExt as _, Store, StoreError};
+mod tokens;
+mod users;
+
+use super::{PoolStats, SqlxResultExt as _, Store, StoreError, TokenRepository, UserRepository};
 use crate::config::{DatabaseKind, DbConfig};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -70,5 +73,13 @@ impl Store for PgStore {
             size: self.pool.size(),
             idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
         }
+    }
+
+    fn users(&self) -> &dyn UserRepository {
+        self
+    }
+
+    fn tokens(&self) -> &dyn TokenRepository {
+        self
     }
 }

@@ -10,7 +10,30 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{PoolStats, SqlxResultExt as _, Store, StoreError};
+mod tokens;
+mod users;
+
+use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
+
+use super::{PoolStats, SqlxResultExt as _, Store, StoreError, TokenRepository, UserRepository};
+
+/// Fixed width, always UTC, always six fractional digits: text order is time order.
+const TIMESTAMP: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+/// A timestamp as stored in SQLite.
+pub(crate) fn ts(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(TIMESTAMP)
+        .unwrap_or_default()
+}
+
+/// Reads a timestamp written by [`ts`].
+pub(crate) fn parse_ts(s: &str) -> Result<OffsetDateTime, sqlx::Error> {
+    time::PrimitiveDateTime::parse(s, TIMESTAMP)
+        .map(|t| t.assume_utc())
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
 use crate::config::{DatabaseKind, DbConfig};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -83,5 +106,27 @@ impl Store for SqliteStore {
             size: self.pool.size(),
             idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
         }
+    }
+
+    fn users(&self) -> &dyn UserRepository {
+        self
+    }
+
+    fn tokens(&self) -> &dyn TokenRepository {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_and_sort_as_text() {
+        let a = crate::models::now();
+        let b = a + time::Duration::microseconds(1);
+        assert_eq!(parse_ts(&ts(a)).unwrap(), a);
+        assert!(ts(a) < ts(b));
+        assert_eq!(ts(a).len(), "2026-11-21T10:15:00.000000Z".len());
     }
 }

@@ -1,0 +1,216 @@
+//! Access tokens: JWT, HS256 only, with `typ: at+jwt` so no other kind of JWT signed with
+//! the same key can pass as one, and a `kid` naming the key so secrets can rotate: the
+//! current secret signs; it and every `JWT_PREVIOUS_SECRETS` entry verify.
+
+use std::time::Duration;
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{config::JwtConfig, error::ApiError, models::Role};
+
+/// The `typ` header of our access tokens (RFC 9068).
+pub const TOKEN_TYPE: &str = "at+jwt";
+/// Clock skew tolerated on `exp`.
+pub const LEEWAY_SECS: u64 = 30;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: Uuid,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+/// Why a token was refused; logged at debug, never shown (the client always gets one 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token header is unreadable")]
+    Header,
+    #[error("algorithm {0:?} is not accepted")]
+    Algorithm(Algorithm),
+    #[error("the token type is not {TOKEN_TYPE}")]
+    Type,
+    #[error("no configured key has this kid")]
+    UnknownKey,
+    #[error("verification failed: {0}")]
+    Invalid(String),
+}
+
+struct VerifyingKey {
+    kid: String,
+    key: DecodingKey,
+}
+
+pub struct JwtKeys {
+    signing: EncodingKey,
+    signing_kid: String,
+    verifying: Vec<VerifyingKey>,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys")
+            .field("signing_kid", &self.signing_kid)
+            .field(
+                "verifying_kids",
+                &self.verifying.iter().map(|k| &k.kid).collect::<Vec<_>>(),
+            )
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key's id: a short fingerprint that says which secret signed, and nothing about it.
+fn kid_of(secret: &SecretString) -> String {
+    let digest = Sha256::digest(secret.expose_secret().as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..12])
+}
+
+impl JwtKeys {
+    pub fn new(config: &JwtConfig) -> Self {
+        let verifying = std::iter::once(&config.secret)
+            .chain(&config.previous_secrets)
+            .map(|secret| VerifyingKey {
+                kid: kid_of(secret),
+                key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+            })
+            .collect();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_exp = true;
+        validation.validate_nbf = false;
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        Self {
+            signing: EncodingKey::from_secret(config.secret.expose_secret().as_bytes()),
+            signing_kid: kid_of(&config.secret),
+            verifying,
+            validation,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            ttl: config.access_ttl,
+        }
+    }
+
+    /// Lifetime of the tokens this issues, in seconds.
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl.as_secs()
+    }
+
+    /// Signs an access token for `user_id`.
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<String, ApiError> {
+        let iat = now.unix_timestamp();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id,
+            role,
+            iat,
+            exp: iat + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            jti: Uuid::now_v7(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(TOKEN_TYPE.to_owned());
+        header.kid = Some(self.signing_kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.signing).map_err(ApiError::internal)
+    }
+
+    /// Verifies signature, algorithm, type, key id, issuer, audience and expiry.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Header)?;
+        if header.alg != Algorithm::HS256 {
+            return Err(TokenError::Algorithm(header.alg));
+        }
+        if header.typ.as_deref() != Some(TOKEN_TYPE) {
+            return Err(TokenError::Type);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let key = self
+            .verifying
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(TokenError::UnknownKey)?;
+        jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(secret: &str, previous: &[&str]) -> JwtConfig {
+        JwtConfig {
+            secret: SecretString::from(secret.to_owned()),
+            previous_secrets: previous
+                .iter()
+                .map(|s| SecretString::from((*s).to_owned()))
+                .collect(),
+            issuer: "task-api".into(),
+            audience: "task-api".into(),
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(3600),
+        }
+    }
+
+    const OLD: &str = "old-secret-0123456789abcdef0123456789abcdef";
+    const NEW: &str = "new-secret-0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn issued_tokens_verify_and_carry_the_claims() {
+        let keys = JwtKeys::new(&config(NEW, &[]));
+        let id = Uuid::now_v7();
+        let token = keys
+            .issue(id, Role::Admin, OffsetDateTime::now_utc())
+            .unwrap();
+        let claims = keys.verify(&token).unwrap();
+        assert_eq!(claims.sub, id);
+        assert_eq!(claims.role, Role::Admin);
+        assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn previous_keys_verify_but_removed_keys_do_not() {
+        let old_keys = JwtKeys::new(&config(OLD, &[]));
+        let token = old_keys
+            .issue(Uuid::now_v7(), Role::User, OffsetDateTime::now_utc())
+            .unwrap();
+        let rotating = JwtKeys::new(&config(NEW, &[OLD]));
+        assert!(rotating.verify(&token).is_ok());
+        let rotated = JwtKeys::new(&config(NEW, &[]));
+        assert_eq!(rotated.verify(&token), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn expired_tokens_are_refused_beyond_the_leeway() {
+        let keys = JwtKeys::new(&config(NEW, &[]));
+        let long_ago = OffsetDateTime::now_utc() - time::Duration::seconds(900 + 31);
+        let token = keys.issue(Uuid::now_v7(), Role::User, long_ago).unwrap();
+        assert!(matches!(keys.verify(&token), Err(TokenError::Invalid(_))));
+        let within = OffsetDateTime::now_utc() - time::Duration::seconds(900 + 5);
+        let token = keys.issue(Uuid::now_v7(), Role::User, within).unwrap();
+        assert!(keys.verify(&token).is_ok());
+    }
+}

@@ -1,0 +1,49 @@
+//! Domain types. Values are parsed once at the handler edge (`parse` constructors that
+//! return the API's field errors); past that edge they are known-good.
+
+mod user;
+
+pub use user::{Email, NewUser, Password, Role, User, UserName};
+
+use time::OffsetDateTime;
+
+/// The current time, truncated to microseconds: the precision both databases keep, so a
+/// value reads back exactly as it was written on either backend.
+pub fn now() -> OffsetDateTime {
+    truncate_to_micros(OffsetDateTime::now_utc())
+}
+
+pub fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let nanos = t.nanosecond();
+    t.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(t)
+}
+
+/// Collects field errors while parsing a request, so one response lists all of them.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<crate::error::FieldError>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps the value, or records the error under `field` and yields `None`.
+    pub fn check<T>(&mut self, field: &str, parsed: Result<T, String>) -> Option<T> {
+        match parsed {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.0.push(crate::error::FieldError::new(field, message));
+                None
+            }
+        }
+    }
+
+    /// `Err(422)` if anything was recorded.
+    pub fn finish(self) -> Result<(), crate::error::ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::validation(self.0))
+        }
+    }
+}

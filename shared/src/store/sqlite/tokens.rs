@@ -1,0 +1,182 @@
+//! Refresh tokens and login throttling on SQLite.
+
+use async_trait::async_trait;
+use sqlx::Row as _;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{SqliteStore, parse_ts, ts};
+use crate::{
+    auth::refresh::TokenHash,
+    config::LoginThrottle,
+    store::{
+        NewRefreshToken, NextRefreshToken, Rotation, SqlxResultExt as _, StoreError,
+        TokenRepository, window_floor,
+    },
+};
+
+#[async_trait]
+impl TokenRepository for SqliteStore {
+    async fn insert_refresh(&self, t: &NewRefreshToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, parent_id, token_hash, issued_at, expires_at)
+             VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6)",
+        )
+        .bind(t.id)
+        .bind(t.user_id)
+        .bind(t.family_id)
+        .bind(&t.hash[..])
+        .bind(ts(t.issued_at))
+        .bind(ts(t.expires_at))
+        .execute(self.pool())
+        .await
+        .context("storing a refresh token")?;
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        presented: &TokenHash,
+        next: &NextRefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, StoreError> {
+        // The first statement writes, so this transaction holds SQLite's write lock from
+        // its start: concurrent rotations run one after another (the busy timeout queues
+        // them), and the later ones find the token spent.
+        let mut tx = self.pool().begin().await.context("beginning a rotation")?;
+        let spent = sqlx::query(
+            "UPDATE refresh_tokens SET spent_at = ?2
+             WHERE token_hash = ?1 AND spent_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
+             RETURNING id, user_id, family_id",
+        )
+        .bind(&presented[..])
+        .bind(ts(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .context("spending a refresh token")?;
+
+        let outcome = if let Some(row) = spent {
+            let (id, user_id, family_id): (Uuid, Uuid, Uuid) = (
+                row.try_get("id").context("reading a token id")?,
+                row.try_get("user_id").context("reading a token user")?,
+                row.try_get("family_id").context("reading a token family")?,
+            );
+            sqlx::query(
+                "INSERT INTO refresh_tokens (id, user_id, family_id, parent_id, token_hash, issued_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .bind(next.id)
+            .bind(user_id)
+            .bind(family_id)
+            .bind(id)
+            .bind(&next.hash[..])
+            .bind(ts(now))
+            .bind(ts(next.expires_at))
+            .execute(&mut *tx)
+            .await
+            .context("storing the rotated refresh token")?;
+            Rotation::Rotated { user_id }
+        } else {
+            let row = sqlx::query(
+                "SELECT family_id, spent_at IS NOT NULL AS spent FROM refresh_tokens WHERE token_hash = ?1",
+            )
+            .bind(&presented[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .context("classifying a refresh token")?;
+            match row {
+                Some(row) if row.try_get::<bool, _>("spent").context("reading spent")? => {
+                    let family_id: Uuid = row.try_get("family_id").context("reading a family")?;
+                    sqlx::query(
+                        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
+                    )
+                    .bind(family_id)
+                    .bind(ts(now))
+                    .execute(&mut *tx)
+                    .await
+                    .context("revoking a family after reuse")?;
+                    Rotation::Reused
+                }
+                _ => Rotation::Invalid,
+            }
+        };
+        tx.commit().await.context("committing a rotation")?;
+        Ok(outcome)
+    }
+
+    async fn revoke_family_of(
+        &self,
+        presented: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ?2
+             WHERE revoked_at IS NULL
+               AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ?1)",
+        )
+        .bind(&presented[..])
+        .bind(ts(now))
+        .execute(self.pool())
+        .await
+        .context("revoking a refresh family")?;
+        Ok(())
+    }
+
+    async fn login_locked_until(
+        &self,
+        email: &str,
+        now: OffsetDateTime,
+        throttle: LoginThrottle,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let row = sqlx::query(
+            "SELECT window_start FROM login_attempts
+             WHERE email = ?1 AND failures >= ?2 AND window_start > ?3",
+        )
+        .bind(email)
+        .bind(i64::from(throttle.max_failures))
+        .bind(ts(window_floor(now, throttle)))
+        .fetch_optional(self.pool())
+        .await
+        .context("checking the login throttle")?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let start: String = row
+            .try_get("window_start")
+            .context("reading the throttle")?;
+        let start = parse_ts(&start).context("reading the throttle")?;
+        Ok(Some(start + throttle.window))
+    }
+
+    async fn record_login_failure(
+        &self,
+        email: &str,
+        now: OffsetDateTime,
+        throttle: LoginThrottle,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_attempts (email, window_start, failures) VALUES (?1, ?2, 1)
+             ON CONFLICT (email) DO UPDATE SET
+               failures = CASE WHEN login_attempts.window_start <= ?3 THEN 1
+                               ELSE login_attempts.failures + 1 END,
+               window_start = CASE WHEN login_attempts.window_start <= ?3 THEN ?2
+                                   ELSE login_attempts.window_start END",
+        )
+        .bind(email)
+        .bind(ts(now))
+        .bind(ts(window_floor(now, throttle)))
+        .execute(self.pool())
+        .await
+        .context("counting a failed login")?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, email: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_attempts WHERE email = ?1")
+            .bind(email)
+            .execute(self.pool())
+            .await
+            .context("clearing failed logins")?;
+        Ok(())
+    }
+}
