@@ -20,6 +20,8 @@ use axum::{
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
+pub mod lambda;
+
 use crate::{
     config::{Config, Runtime},
     http::{StackConfig, stack},
