@@ -3,6 +3,7 @@
 //!
 //! - [`auth`]: password hashing, access and refresh tokens, the `AuthUser` extractor.
 //! - [`models`]: domain types parsed at the handler edge.
+//! - [`pagination`]: signed keyset cursors and pages.
 //! - [`config`]: the typed, validated configuration.
 //! - [`error`]: problem+json errors and the extractors that produce them.
 //! - [`http`]: the middleware stack every deployment shape applies.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod lambda;
 pub mod models;
+pub mod pagination;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -8,6 +8,7 @@ use axum::extract::FromRef;
 use crate::{
     auth::{JwtKeys, PasswordHasher},
     config::Config,
+    pagination::CursorSigner,
     store::{self, DynStore, StoreError},
 };
 
@@ -17,6 +18,7 @@ pub struct AppState {
     pub store: DynStore,
     pub jwt: Arc<JwtKeys>,
     pub passwords: Arc<PasswordHasher>,
+    pub cursors: Arc<CursorSigner>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -44,11 +46,13 @@ impl AppState {
             PasswordHasher::new(&config.argon2, &config.password_pepper)
                 .expect("BUG: validated Argon2 parameters were refused"),
         );
+        let cursors = Arc::new(CursorSigner::new(&config.jwt.secret));
         Self {
             config: Arc::new(config),
             store,
             jwt,
             passwords,
+            cursors,
         }
     }
 }

@@ -1,10 +1,33 @@
-//! The `tasks` function. Its routes arrive with their issue; until then the router is empty
-//! and every path answers the stack's 404 problem.
+//! The `tasks` function: owner-scoped CRUD, filtered keyset-paginated lists, ETag /
+//! If-Match optimistic concurrency and idempotent create (API.md, "Tasks"). Every route
+//! takes [`AuthUser`](shared::auth::AuthUser), so every route needs a bearer token, and
+//! every query is scoped to its owner: another user's task is a 404, like a missing one.
 
-use axum::Router;
+mod create;
+mod item;
+mod list;
+
+use axum::{
+    Router,
+    http::{HeaderValue, header},
+    routing::get,
+};
 use shared::AppState;
 
 /// The routes of this function, with state applied.
 pub fn router(state: AppState) -> Router {
-    Router::new().with_state(state)
+    Router::new()
+        .route("/v1/tasks", get(list::list).post(create::create))
+        .route(
+            "/v1/tasks/{id}",
+            get(item::get).patch(item::patch).delete(item::delete),
+        )
+        .with_state(state)
+}
+
+/// The strong ETag of a task version: `"3"`.
+fn etag(version: i64) -> (header::HeaderName, HeaderValue) {
+    let value = HeaderValue::from_str(&format!("\"{version}\""))
+        .unwrap_or_else(|_| unreachable!("digits and quotes are a valid header value"));
+    (header::ETAG, value)
 }

@@ -1,8 +1,13 @@
 //! Domain types. Values are parsed once at the handler edge (`parse` constructors that
 //! return the API's field errors); past that edge they are known-good.
 
+mod task;
 mod user;
 
+pub use task::{
+    NewTask, Precondition, SortKey, SortValue, Task, TaskDescription, TaskPatch, TaskPosition,
+    TaskQuery, TaskSort, TaskTitle, fold, parse_timestamp,
+};
 pub use user::{Email, NewUser, Password, Role, User, UserName};
 
 use time::OffsetDateTime;
@@ -16,6 +21,17 @@ pub fn now() -> OffsetDateTime {
 pub fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
     let nanos = t.nanosecond();
     t.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(t)
+}
+
+/// For PATCH bodies: with `#[serde(default, deserialize_with = "present")]` on an
+/// `Option<Option<T>>` field, an absent field is `None`, `null` is `Some(None)` and a value
+/// is `Some(Some(v))`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
 /// Collects field errors while parsing a request, so one response lists all of them.

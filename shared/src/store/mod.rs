@@ -16,8 +16,11 @@ use crate::{
     auth::refresh::TokenHash,
     config::{DatabaseKind, DbConfig, LoginThrottle},
     error::{ApiError, ErrorKind},
-    models::{Email, NewUser, User},
+    models::{Email, NewTask, NewUser, Precondition, Task, TaskPatch, TaskQuery, User},
 };
+
+pub mod sql;
+pub mod tasks;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -144,6 +147,7 @@ pub trait Store: Send + Sync + 'static {
     fn pool_stats(&self) -> PoolStats;
     fn users(&self) -> &dyn UserRepository;
     fn tokens(&self) -> &dyn TokenRepository;
+    fn tasks(&self) -> &dyn TaskRepository;
 }
 
 /// A user with the stored password hash, for credential checks only.
@@ -264,4 +268,63 @@ pub fn connect_lazy(config: &DbConfig) -> Result<DynStore, StoreError> {
             "this binary was built without SQLite support (Lambda functions use Postgres)",
         )),
     }
+}
+
+/// An idempotency key claimed by a create.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub key: String,
+    /// SHA-256 of the request as parsed, so the same request in other formatting matches.
+    pub fingerprint: [u8; 32],
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created(Task),
+    /// The key was used before with the same request: its original answer.
+    Replayed {
+        status: u16,
+        body: String,
+    },
+    /// The key was used before with a different request.
+    KeyReused,
+    /// The key's first request has not finished.
+    InProgress,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome<T> {
+    Done(T),
+    NotFound,
+    PreconditionFailed,
+}
+
+#[async_trait]
+pub trait TaskRepository: Send + Sync {
+    /// Inserts a task; with a claim, the key, the task and the recorded answer are one
+    /// transaction, so a duplicate racing the original waits and then replays.
+    async fn create(
+        &self,
+        task: &NewTask,
+        idempotency: Option<&IdempotencyClaim>,
+    ) -> Result<CreateOutcome, StoreError>;
+    async fn get(&self, owner: Uuid, id: Uuid) -> Result<Option<Task>, StoreError>;
+    /// Rows in query order, `query.fetch` at most.
+    async fn list(&self, owner: Uuid, query: &TaskQuery) -> Result<Vec<Task>, StoreError>;
+    /// Applies `patch` if the task exists and `precondition` holds, in one statement.
+    async fn update(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        patch: &TaskPatch,
+        precondition: &Precondition,
+        now: OffsetDateTime,
+    ) -> Result<WriteOutcome<Task>, StoreError>;
+    async fn delete(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        precondition: &Precondition,
+    ) -> Result<WriteOutcome<()>, StoreError>;
 }

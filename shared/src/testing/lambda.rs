@@ -445,6 +445,15 @@ impl LambdaFunction {
         }
     }
 
+    /// Creates a user in the function's database, with a token the function accepts.
+    pub async fn create_user(&self, email: &str, role: crate::models::Role) -> super::TestUser {
+        let state = crate::AppState::new(super::test_config(&self.db.url, &[]))
+            .expect("building a state for the function's database");
+        let user = super::create_user(&state, email, role).await;
+        state.store.close().await;
+        user
+    }
+
     /// Sends one HTTP API (v2) request through the function.
     pub async fn call(
         &self,

@@ -33,6 +33,15 @@ use crate::{
 pub const TEST_JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
 pub const TEST_PEPPER: &str = "test-pepper-0123456789abcdef0123456789abcd";
 pub const POSTGRES_URL_VAR: &str = "TEST_DATABASE_URL";
+/// The password of users made by [`TestApp::create_user`].
+pub const TEST_PASSWORD: &str = "test password 0123456789";
+
+/// A user made for a test, with a valid access token.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: uuid::Uuid,
+    pub token: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -196,25 +205,55 @@ impl TestApp {
 
     /// Marks a user disabled straight in the database, bypassing any API.
     pub async fn disable_user(&self, id: uuid::Uuid) {
+        self.raw_user_statement(
+            "UPDATE users SET disabled = 1 WHERE id = ?1",
+            "UPDATE users SET disabled = true WHERE id = $1",
+            id,
+        )
+        .await;
+    }
+
+    /// Deletes a user straight in the database, bypassing any API.
+    pub async fn delete_user_row(&self, id: uuid::Uuid) {
+        self.raw_user_statement(
+            "DELETE FROM users WHERE id = ?1",
+            "DELETE FROM users WHERE id = $1",
+            id,
+        )
+        .await;
+    }
+
+    async fn raw_user_statement(&self, sqlite: &str, postgres: &str, id: uuid::Uuid) {
         use sqlx::Connection as _;
         let url = &self.db.url;
         if url.starts_with("sqlite:") {
             let mut conn = sqlx::SqliteConnection::connect(url)
                 .await
                 .expect("connecting");
-            sqlx::query("UPDATE users SET disabled = 1 WHERE id = ?1")
+            // The app's own connections turn foreign keys on; so must this one.
+            sqlx::query("PRAGMA foreign_keys = ON")
+                .execute(&mut conn)
+                .await
+                .expect("enabling foreign keys");
+            sqlx::query(sqlite)
                 .bind(id)
                 .execute(&mut conn)
                 .await
-                .expect("disabling a user");
+                .expect("running a raw statement");
         } else {
             let mut conn = sqlx::PgConnection::connect(url).await.expect("connecting");
-            sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
+            sqlx::query(postgres)
                 .bind(id)
                 .execute(&mut conn)
                 .await
-                .expect("disabling a user");
+                .expect("running a raw statement");
         }
+    }
+
+    /// Creates a user straight in the store and signs an access token for them, for tests
+    /// of routers that do not include the auth function.
+    pub async fn create_user(&self, email: &str, role: crate::models::Role) -> TestUser {
+        create_user(&self.state, email, role).await
     }
 
     fn from_parts(
@@ -293,6 +332,34 @@ pub fn capture_logs<T>(work: impl std::future::Future<Output = T>) -> (T, String
     let output = tracing::subscriber::with_default(subscriber, || runtime.block_on(work));
     let logs = String::from_utf8_lossy(&buffer.0.lock().expect("log buffer")).into_owned();
     (output, logs)
+}
+
+/// Creates a user with [`TEST_PASSWORD`] through `state`'s store and signs a token for them.
+pub async fn create_user(state: &AppState, email: &str, role: crate::models::Role) -> TestUser {
+    let hash = state
+        .passwords
+        .hash(TEST_PASSWORD)
+        .await
+        .expect("hashing a test password");
+    let now = crate::models::now();
+    let user = state
+        .store
+        .users()
+        .create(&crate::models::NewUser {
+            id: uuid::Uuid::now_v7(),
+            email: crate::models::Email::parse(email).expect("a valid test email"),
+            name: crate::models::UserName::parse("Test User").expect("a valid name"),
+            password_hash: hash,
+            role,
+            now,
+        })
+        .await
+        .expect("creating a test user");
+    let token = state
+        .jwt
+        .issue(user.id, user.role, now)
+        .expect("signing a test token");
+    TestUser { id: user.id, token }
 }
 
 pub fn request(method: Method, path: &str) -> axum::http::request::Builder {

@@ -9,10 +9,14 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+mod tasks;
 mod tokens;
 mod users;
 
-use super::{PoolStats, SqlxResultExt as _, Store, StoreError, TokenRepository, UserRepository};
+use super::{
+    PoolStats, SqlxResultExt as _, Store, StoreError, TaskRepository, TokenRepository,
+    UserRepository,
+};
 use crate::config::{DatabaseKind, DbConfig};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -80,6 +84,10 @@ impl Store for PgStore {
     }
 
     fn tokens(&self) -> &dyn TokenRepository {
+        self
+    }
+
+    fn tasks(&self) -> &dyn TaskRepository {
         self
     }
 }

@@ -10,12 +10,16 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+mod tasks;
 mod tokens;
 mod users;
 
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
 
-use super::{PoolStats, SqlxResultExt as _, Store, StoreError, TokenRepository, UserRepository};
+use super::{
+    PoolStats, SqlxResultExt as _, Store, StoreError, TaskRepository, TokenRepository,
+    UserRepository,
+};
 
 /// Fixed width, always UTC, always six fractional digits: text order is time order.
 const TIMESTAMP: &[BorrowedFormatItem<'_>] =
@@ -113,6 +117,10 @@ impl Store for SqliteStore {
     }
 
     fn tokens(&self) -> &dyn TokenRepository {
+        self
+    }
+
+    fn tasks(&self) -> &dyn TaskRepository {
         self
     }
 }

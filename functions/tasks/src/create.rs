@@ -1,0 +1,159 @@
+//! `POST /v1/tasks`, with `Idempotency-Key`.
+
+use axum::{
+    Json,
+    body::Body,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use shared::{
+    ApiError, ApiResult, AppState, ErrorKind,
+    auth::AuthUser,
+    error::{ApiJson, FieldError},
+    models::{FieldErrors, NewTask, TaskDescription, TaskTitle, now, parse_timestamp},
+    store::{CreateOutcome, IdempotencyClaim},
+};
+use time::Duration;
+use uuid::Uuid;
+
+/// How long an idempotency key is remembered.
+const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTask {
+    title: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    due_date: Option<String>,
+    #[serde(default)]
+    completed: Option<bool>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateTask>,
+) -> ApiResult<Response> {
+    let mut errors = FieldErrors::new();
+    let title = errors.check("title", TaskTitle::parse(&body.title));
+    let description = body
+        .description
+        .as_deref()
+        .map(|d| errors.check("description", TaskDescription::parse(d)));
+    let due_date = body
+        .due_date
+        .as_deref()
+        .map(|d| errors.check("due_date", parse_timestamp(d)));
+    let key = idempotency_key(&headers).map_err(|message| {
+        ApiError::validation(vec![FieldError::new("Idempotency-Key", message)])
+    })?;
+    errors.finish()?;
+    let Some(title) = title else {
+        unreachable!("finish() returns early when any field failed");
+    };
+    let description = description.flatten();
+    let due_date = due_date.flatten();
+    let completed = body.completed.unwrap_or(false);
+
+    let now = now();
+    let claim = key.map(|key| IdempotencyClaim {
+        fingerprint: fingerprint(&title, description.as_ref(), due_date, completed),
+        key,
+        expires_at: now + IDEMPOTENCY_TTL,
+    });
+    let task = NewTask {
+        id: Uuid::now_v7(),
+        owner_id: auth.id,
+        title,
+        description,
+        completed,
+        due_date,
+        now,
+    };
+    match state.store.tasks().create(&task, claim.as_ref()).await? {
+        CreateOutcome::Created(task) => Ok(created(
+            task.id,
+            task.version,
+            StatusCode::CREATED,
+            Json(&task),
+        )),
+        CreateOutcome::Replayed { status, body } => replay(status, body),
+        CreateOutcome::KeyReused => Err(ApiError::new(ErrorKind::IdempotencyKeyReused)
+            .with_detail("this Idempotency-Key was used with a different request")),
+        CreateOutcome::InProgress => Err(ApiError::new(ErrorKind::IdempotencyInProgress)
+            .with_detail("a request with this Idempotency-Key is still in progress")
+            .with_retry_after(1)),
+    }
+}
+
+fn created(id: Uuid, version: i64, status: StatusCode, body: impl IntoResponse) -> Response {
+    let location = HeaderValue::from_str(&format!("/v1/tasks/{id}"))
+        .unwrap_or_else(|_| unreachable!("a UUID path is a valid header value"));
+    (
+        status,
+        [crate::etag(version), (header::LOCATION, location)],
+        body,
+    )
+        .into_response()
+}
+
+/// The original answer, byte for byte, marked as a replay.
+fn replay(status: u16, body: String) -> ApiResult<Response> {
+    #[derive(Deserialize)]
+    struct Recorded {
+        id: Uuid,
+        version: i64,
+    }
+    let recorded: Recorded = serde_json::from_str(&body).map_err(ApiError::internal)?;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED);
+    let mut response = created(
+        recorded.id,
+        recorded.version,
+        status,
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from(body),
+        ),
+    );
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+/// `Idempotency-Key`: absent, or 1..=255 printable ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    if (1..=255).contains(&bytes.len()) && bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    } else {
+        Err("must be 1 to 255 printable ASCII characters")
+    }
+}
+
+/// The request as parsed, hashed: the same request in different formatting (spacing, key
+/// order, `"completed": false` spelled out or not) has the same fingerprint.
+fn fingerprint(
+    title: &TaskTitle,
+    description: Option<&TaskDescription>,
+    due_date: Option<time::OffsetDateTime>,
+    completed: bool,
+) -> [u8; 32] {
+    let canonical = json!({
+        "title": title.as_str(),
+        "description": description.map(TaskDescription::as_str),
+        "due_date": due_date.map(|d| d.unix_timestamp_nanos().to_string()),
+        "completed": completed,
+    });
+    Sha256::digest(canonical.to_string().as_bytes()).into()
+}

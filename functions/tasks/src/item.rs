@@ -1,0 +1,202 @@
+//! `GET`, `PATCH` and `DELETE /v1/tasks/{id}`, with ETag / If-Match.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use shared::{
+    ApiError, ApiResult, AppState, ErrorKind,
+    auth::AuthUser,
+    error::{ApiJson, ApiPath, FieldError},
+    models::{
+        FieldErrors, Precondition, TaskDescription, TaskPatch, TaskTitle, now, parse_timestamp,
+        present,
+    },
+    store::WriteOutcome,
+};
+use uuid::Uuid;
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Response> {
+    let task = state
+        .store
+        .tasks()
+        .get(auth.id, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(([crate::etag(task.version)], Json(task)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTask {
+    #[serde(default, deserialize_with = "present")]
+    title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    completed: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    due_date: Option<Option<String>>,
+}
+
+impl PatchTask {
+    /// Field-by-field parsing: absent leaves a field alone, `null` clears the nullable ones.
+    fn parse(self) -> ApiResult<TaskPatch> {
+        if self.title.is_none()
+            && self.description.is_none()
+            && self.completed.is_none()
+            && self.due_date.is_none()
+        {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "body",
+                "must set at least one of title, description, completed, due_date",
+            )]));
+        }
+        let mut errors = FieldErrors::new();
+        let null = |field: &str| Err::<(), _>(format!("{field} cannot be null"));
+        let mut patch = TaskPatch::default();
+        match self.title {
+            None => {}
+            Some(None) => {
+                errors.check("title", null("title"));
+            }
+            Some(Some(t)) => patch.title = errors.check("title", TaskTitle::parse(&t)),
+        }
+        match self.description {
+            None => {}
+            Some(None) => patch.description = Some(None),
+            Some(Some(d)) => {
+                patch.description = errors
+                    .check("description", TaskDescription::parse(&d))
+                    .map(Some);
+            }
+        }
+        match self.completed {
+            None => {}
+            Some(None) => {
+                errors.check("completed", null("completed"));
+            }
+            Some(Some(c)) => patch.completed = Some(c),
+        }
+        match self.due_date {
+            None => {}
+            Some(None) => patch.due_date = Some(None),
+            Some(Some(d)) => {
+                patch.due_date = errors.check("due_date", parse_timestamp(&d)).map(Some);
+            }
+        }
+        errors.finish()?;
+        Ok(patch)
+    }
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PatchTask>,
+) -> ApiResult<Response> {
+    let patch = body.parse()?;
+    let precondition = if_match(&headers);
+    match state
+        .store
+        .tasks()
+        .update(auth.id, id, &patch, &precondition, now())
+        .await?
+    {
+        WriteOutcome::Done(task) => Ok(([crate::etag(task.version)], Json(task)).into_response()),
+        WriteOutcome::NotFound => Err(ApiError::not_found()),
+        WriteOutcome::PreconditionFailed => Err(precondition_failed()),
+    }
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    match state
+        .store
+        .tasks()
+        .delete(auth.id, id, &if_match(&headers))
+        .await?
+    {
+        WriteOutcome::Done(()) => Ok(StatusCode::NO_CONTENT),
+        WriteOutcome::NotFound => Err(ApiError::not_found()),
+        WriteOutcome::PreconditionFailed => Err(precondition_failed()),
+    }
+}
+
+fn precondition_failed() -> ApiError {
+    ApiError::new(ErrorKind::PreconditionFailed)
+        .with_detail("If-Match does not match the task's current version")
+}
+
+/// `If-Match`: absent or `*` matches any existing task; otherwise a list of strong ETags
+/// (`"3"`, `"3", "4"`). Weak or malformed entries match nothing, as RFC 9110 requires of
+/// strong comparison.
+fn if_match(headers: &HeaderMap) -> Precondition {
+    let values: Vec<&str> = headers
+        .get_all(header::IF_MATCH)
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect();
+    if values.is_empty() {
+        return Precondition::Any;
+    }
+    let entries: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if entries.contains(&"*") {
+        return Precondition::Any;
+    }
+    Precondition::Versions(
+        entries
+            .iter()
+            .filter_map(|e| e.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(header::IF_MATCH, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(if_match(&headers(&[])), Precondition::Any);
+        assert_eq!(if_match(&headers(&["*"])), Precondition::Any);
+        assert_eq!(
+            if_match(&headers(&["\"3\""])),
+            Precondition::Versions(vec![3])
+        );
+        assert_eq!(
+            if_match(&headers(&["\"3\", \"4\"", "\"7\""])),
+            Precondition::Versions(vec![3, 4, 7])
+        );
+        assert_eq!(
+            if_match(&headers(&["W/\"3\""])),
+            Precondition::Versions(vec![])
+        );
+        assert_eq!(if_match(&headers(&["3"])), Precondition::Versions(vec![]));
+    }
+}

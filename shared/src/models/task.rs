@@ -1,0 +1,240 @@
+//! Tasks and the values that make them up.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A title: 1..=200 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskTitle(String);
+
+impl TaskTitle {
+    pub const MAX_CHARS: usize = 200;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let title = raw.trim();
+        if (1..=Self::MAX_CHARS).contains(&title.chars().count()) {
+            Ok(Self(title.to_owned()))
+        } else {
+            Err(format!("must be 1 to {} characters", Self::MAX_CHARS))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The case-folded form that search and title sorting use.
+    pub fn folded(&self) -> String {
+        fold(&self.0)
+    }
+}
+
+/// Case folding shared by stored titles and search terms.
+pub fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// A description: at most 10,000 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDescription(String);
+
+impl TaskDescription {
+    pub const MAX_CHARS: usize = 10_000;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.chars().count() <= Self::MAX_CHARS {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!("must be at most {} characters", Self::MAX_CHARS))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Parses an RFC 3339 timestamp, normalised to UTC at microsecond precision.
+pub fn parse_timestamp(raw: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map(|t| super::truncate_to_micros(t.to_offset(time::UtcOffset::UTC)))
+        .map_err(|_| "must be an RFC 3339 timestamp such as 2026-11-21T10:15:00Z".to_owned())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Task {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub owner_id: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    pub completed: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub due_date: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub title: TaskTitle,
+    pub description: Option<TaskDescription>,
+    pub completed: bool,
+    pub due_date: Option<OffsetDateTime>,
+    pub now: OffsetDateTime,
+}
+
+/// The fields a PATCH sets; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct TaskPatch {
+    pub title: Option<TaskTitle>,
+    pub description: Option<Option<TaskDescription>>,
+    pub completed: Option<bool>,
+    pub due_date: Option<Option<OffsetDateTime>>,
+}
+
+/// `If-Match` as the store applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// No `If-Match`, or `*`: any existing task.
+    Any,
+    /// One of these versions.
+    Versions(Vec<i64>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    CreatedAt,
+    DueDate,
+    Title,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl TaskSort {
+    pub const DEFAULT: TaskSort = TaskSort {
+        key: SortKey::CreatedAt,
+        descending: true,
+    };
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (descending, name) = match raw.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        let key = match name {
+            "created_at" => SortKey::CreatedAt,
+            "due_date" => SortKey::DueDate,
+            "title" => SortKey::Title,
+            _ => return None,
+        };
+        Some(Self { key, descending })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match (self.key, self.descending) {
+            (SortKey::CreatedAt, false) => "created_at",
+            (SortKey::CreatedAt, true) => "-created_at",
+            (SortKey::DueDate, false) => "due_date",
+            (SortKey::DueDate, true) => "-due_date",
+            (SortKey::Title, false) => "title",
+            (SortKey::Title, true) => "-title",
+        }
+    }
+}
+
+/// Where the previous page ended: the sort key's value and the id of the last item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortValue {
+    Time(OffsetDateTime),
+    /// A task without a due date (they sort last in both directions).
+    NoDueDate,
+    Text(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskPosition {
+    pub value: SortValue,
+    pub id: Uuid,
+}
+
+impl TaskPosition {
+    /// The position of `task` in `sort` order.
+    pub fn of(task: &Task, sort: TaskSort) -> Self {
+        let value = match sort.key {
+            SortKey::CreatedAt => SortValue::Time(task.created_at),
+            SortKey::DueDate => task.due_date.map_or(SortValue::NoDueDate, SortValue::Time),
+            SortKey::Title => SortValue::Text(fold(&task.title)),
+        };
+        Self { value, id: task.id }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskQuery {
+    pub completed: Option<bool>,
+    pub due_before: Option<OffsetDateTime>,
+    pub due_after: Option<OffsetDateTime>,
+    /// Already case-folded.
+    pub search: Option<String>,
+    pub sort: TaskSort,
+    pub after: Option<TaskPosition>,
+    /// Rows to fetch (the page size plus one, to know whether there is a next page).
+    pub fetch: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_trimmed_and_bounded() {
+        assert_eq!(
+            TaskTitle::parse("  buy milk ").unwrap().as_str(),
+            "buy milk"
+        );
+        assert!(TaskTitle::parse("   ").is_err());
+        assert!(TaskTitle::parse(&"t".repeat(200)).is_ok());
+        assert!(TaskTitle::parse(&"t".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn descriptions_are_bounded_in_characters() {
+        assert!(TaskDescription::parse(&"é".repeat(10_000)).is_ok());
+        assert!(TaskDescription::parse(&"d".repeat(10_001)).is_err());
+    }
+
+    #[test]
+    fn timestamps_are_normalised_to_utc() {
+        let t = parse_timestamp("2026-11-21T12:15:00+02:00").unwrap();
+        assert_eq!(t, parse_timestamp("2026-11-21T10:15:00Z").unwrap());
+        assert!(parse_timestamp("tomorrow").is_err());
+        assert!(parse_timestamp("2026-13-01T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn every_sort_round_trips_and_unknown_ones_are_refused() {
+        for s in [
+            "created_at",
+            "-created_at",
+            "due_date",
+            "-due_date",
+            "title",
+            "-title",
+        ] {
+            assert_eq!(TaskSort::parse(s).unwrap().as_str(), s);
+        }
+        assert_eq!(TaskSort::parse("priority"), None);
+        assert_eq!(TaskSort::parse("--title"), None);
+    }
+}

@@ -1,0 +1,432 @@
+//! Task statements, shared by both backends (see [`super::sql`]). The backends execute
+//! them and decode rows; the logic of what is selected, matched and ordered lives here once.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::sql::{Dialect, Param, Sql};
+use crate::models::{NewTask, Precondition, SortKey, SortValue, TaskPatch, TaskQuery, fold};
+
+pub const TASK_COLUMNS: &str =
+    "id, owner_id, title, description, completed, due_date, created_at, updated_at, version";
+
+pub fn insert(d: Dialect, t: &NewTask) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push(
+        "INSERT INTO tasks (id, owner_id, title, title_folded, description, completed, due_date, created_at, updated_at, version) VALUES (",
+    );
+    sql.bind_list([
+        Param::Uuid(t.id),
+        Param::Uuid(t.owner_id),
+        Param::Text(t.title.as_str().to_owned()),
+        Param::Text(t.title.folded()),
+        Param::OptText(t.description.as_ref().map(|d| d.as_str().to_owned())),
+        Param::Bool(t.completed),
+        Param::OptTime(t.due_date),
+        Param::Time(t.now),
+        Param::Time(t.now),
+        Param::Int(1),
+    ]);
+    sql.push(&format!(") RETURNING {TASK_COLUMNS}"));
+    sql
+}
+
+pub fn get(d: Dialect, owner: Uuid, id: Uuid) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push(&format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE owner_id = "
+    ))
+    .bind(Param::Uuid(owner))
+    .push(" AND id = ")
+    .bind(Param::Uuid(id));
+    sql
+}
+
+fn push_precondition(sql: &mut Sql, pre: &Precondition) {
+    if let Precondition::Versions(versions) = pre {
+        if versions.is_empty() {
+            // An If-Match naming no usable version can match nothing.
+            sql.push(" AND 1 = 0");
+            return;
+        }
+        sql.push(" AND version IN (");
+        sql.bind_list(versions.iter().map(|v| Param::Int(*v)));
+        sql.push(")");
+    }
+}
+
+/// One conditional statement: the precondition is checked atomically with the write.
+pub fn update(
+    d: Dialect,
+    owner: Uuid,
+    id: Uuid,
+    patch: &TaskPatch,
+    pre: &Precondition,
+    now: OffsetDateTime,
+) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push("UPDATE tasks SET ");
+    if let Some(title) = &patch.title {
+        sql.push("title = ")
+            .bind(Param::Text(title.as_str().to_owned()))
+            .push(", title_folded = ")
+            .bind(Param::Text(title.folded()))
+            .push(", ");
+    }
+    if let Some(description) = &patch.description {
+        sql.push("description = ")
+            .bind(Param::OptText(
+                description.as_ref().map(|d| d.as_str().to_owned()),
+            ))
+            .push(", ");
+    }
+    if let Some(completed) = patch.completed {
+        sql.push("completed = ")
+            .bind(Param::Bool(completed))
+            .push(", ");
+    }
+    if let Some(due) = patch.due_date {
+        sql.push("due_date = ").bind(Param::OptTime(due)).push(", ");
+    }
+    sql.push("version = version + 1, updated_at = ")
+        .bind(Param::Time(now))
+        .push(" WHERE owner_id = ")
+        .bind(Param::Uuid(owner))
+        .push(" AND id = ")
+        .bind(Param::Uuid(id));
+    push_precondition(&mut sql, pre);
+    sql.push(&format!(" RETURNING {TASK_COLUMNS}"));
+    sql
+}
+
+pub fn delete(d: Dialect, owner: Uuid, id: Uuid, pre: &Precondition) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push("DELETE FROM tasks WHERE owner_id = ")
+        .bind(Param::Uuid(owner))
+        .push(" AND id = ")
+        .bind(Param::Uuid(id));
+    push_precondition(&mut sql, pre);
+    sql
+}
+
+pub fn exists(d: Dialect, owner: Uuid, id: Uuid) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push("SELECT 1 AS present FROM tasks WHERE owner_id = ")
+        .bind(Param::Uuid(owner))
+        .push(" AND id = ")
+        .bind(Param::Uuid(id));
+    sql
+}
+
+/// A page of the owner's tasks: filters, then the keyset condition, then the order.
+///
+/// Orders (ties always broken by id in the same direction):
+/// `created_at`: by creation time; `title`: by case-folded title in byte order;
+/// `due_date`: by due date, tasks without one last in both directions.
+pub fn list(d: Dialect, owner: Uuid, q: &TaskQuery) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push(&format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE owner_id = "
+    ))
+    .bind(Param::Uuid(owner));
+    if let Some(completed) = q.completed {
+        sql.push(" AND completed = ").bind(Param::Bool(completed));
+    }
+    if let Some(before) = q.due_before {
+        sql.push(" AND due_date < ").bind(Param::Time(before));
+    }
+    if let Some(after) = q.due_after {
+        sql.push(" AND due_date > ").bind(Param::Time(after));
+    }
+    if let Some(search) = &q.search {
+        let position = sql.position_fn();
+        sql.push(&format!(" AND {position}(title_folded, "))
+            .bind(Param::Text(fold(search)))
+            .push(") > 0");
+    }
+    let (cmp, dir) = if q.sort.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let collate = sql.binary_collation();
+    let column = match q.sort.key {
+        SortKey::CreatedAt => "created_at".to_owned(),
+        SortKey::DueDate => "due_date".to_owned(),
+        SortKey::Title => format!("title_folded{collate}"),
+    };
+    if let Some(after) = &q.after {
+        match &after.value {
+            SortValue::NoDueDate => {
+                // Past the last dated task: only undated ones remain, ordered by id.
+                sql.push(&format!(" AND due_date IS NULL AND id {cmp} "))
+                    .bind(Param::Uuid(after.id));
+            }
+            value => {
+                let param = match value {
+                    SortValue::Time(t) => Param::Time(*t),
+                    SortValue::Text(s) => Param::Text(s.clone()),
+                    SortValue::NoDueDate => unreachable!("handled above"),
+                };
+                sql.push(&format!(" AND (({column} {cmp} "))
+                    .bind(param.clone())
+                    .push(&format!(") OR ({column} = "))
+                    .bind(param)
+                    .push(&format!(" AND id {cmp} "))
+                    .bind(Param::Uuid(after.id))
+                    .push(")");
+                if q.sort.key == SortKey::DueDate {
+                    sql.push(" OR due_date IS NULL");
+                }
+                sql.push(")");
+            }
+        }
+    }
+    match q.sort.key {
+        SortKey::DueDate => sql.push(&format!(
+            " ORDER BY (due_date IS NULL) ASC, due_date {dir}, id {dir}"
+        )),
+        _ => sql.push(&format!(" ORDER BY {column} {dir}, id {dir}")),
+    };
+    sql.push(" LIMIT ").bind(Param::Int(i64::from(q.fetch)));
+    sql
+}
+
+// --- Idempotency records -------------------------------------------------------------
+
+/// Removes the user's expired records (lazy clean-up, no scheduler).
+pub fn delete_expired_keys(d: Dialect, user: Uuid, now: OffsetDateTime) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push("DELETE FROM idempotency_keys WHERE user_id = ")
+        .bind(Param::Uuid(user))
+        .push(" AND expires_at <= ")
+        .bind(Param::Time(now));
+    sql
+}
+
+/// Claims the key; affects no row when it is already claimed.
+pub fn claim_key(
+    d: Dialect,
+    user: Uuid,
+    key: &str,
+    fingerprint: &[u8],
+    now: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push(
+        "INSERT INTO idempotency_keys (user_id, key, fingerprint, status_code, response_body, created_at, expires_at) VALUES (",
+    );
+    sql.bind_list([
+        Param::Uuid(user),
+        Param::Text(key.to_owned()),
+        Param::Bytes(fingerprint.to_vec()),
+    ]);
+    sql.push(", NULL, NULL, ");
+    sql.bind_list([Param::Time(now), Param::Time(expires_at)]);
+    sql.push(") ON CONFLICT (user_id, key) DO NOTHING");
+    sql
+}
+
+pub fn read_key(d: Dialect, user: Uuid, key: &str) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push(
+        "SELECT fingerprint, status_code, response_body FROM idempotency_keys WHERE user_id = ",
+    )
+    .bind(Param::Uuid(user))
+    .push(" AND key = ")
+    .bind(Param::Text(key.to_owned()));
+    sql
+}
+
+pub fn store_response(d: Dialect, user: Uuid, key: &str, status: u16, body: &str) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push("UPDATE idempotency_keys SET status_code = ")
+        .bind(Param::Int(i64::from(status)))
+        .push(", response_body = ")
+        .bind(Param::Text(body.to_owned()))
+        .push(" WHERE user_id = ")
+        .bind(Param::Uuid(user))
+        .push(" AND key = ")
+        .bind(Param::Text(key.to_owned()));
+    sql
+}
+
+/// Implements [`TaskRepository`](super::TaskRepository) for a backend from the statements
+/// above, given how that backend builds a query from a [`Sql`] (`$query`) and decodes a
+/// task row (`$task_from_row`). The flows are identical on both backends; only binding and
+/// decoding differ, and those stay in the backend modules.
+macro_rules! task_repository {
+    ($store:ty, $dialect:expr, $query:path, $task_from_row:path) => {
+        #[async_trait::async_trait]
+        impl $crate::store::TaskRepository for $store {
+            async fn create(
+                &self,
+                task: &$crate::models::NewTask,
+                idempotency: Option<&$crate::store::IdempotencyClaim>,
+            ) -> Result<$crate::store::CreateOutcome, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                use $crate::store::{CreateOutcome, SqlxResultExt as _, tasks};
+                let mut tx = self.pool().begin().await.context("beginning a task insert")?;
+                if let Some(claim) = idempotency {
+                    // Writes first, so SQLite takes its write lock at the start.
+                    $query(&tasks::delete_expired_keys($dialect, task.owner_id, task.now))
+                        .execute(&mut *tx)
+                        .await
+                        .context("clearing expired idempotency keys")?;
+                    let claimed = $query(&tasks::claim_key(
+                        $dialect,
+                        task.owner_id,
+                        &claim.key,
+                        &claim.fingerprint,
+                        task.now,
+                        claim.expires_at,
+                    ))
+                    .execute(&mut *tx)
+                    .await
+                    .context("claiming an idempotency key")?
+                    .rows_affected()
+                        == 1;
+                    if !claimed {
+                        let row = $query(&tasks::read_key($dialect, task.owner_id, &claim.key))
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .context("reading an idempotency key")?;
+                        tx.commit().await.context("ending an idempotent replay")?;
+                        let Some(row) = row else {
+                            return Ok(CreateOutcome::InProgress);
+                        };
+                        let fingerprint: Vec<u8> =
+                            row.try_get("fingerprint").context("reading a fingerprint")?;
+                        if fingerprint != claim.fingerprint {
+                            return Ok(CreateOutcome::KeyReused);
+                        }
+                        let status: Option<i64> =
+                            row.try_get("status_code").context("reading a stored status")?;
+                        let body: Option<String> =
+                            row.try_get("response_body").context("reading a stored body")?;
+                        return Ok(match (status, body) {
+                            (Some(status), Some(body)) => CreateOutcome::Replayed {
+                                status: u16::try_from(status).unwrap_or(500),
+                                body,
+                            },
+                            _ => CreateOutcome::InProgress,
+                        });
+                    }
+                }
+                let row = $query(&tasks::insert($dialect, task))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context("inserting a task")?;
+                let created = $task_from_row(&row).context("reading the new task")?;
+                if let Some(claim) = idempotency {
+                    let body = serde_json::to_string(&created)
+                        .map_err(|_| $crate::store::StoreError::Unsupported("serialising a task"))?;
+                    $query(&tasks::store_response(
+                        $dialect,
+                        task.owner_id,
+                        &claim.key,
+                        201,
+                        &body,
+                    ))
+                    .execute(&mut *tx)
+                    .await
+                    .context("recording an idempotent answer")?;
+                }
+                tx.commit().await.context("committing a task insert")?;
+                Ok(CreateOutcome::Created(created))
+            }
+
+            async fn get(
+                &self,
+                owner: uuid::Uuid,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::models::Task>, $crate::store::StoreError> {
+                use $crate::store::{SqlxResultExt as _, tasks};
+                let row = $query(&tasks::get($dialect, owner, id))
+                    .fetch_optional(self.pool())
+                    .await
+                    .context("loading a task")?;
+                row.as_ref()
+                    .map($task_from_row)
+                    .transpose()
+                    .context("reading a task")
+            }
+
+            async fn list(
+                &self,
+                owner: uuid::Uuid,
+                query: &$crate::models::TaskQuery,
+            ) -> Result<Vec<$crate::models::Task>, $crate::store::StoreError> {
+                use $crate::store::{SqlxResultExt as _, tasks};
+                let rows = $query(&tasks::list($dialect, owner, query))
+                    .fetch_all(self.pool())
+                    .await
+                    .context("listing tasks")?;
+                rows.iter()
+                    .map($task_from_row)
+                    .collect::<Result<_, _>>()
+                    .context("reading tasks")
+            }
+
+            async fn update(
+                &self,
+                owner: uuid::Uuid,
+                id: uuid::Uuid,
+                patch: &$crate::models::TaskPatch,
+                precondition: &$crate::models::Precondition,
+                now: time::OffsetDateTime,
+            ) -> Result<$crate::store::WriteOutcome<$crate::models::Task>, $crate::store::StoreError>
+            {
+                use $crate::store::{SqlxResultExt as _, WriteOutcome, tasks};
+                let row = $query(&tasks::update($dialect, owner, id, patch, precondition, now))
+                    .fetch_optional(self.pool())
+                    .await
+                    .context("updating a task")?;
+                if let Some(row) = row {
+                    return Ok(WriteOutcome::Done(
+                        $task_from_row(&row).context("reading the updated task")?,
+                    ));
+                }
+                let exists = $query(&tasks::exists($dialect, owner, id))
+                    .fetch_optional(self.pool())
+                    .await
+                    .context("checking a task exists")?
+                    .is_some();
+                Ok(if exists {
+                    WriteOutcome::PreconditionFailed
+                } else {
+                    WriteOutcome::NotFound
+                })
+            }
+
+            async fn delete(
+                &self,
+                owner: uuid::Uuid,
+                id: uuid::Uuid,
+                precondition: &$crate::models::Precondition,
+            ) -> Result<$crate::store::WriteOutcome<()>, $crate::store::StoreError> {
+                use $crate::store::{SqlxResultExt as _, WriteOutcome, tasks};
+                let deleted = $query(&tasks::delete($dialect, owner, id, precondition))
+                    .execute(self.pool())
+                    .await
+                    .context("deleting a task")?
+                    .rows_affected();
+                if deleted == 1 {
+                    return Ok(WriteOutcome::Done(()));
+                }
+                let exists = $query(&tasks::exists($dialect, owner, id))
+                    .fetch_optional(self.pool())
+                    .await
+                    .context("checking a task exists")?
+                    .is_some();
+                Ok(if exists {
+                    WriteOutcome::PreconditionFailed
+                } else {
+                    WriteOutcome::NotFound
+                })
+            }
+        }
+    };
+}
+pub(crate) use task_repository;
