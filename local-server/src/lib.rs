@@ -7,6 +7,7 @@ use shared::{
     http::{StackConfig, stack},
 };
 
+pub mod bootstrap;
 pub mod serve;
 
 /// All routes of the API, without the middleware stack.

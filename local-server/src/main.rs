@@ -3,6 +3,8 @@
 //! ```text
 //! local-server [--host H] [--port P] [serve]   serve the API (default)
 //! local-server migrate                         apply migrations to DATABASE_URL and exit
+//! local-server create-admin --email E --name N create an admin (password on stdin)
+//! local-server create-admin --email E --promote  make an existing user an admin
 //! ```
 
 use std::{net::SocketAddr, path::Path, process::ExitCode};
@@ -38,6 +40,17 @@ enum Command {
     },
     /// Apply pending migrations to DATABASE_URL and exit.
     Migrate,
+    /// Create an admin (password read from standard input), or promote an existing user.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        /// Display name of the new admin (not needed with --promote).
+        #[arg(long)]
+        name: Option<String>,
+        /// Make the existing user with this email an enabled admin instead of creating one.
+        #[arg(long)]
+        promote: bool,
+    },
 }
 
 /// Where development mode keeps the SQLite file and its generated secrets.
@@ -87,6 +100,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             state.store.migrate().await.context("applying migrations")?;
             tracing::info!(database = %state.store.kind(), "migrations applied");
             state.store.close().await;
+            Ok(())
+        }
+        Command::CreateAdmin {
+            email,
+            name,
+            promote,
+        } => {
+            state.store.migrate().await.context("applying migrations")?;
+            let outcome = local_server::bootstrap::create_admin(
+                &state,
+                &email,
+                name.as_deref(),
+                promote,
+                std::io::stdin().lock(),
+            )
+            .await;
+            state.store.close().await;
+            tracing::info!("{}", outcome?);
             Ok(())
         }
         Command::Serve { no_migrate } => {

@@ -117,3 +117,120 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_variable() {
     assert!(stderr.contains("JWT_SECRET"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+fn run_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_local-server"))
+        .env_clear()
+        .env("DATABASE_URL", "sqlite://./admin.db")
+        .current_dir(dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn create_admin_then_log_in_as_that_admin_and_call_an_admin_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "bootstrap password 123";
+    let created = run_cli(
+        dir.path(),
+        &[
+            "create-admin",
+            "--email",
+            "Boss@Example.com",
+            "--name",
+            "The Boss",
+        ],
+        &format!("{password}\n"),
+    );
+    assert!(created.status.success(), "{created:?}");
+    let out = String::from_utf8_lossy(&created.stdout);
+    assert!(!out.contains(password), "the password was echoed: {out}");
+
+    // Again: the email is taken, and it says how to promote instead.
+    let again = run_cli(
+        dir.path(),
+        &[
+            "create-admin",
+            "--email",
+            "boss@example.com",
+            "--name",
+            "Boss",
+        ],
+        &format!("{password}\n"),
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--promote"));
+    // Bad input fails with a message naming it, and creates nothing.
+    let short = run_cli(
+        dir.path(),
+        &["create-admin", "--email", "x@example.com", "--name", "X"],
+        "short\n",
+    );
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("password"));
+
+    let server = Server::start(dir.path(), &[("DATABASE_URL", "sqlite://./admin.db")], &[]);
+    let login = support::request(
+        server.port,
+        "POST",
+        "/v1/auth/login",
+        &[("content-type", "application/json")],
+        serde_json::json!({"email": "boss@example.com", "password": password})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(login.status, 200, "{}", login.body);
+    let token = login.json()["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let stats = support::request(
+        server.port,
+        "GET",
+        "/v1/admin/stats",
+        &[("authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(stats.status, 200, "{}", stats.body);
+    assert_eq!(stats.json()["admins"], 1);
+
+    // --promote makes a registered user an admin.
+    let register = support::request(
+        server.port,
+        "POST",
+        "/v1/auth/register",
+        &[("content-type", "application/json")],
+        br#"{"email": "second@example.com", "password": "second password 123", "name": "Second"}"#,
+    );
+    assert_eq!(register.status, 201);
+    let promoted = run_cli(
+        dir.path(),
+        &["create-admin", "--email", "second@example.com", "--promote"],
+        "",
+    );
+    assert!(promoted.status.success(), "{promoted:?}");
+    let stats = support::request(
+        server.port,
+        "GET",
+        "/v1/admin/stats",
+        &[("authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(stats.json()["admins"], 2);
+    let missing = run_cli(
+        dir.path(),
+        &["create-admin", "--email", "nobody@example.com", "--promote"],
+        "",
+    );
+    assert!(!missing.status.success());
+}

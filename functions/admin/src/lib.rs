@@ -1,10 +1,25 @@
-//! The `admin` function. Its routes arrive with their issue; until then the router is empty
-//! and every path answers the stack's 404 problem.
+//! The `admin` function: user management with the last-admin guard, stats and the audit
+//! log (API.md, "Admin"). Every handler takes [`AdminUser`](shared::auth::AdminUser): no
+//! token is 401, a non-admin is 403, and the role is read from the database per request.
 
-use axum::Router;
+mod audit;
+mod stats;
+mod users;
+
+use axum::{Router, routing::get};
 use shared::AppState;
 
 /// The routes of this function, with state applied.
 pub fn router(state: AppState) -> Router {
-    Router::new().with_state(state)
+    Router::new()
+        .route("/v1/admin/users", get(users::list))
+        .route(
+            "/v1/admin/users/{id}",
+            get(users::detail)
+                .patch(users::change)
+                .delete(users::delete),
+        )
+        .route("/v1/admin/stats", get(stats::stats))
+        .route("/v1/admin/audit", get(audit::list))
+        .with_state(state)
 }

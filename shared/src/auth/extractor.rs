@@ -65,3 +65,27 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
+
+/// A signed-in, enabled user whose role is `admin` in the database right now. No token is
+/// 401; any other role is 403. A demoted admin loses access on their next request, whatever
+/// their token says.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if user.role == Role::Admin {
+            Ok(AdminUser(user))
+        } else {
+            Err(ApiError::new(crate::error::ErrorKind::Forbidden)
+                .with_detail("this route is for admins only"))
+        }
+    }
+}

@@ -7,6 +7,6 @@ pub mod jwt;
 pub mod password;
 pub mod refresh;
 
-pub use extractor::AuthUser;
+pub use extractor::{AdminUser, AuthUser};
 pub use jwt::{Claims, JwtKeys};
 pub use password::{PasswordHasher, Verification};

@@ -1,9 +1,11 @@
 //! Domain types. Values are parsed once at the handler edge (`parse` constructors that
 //! return the API's field errors); past that edge they are known-good.
 
+mod admin;
 mod task;
 mod user;
 
+pub use admin::{AuditAction, AuditEntry, Stats, UserChange, UserDetail, UserQuery};
 pub use task::{
     NewTask, Precondition, SortKey, SortValue, Task, TaskDescription, TaskPatch, TaskPosition,
     TaskQuery, TaskSort, TaskTitle, fold, parse_timestamp,

@@ -16,9 +16,13 @@ use crate::{
     auth::refresh::TokenHash,
     config::{DatabaseKind, DbConfig, LoginThrottle},
     error::{ApiError, ErrorKind},
-    models::{Email, NewTask, NewUser, Precondition, Task, TaskPatch, TaskQuery, User},
+    models::{
+        AuditEntry, Email, NewTask, NewUser, Precondition, Stats, Task, TaskPatch, TaskQuery, User,
+        UserChange, UserDetail, UserQuery,
+    },
 };
 
+pub mod admin;
 pub mod sql;
 pub mod tasks;
 
@@ -148,6 +152,7 @@ pub trait Store: Send + Sync + 'static {
     fn users(&self) -> &dyn UserRepository;
     fn tokens(&self) -> &dyn TokenRepository;
     fn tasks(&self) -> &dyn TaskRepository;
+    fn admin(&self) -> &dyn AdminRepository;
 }
 
 /// A user with the stored password hash, for credential checks only.
@@ -327,4 +332,47 @@ pub trait TaskRepository: Send + Sync {
         id: Uuid,
         precondition: &Precondition,
     ) -> Result<WriteOutcome<()>, StoreError>;
+}
+
+/// Outcome of an admin mutation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminOutcome<T> {
+    Done(T),
+    NotFound,
+    /// It would leave no enabled admin.
+    LastAdmin,
+    /// The actor is no longer an enabled admin.
+    Forbidden,
+    /// Admins cannot delete their own account through the API.
+    SelfDeletion,
+}
+
+#[async_trait]
+pub trait AdminRepository: Send + Sync {
+    /// Changes role and/or disabled state with the last-admin guard, the refresh-token
+    /// revocation a disable implies and one audit entry per actual change, in one
+    /// transaction. `actor` is `None` for the command line.
+    async fn change_user(
+        &self,
+        actor: Option<Uuid>,
+        target: Uuid,
+        change: &UserChange,
+        now: OffsetDateTime,
+    ) -> Result<AdminOutcome<User>, StoreError>;
+    /// Deletes a user (their tasks, tokens and login state go too) and audits it.
+    async fn delete_user(
+        &self,
+        actor: Uuid,
+        target: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<AdminOutcome<()>, StoreError>;
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
+    async fn user_detail(&self, id: Uuid) -> Result<Option<UserDetail>, StoreError>;
+    async fn stats(&self) -> Result<Stats, StoreError>;
+    /// Newest first, strictly older than `before` when given.
+    async fn list_audit(
+        &self,
+        before: Option<Uuid>,
+        fetch: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
 }

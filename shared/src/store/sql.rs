@@ -16,6 +16,7 @@ pub enum Dialect {
 #[derive(Debug, Clone)]
 pub enum Param {
     Uuid(Uuid),
+    OptUuid(Option<Uuid>),
     Text(String),
     OptText(Option<String>),
     Time(OffsetDateTime),

@@ -5,14 +5,17 @@ use std::str::FromStr as _;
 use async_trait::async_trait;
 use secrecy::ExposeSecret as _;
 use sqlx::{
-    PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool, Postgres,
+    postgres::{PgArguments, PgConnectOptions, PgPoolOptions},
+    query::Query,
 };
 
+mod admin;
 mod tasks;
 mod tokens;
 mod users;
 
+use super::sql::{Param, Sql};
 use super::{
     PoolStats, SqlxResultExt as _, Store, StoreError, TaskRepository, TokenRepository,
     UserRepository,
@@ -46,6 +49,13 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A transaction that may write; Postgres locks rows as statements reach them.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
     }
 }
 
@@ -90,4 +100,25 @@ impl Store for PgStore {
     fn tasks(&self) -> &dyn TaskRepository {
         self
     }
+
+    fn admin(&self) -> &dyn super::AdminRepository {
+        self
+    }
+}
+
+/// Builds a query from shared SQL, binding each value in Postgres's own type.
+pub(crate) fn query(sql: &Sql) -> Query<'_, Postgres, PgArguments> {
+    sql.params
+        .iter()
+        .fold(sqlx::query(&sql.text), |q, p| match p {
+            Param::Uuid(v) => q.bind(*v),
+            Param::OptUuid(v) => q.bind(*v),
+            Param::Text(v) => q.bind(v.clone()),
+            Param::OptText(v) => q.bind(v.clone()),
+            Param::Time(v) => q.bind(*v),
+            Param::OptTime(v) => q.bind(*v),
+            Param::Bool(v) => q.bind(*v),
+            Param::Int(v) => q.bind(*v),
+            Param::Bytes(v) => q.bind(v.clone()),
+        })
 }

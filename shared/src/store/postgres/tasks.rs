@@ -1,33 +1,10 @@
 //! Tasks on Postgres: binding and row decoding; the statements and flows are shared
 //! (`store::tasks`).
 
-use sqlx::{
-    Postgres, Row as _,
-    postgres::{PgArguments, PgRow},
-    query::Query,
-};
+use sqlx::{Row as _, postgres::PgRow};
 
 use super::PgStore;
-use crate::{
-    models::Task,
-    store::sql::{Dialect, Param, Sql},
-};
-
-/// Builds a query from shared SQL, binding each value in Postgres's own type.
-pub(super) fn query(sql: &Sql) -> Query<'_, Postgres, PgArguments> {
-    sql.params
-        .iter()
-        .fold(sqlx::query(&sql.text), |q, p| match p {
-            Param::Uuid(v) => q.bind(*v),
-            Param::Text(v) => q.bind(v.clone()),
-            Param::OptText(v) => q.bind(v.clone()),
-            Param::Time(v) => q.bind(*v),
-            Param::OptTime(v) => q.bind(*v),
-            Param::Bool(v) => q.bind(*v),
-            Param::Int(v) => q.bind(*v),
-            Param::Bytes(v) => q.bind(v.clone()),
-        })
-}
+use crate::{models::Task, store::sql::Dialect};
 
 fn task_from_row(row: &PgRow) -> Result<Task, sqlx::Error> {
     Ok(Task {
@@ -43,4 +20,4 @@ fn task_from_row(row: &PgRow) -> Result<Task, sqlx::Error> {
     })
 }
 
-crate::store::tasks::task_repository!(PgStore, Dialect::Postgres, query, task_from_row);
+crate::store::tasks::task_repository!(PgStore, Dialect::Postgres, super::query, task_from_row);

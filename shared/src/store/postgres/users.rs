@@ -38,8 +38,8 @@ fn credentials_from_row(row: &PgRow) -> Result<Credentials, sqlx::Error> {
 impl UserRepository for PgStore {
     async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
         let row = sqlx::query(&format!(
-            "INSERT INTO users (id, email, name, password_hash, role, disabled, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, false, $6, $6)
+            "INSERT INTO users (id, email, name, name_folded, password_hash, role, disabled, created_at, updated_at)
+             VALUES ($1, $2, $3, $7, $4, $5, false, $6, $6)
              RETURNING {USER_COLUMNS}"
         ))
         .bind(user.id)
@@ -48,6 +48,7 @@ impl UserRepository for PgStore {
         .bind(&user.password_hash)
         .bind(user.role.as_str())
         .bind(user.now)
+        .bind(crate::models::fold(user.name.as_str()))
         .fetch_one(self.pool())
         .await
         .context("inserting a user")

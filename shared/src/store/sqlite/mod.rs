@@ -6,16 +6,22 @@ use std::{str::FromStr as _, time::Duration};
 use async_trait::async_trait;
 use secrecy::ExposeSecret as _;
 use sqlx::{
-    SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    Sqlite, SqlitePool,
+    query::Query,
+    sqlite::{
+        SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
+        SqliteSynchronous,
+    },
 };
 
+mod admin;
 mod tasks;
 mod tokens;
 mod users;
 
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
 
+use super::sql::{Param, Sql};
 use super::{
     PoolStats, SqlxResultExt as _, Store, StoreError, TaskRepository, TokenRepository,
     UserRepository,
@@ -80,6 +86,14 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// A transaction holding SQLite's write lock from its first statement, so a
+    /// read-then-write flow cannot deadlock with another (the busy timeout queues them).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
 }
 
 #[async_trait]
@@ -123,6 +137,27 @@ impl Store for SqliteStore {
     fn tasks(&self) -> &dyn TaskRepository {
         self
     }
+
+    fn admin(&self) -> &dyn super::AdminRepository {
+        self
+    }
+}
+
+/// Builds a query from shared SQL; timestamps become fixed-width text.
+pub(crate) fn query(sql: &Sql) -> Query<'_, Sqlite, SqliteArguments<'_>> {
+    sql.params
+        .iter()
+        .fold(sqlx::query(&sql.text), |q, p| match p {
+            Param::Uuid(v) => q.bind(*v),
+            Param::OptUuid(v) => q.bind(*v),
+            Param::Text(v) => q.bind(v.clone()),
+            Param::OptText(v) => q.bind(v.clone()),
+            Param::Time(v) => q.bind(ts(*v)),
+            Param::OptTime(v) => q.bind(v.map(ts)),
+            Param::Bool(v) => q.bind(*v),
+            Param::Int(v) => q.bind(*v),
+            Param::Bytes(v) => q.bind(v.clone()),
+        })
 }
 
 #[cfg(test)]

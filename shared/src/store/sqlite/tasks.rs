@@ -1,33 +1,10 @@
 //! Tasks on SQLite: binding and row decoding; the statements and flows are shared
 //! (`store::tasks`).
 
-use sqlx::{
-    Row as _, Sqlite,
-    query::Query,
-    sqlite::{SqliteArguments, SqliteRow},
-};
+use sqlx::{Row as _, sqlite::SqliteRow};
 
-use super::{SqliteStore, parse_ts, ts};
-use crate::{
-    models::Task,
-    store::sql::{Dialect, Param, Sql},
-};
-
-/// Builds a query from shared SQL; timestamps become fixed-width text.
-pub(super) fn query(sql: &Sql) -> Query<'_, Sqlite, SqliteArguments<'_>> {
-    sql.params
-        .iter()
-        .fold(sqlx::query(&sql.text), |q, p| match p {
-            Param::Uuid(v) => q.bind(*v),
-            Param::Text(v) => q.bind(v.clone()),
-            Param::OptText(v) => q.bind(v.clone()),
-            Param::Time(v) => q.bind(ts(*v)),
-            Param::OptTime(v) => q.bind(v.map(ts)),
-            Param::Bool(v) => q.bind(*v),
-            Param::Int(v) => q.bind(*v),
-            Param::Bytes(v) => q.bind(v.clone()),
-        })
-}
+use super::{SqliteStore, parse_ts};
+use crate::{models::Task, store::sql::Dialect};
 
 fn task_from_row(row: &SqliteRow) -> Result<Task, sqlx::Error> {
     let due: Option<String> = row.try_get("due_date")?;
@@ -44,4 +21,4 @@ fn task_from_row(row: &SqliteRow) -> Result<Task, sqlx::Error> {
     })
 }
 
-crate::store::tasks::task_repository!(SqliteStore, Dialect::Sqlite, query, task_from_row);
+crate::store::tasks::task_repository!(SqliteStore, Dialect::Sqlite, super::query, task_from_row);

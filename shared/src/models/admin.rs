@@ -1,0 +1,73 @@
+//! What the admin function reads and changes.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Role, User};
+
+/// A change an admin asks for; `None` leaves a field alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserQuery {
+    /// Case-folded substring of email or name.
+    pub search: Option<String>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    /// Where the previous page ended: (created_at, id).
+    pub after: Option<(OffsetDateTime, Uuid)>,
+    pub fetch: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserDetail {
+    #[serde(flatten)]
+    pub user: User,
+    pub task_count: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub users: i64,
+    pub admins: i64,
+    pub disabled_users: i64,
+    pub tasks: i64,
+    pub completed_tasks: i64,
+}
+
+/// The audited admin actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    RoleChanged,
+    Disabled,
+    Enabled,
+    Deleted,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RoleChanged => "user.role_changed",
+            Self::Disabled => "user.disabled",
+            Self::Enabled => "user.enabled",
+            Self::Deleted => "user.deleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    /// `None` when the change came from the command line.
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub target_id: Uuid,
+    pub details: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}

@@ -1,0 +1,26 @@
+//! Admin on Postgres: audit row decoding; statements and flows are shared (`store::admin`).
+
+use sqlx::{Row as _, postgres::PgRow};
+
+use super::{PgStore, users::user_from_row};
+use crate::{models::AuditEntry, store::sql::Dialect};
+
+fn audit_from_row(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
+    let details: String = row.try_get("details")?;
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        actor_id: row.try_get("actor_id")?,
+        action: row.try_get("action")?,
+        target_id: row.try_get("target_id")?,
+        details: serde_json::from_str(&details).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+crate::store::admin::admin_repository!(
+    PgStore,
+    Dialect::Postgres,
+    super::query,
+    user_from_row,
+    audit_from_row
+);
