@@ -40,6 +40,9 @@ enum Command {
     },
     /// Apply pending migrations to DATABASE_URL and exit.
     Migrate,
+    /// Exit 0 when the server on this machine answers `GET /health` with 200 (for container
+    /// health checks; needs no configuration, opens no database).
+    Healthcheck,
     /// Create an admin (password read from standard input), or promote an existing user.
     CreateAdmin {
         #[arg(long)]
@@ -58,6 +61,9 @@ const DATA_DIR: &str = "data";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Healthcheck)) {
+        return healthcheck(cli.port);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -69,6 +75,36 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET of `/health` on loopback, bounded to 3 seconds.
+fn healthcheck(port: Option<u16>) -> ExitCode {
+    use std::io::{Read as _, Write as _};
+    let port = port
+        .or_else(|| std::env::var("PORT").ok().and_then(|p| p.parse().ok()))
+        .unwrap_or(3000);
+    let timeout = std::time::Duration::from_secs(3);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let result = (|| -> std::io::Result<bool> {
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head)?;
+        Ok(head.starts_with(b"HTTP/1.1 200"))
+    })();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("unhealthy: /health did not answer 200");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("unhealthy: {err}");
             ExitCode::FAILURE
         }
     }
@@ -102,6 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             state.store.close().await;
             Ok(())
         }
+        Command::Healthcheck => unreachable!("handled before configuration is loaded"),
         Command::CreateAdmin {
             email,
             name,

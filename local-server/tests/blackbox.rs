@@ -234,3 +234,29 @@ fn create_admin_then_log_in_as_that_admin_and_call_an_admin_route() {
     );
     assert!(!missing.status.success());
 }
+
+#[test]
+fn healthcheck_subcommand_reports_the_servers_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[], &[]);
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_local-server"))
+        .env_clear()
+        .args(["--port", &server.port.to_string(), "healthcheck"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    drop(server);
+    // Nobody listens any more: unhealthy, with a reason.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_local-server"))
+        .env_clear()
+        .env("PORT", port.to_string())
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unhealthy"));
+}
