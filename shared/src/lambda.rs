@@ -28,20 +28,54 @@ pub async fn serve(routes: fn(AppState) -> Router) -> Result<(), lambda_http::Er
     let state = AppState::new(config).inspect_err(|e| {
         tracing::error!(error = %crate::error::chain(e), "building the store");
     })?;
+    let store = state.store.clone();
     let app = stack(routes(state), &stack_config);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        // Lambda sends SIGTERM before shutting an instance down (when an extension is
+        // registered): give the database its connections back, then leave.
+        tracing::info!("SIGTERM: closing the database pool");
+        store.close().await;
+        std::process::exit(0);
+    });
     run(app).await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// Serves an already-built app (the stack applied) under `lambda_http`.
 pub async fn run(app: Router) -> Result<(), lambda_http::Error> {
     let app = tower::ServiceBuilder::new()
-        .map_request(attach_upstream_request_id)
+        .map_request(adapt_request)
         .service(app);
     lambda_http::run(app).await
 }
 
-/// Under API Gateway the platform's request id becomes ours when the caller sent none.
-fn attach_upstream_request_id(mut req: lambda_http::Request) -> lambda_http::Request {
+/// Makes a Lambda request look like the same request to the local server:
+/// - the API Gateway request id becomes ours when the caller sent none;
+/// - a named stage (`/prod/v1/tasks` under a REST API stage `prod`) is removed from the
+///   path, because routes do not depend on the stage. The `$default` stage of the HTTP API
+///   in `template.yaml` has no prefix to remove.
+fn adapt_request(mut req: lambda_http::Request) -> lambda_http::Request {
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone(),
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.clone(),
+        _ => None,
+    };
+    if let Some(stage) = stage.filter(|s| !s.is_empty() && s != "$default") {
+        strip_stage(&mut req, &stage);
+    }
     let id = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
         Some(RequestContext::ApiGatewayV1(ctx)) => ctx.request_id.clone(),
@@ -53,4 +87,25 @@ fn attach_upstream_request_id(mut req: lambda_http::Request) -> lambda_http::Req
         req.extensions_mut().insert(UpstreamRequestId(id));
     }
     req
+}
+
+fn strip_stage(req: &mut lambda_http::Request, stage: &str) {
+    let prefix = format!("/{stage}");
+    let path = req.uri().path();
+    let rest = match path.strip_prefix(&prefix) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => return,
+    };
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_owned(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
 }

@@ -221,3 +221,5 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+pub mod binaries;

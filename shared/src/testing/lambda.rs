@@ -273,10 +273,12 @@ async fn init_error(State(inner): State<Arc<Inner>>, body: Bytes) -> StatusCode 
 }
 
 /// A function binary running as a child process against an emulator; killed on drop.
+/// Its standard output (the function's logs) is kept in a file.
 #[derive(Debug)]
 pub struct FunctionProcess {
     pub child: Child,
     pub started: Instant,
+    stdout: tempfile::NamedTempFile,
 }
 
 impl FunctionProcess {
@@ -287,17 +289,27 @@ impl FunctionProcess {
         function_name: &str,
         env: &[(&str, &str)],
     ) -> Self {
+        let stdout = tempfile::NamedTempFile::new().expect("a log file");
         let mut command = Command::new(binary);
         command
             .env_clear()
             .envs(emulator.lambda_env(function_name))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout.reopen().expect("reopening the log file"))
             .stderr(Stdio::inherit());
         let started = Instant::now();
         let child = command.spawn().expect("starting the function binary");
-        Self { child, started }
+        Self {
+            child,
+            started,
+            stdout,
+        }
+    }
+
+    /// Everything the function has written to standard output so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.stdout.path()).unwrap_or_default()
     }
 }
 
@@ -412,7 +424,7 @@ impl LambdaResponse {
 pub struct LambdaFunction {
     pub emulator: RuntimeEmulator,
     pub process: FunctionProcess,
-    pub db: super::TestDb,
+    pub db: Arc<super::TestDb>,
 }
 
 impl std::fmt::Debug for LambdaFunction {
@@ -422,13 +434,30 @@ impl std::fmt::Debug for LambdaFunction {
 }
 
 impl LambdaFunction {
+    /// A fresh migrated Postgres schema for functions to share.
     /// Call only after `Backend::Postgres.available()`.
-    pub async fn start(binary: &Path, function_name: &str, extra_env: &[(&str, &str)]) -> Self {
+    pub async fn database() -> Arc<super::TestDb> {
         let db = super::TestDb::new(super::Backend::Postgres).await;
         let config = super::test_config(&db.url, &[]);
         let store = crate::store::connect_lazy(&config.db).expect("building the store");
         store.migrate().await.expect("migrating the test schema");
         store.close().await;
+        Arc::new(db)
+    }
+
+    /// Starts `binary` on a database of its own.
+    /// Call only after `Backend::Postgres.available()`.
+    pub async fn start(binary: &Path, function_name: &str, extra_env: &[(&str, &str)]) -> Self {
+        Self::start_on(Self::database().await, binary, function_name, extra_env).await
+    }
+
+    /// Starts `binary` on `db` (shared with other functions).
+    pub async fn start_on(
+        db: Arc<super::TestDb>,
+        binary: &Path,
+        function_name: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let emulator = RuntimeEmulator::start().await;
         let mut env: Vec<(&str, &str)> = vec![
             ("DATABASE_URL", db.url.as_str()),
@@ -463,6 +492,208 @@ impl LambdaFunction {
         body: Option<&str>,
     ) -> LambdaResponse {
         let event = http_api_event(method, path, headers, body);
-        LambdaResponse::from_outcome(self.emulator.invoke(&event, Duration::from_secs(30)).await)
+        self.invoke(&event).await
     }
+
+    /// Sends any event through the function and reads its HTTP answer.
+    pub async fn invoke(&self, event: &Value) -> LambdaResponse {
+        LambdaResponse::from_outcome(self.emulator.invoke(event, Duration::from_secs(30)).await)
+    }
+}
+
+/// One HTTP request, to be rendered as any of the event formats API Gateway, Function URLs
+/// and ALB hand to a function.
+#[derive(Debug, Clone, Default)]
+pub struct HttpRequestSpec {
+    pub method: String,
+    pub path: String,
+    /// In order; a key may repeat.
+    pub query: Vec<(String, String)>,
+    /// In order; a name may repeat.
+    pub headers: Vec<(String, String)>,
+    pub cookies: Vec<String>,
+    pub body: Option<Vec<u8>>,
+    pub base64: bool,
+}
+
+impl HttpRequestSpec {
+    pub fn new(method: &str, path: &str) -> Self {
+        Self {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    pub fn query(mut self, key: &str, value: &str) -> Self {
+        self.query.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    pub fn cookie(mut self, cookie: &str) -> Self {
+        self.cookies.push(cookie.to_owned());
+        self
+    }
+
+    pub fn json(mut self, body: &Value, base64: bool) -> Self {
+        self.body = Some(body.to_string().into_bytes());
+        self.base64 = base64;
+        self.header("content-type", "application/json")
+    }
+
+    fn body_field(&self) -> Value {
+        match &self.body {
+            None => Value::Null,
+            Some(b) if self.base64 => Value::String(STANDARD.encode(b)),
+            Some(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        }
+    }
+
+    fn raw_query(&self) -> String {
+        self.query
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// Single-value maps join repeated values with commas, as API Gateway v2 does.
+    fn joined(pairs: &[(String, String)]) -> serde_json::Map<String, Value> {
+        let mut map = serde_json::Map::new();
+        for (k, v) in pairs {
+            match map.get_mut(k) {
+                Some(Value::String(existing)) => {
+                    existing.push(',');
+                    existing.push_str(v);
+                }
+                _ => {
+                    map.insert(k.clone(), Value::String(v.clone()));
+                }
+            }
+        }
+        map
+    }
+
+    /// Multi-value maps, as REST APIs and ALB (in multi-value mode) send them.
+    fn multi(pairs: &[(String, String)]) -> serde_json::Map<String, Value> {
+        let mut map = serde_json::Map::new();
+        for (k, v) in pairs {
+            let entry = map.entry(k.clone()).or_insert_with(|| Value::Array(vec![]));
+            if let Value::Array(values) = entry {
+                values.push(Value::String(v.clone()));
+            }
+        }
+        map
+    }
+
+    fn last_values(pairs: &[(String, String)]) -> serde_json::Map<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect()
+    }
+
+    /// API Gateway HTTP API, payload format 2.0, on `stage`.
+    pub fn to_http_api(&self, stage: &str) -> Value {
+        let path = if stage == "$default" {
+            self.path.clone()
+        } else {
+            format!("/{stage}{}", self.path)
+        };
+        let mut event = http_api_event(&self.method, &path, &[], None);
+        event["rawQueryString"] = Value::String(self.raw_query());
+        if !self.query.is_empty() {
+            event["queryStringParameters"] = Value::Object(Self::joined(&self.query));
+        }
+        event["headers"] = Value::Object(Self::joined(&self.headers));
+        if !self.cookies.is_empty() {
+            event["cookies"] = json!(self.cookies);
+        }
+        event["requestContext"]["stage"] = Value::String(stage.to_owned());
+        event["body"] = self.body_field();
+        event["isBase64Encoded"] = Value::Bool(self.base64);
+        event
+    }
+
+    /// A Lambda Function URL event (payload 2.0, no stage).
+    pub fn to_function_url(&self) -> Value {
+        let mut event = self.to_http_api("$default");
+        event["requestContext"]["domainName"] =
+            Value::String("abcdefg.lambda-url.us-east-1.on.aws".into());
+        event["requestContext"]["domainPrefix"] = Value::String("abcdefg".into());
+        event["requestContext"]["apiId"] = Value::String("abcdefg".into());
+        event
+    }
+
+    /// API Gateway REST API (payload 1.0) on a named `stage`, the stage in the path.
+    pub fn to_rest_api(&self, stage: &str) -> Value {
+        let mut headers = self.headers.clone();
+        if !self.cookies.is_empty() {
+            headers.push(("cookie".into(), self.cookies.join("; ")));
+        }
+        let staged = format!("/{stage}{}", self.path);
+        json!({
+            "resource": "/{proxy+}",
+            "path": staged,
+            "httpMethod": self.method,
+            "headers": Self::last_values(&headers),
+            "multiValueHeaders": Self::multi(&headers),
+            "queryStringParameters": if self.query.is_empty() { Value::Null } else { Value::Object(Self::last_values(&self.query)) },
+            "multiValueQueryStringParameters": if self.query.is_empty() { Value::Null } else { Value::Object(Self::multi(&self.query)) },
+            "pathParameters": {"proxy": self.path.trim_start_matches('/')},
+            "stageVariables": null,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "restapi",
+                "resourceId": "abc123",
+                "resourcePath": "/{proxy+}",
+                "httpMethod": self.method,
+                "path": staged,
+                "stage": stage,
+                "requestId": format!("rest-{}", uuid::Uuid::now_v7()),
+                "protocol": "HTTP/1.1",
+                "requestTimeEpoch": 1_795_255_700_000_u64,
+                "identity": {"sourceIp": "127.0.0.1", "userAgent": "task-api-tests"}
+            },
+            "body": self.body_field(),
+            "isBase64Encoded": self.base64
+        })
+    }
+
+    /// An Application Load Balancer event, multi-value headers enabled.
+    pub fn to_alb(&self) -> Value {
+        let mut headers = self.headers.clone();
+        if !self.cookies.is_empty() {
+            headers.push(("cookie".into(), self.cookies.join("; ")));
+        }
+        headers.push(("host".into(), "alb.example.com".into()));
+        json!({
+            "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/task-api/0123456789abcdef"}},
+            "httpMethod": self.method,
+            "path": self.path,
+            "multiValueQueryStringParameters": Self::multi(&self.query),
+            "multiValueHeaders": Self::multi(&headers),
+            "body": self.body_field().as_str().unwrap_or(""),
+            "isBase64Encoded": self.base64
+        })
+    }
+}
+
+/// Percent-encodes a query component.
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
