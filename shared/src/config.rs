@@ -597,6 +597,31 @@ mod tests {
     }
 
     #[test]
+    fn lambda_log_settings_are_honoured() {
+        let base = [
+            ("JWT_SECRET", GOOD),
+            ("PASSWORD_PEPPER", GOOD),
+            ("DATABASE_URL", "postgres://db/app"),
+        ];
+        let mut vars = base.to_vec();
+        vars.push(("AWS_LAMBDA_LOG_LEVEL", "DEBUG"));
+        let config = load(Runtime::Lambda, &vars).unwrap();
+        assert_eq!(config.log_filter, "debug");
+        assert_eq!(config.log_format, LogFormat::Json);
+        vars.push(("RUST_LOG", "warn,task=trace"));
+        assert_eq!(
+            load(Runtime::Lambda, &vars).unwrap().log_filter,
+            "warn,task=trace"
+        );
+        let local = load(Runtime::LocalServer, &[("AWS_LAMBDA_LOG_FORMAT", "JSON")]).unwrap();
+        assert_eq!(local.log_format, LogFormat::Json);
+        assert_eq!(
+            load(Runtime::LocalServer, &[]).unwrap().log_format,
+            LogFormat::Pretty
+        );
+    }
+
+    #[test]
     fn dev_secrets_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let mut first = load(Runtime::LocalServer, &[]).unwrap();
