@@ -26,6 +26,24 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` fetched rows: the extra row only tells that there is
+    /// more, and the cursor is made from the last row kept.
+    pub fn from_fetched(mut rows: Vec<T>, limit: u32, cursor: impl FnOnce(&T) -> String) -> Self {
+        let limit = limit as usize;
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(cursor)
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
 pub struct CursorSigner {
     key: [u8; 32],
 }
@@ -152,6 +170,16 @@ mod tests {
         }
         let other = signer("another-secret-0123456789abcdef01234567");
         assert!(other.decode::<(String, i32)>("tasks:title", &c).is_err());
+    }
+
+    #[test]
+    fn a_page_has_a_cursor_only_when_more_rows_were_fetched() {
+        let page = Page::from_fetched(vec![1, 2, 3], 2, |last| format!("after {last}"));
+        assert_eq!(page.items, vec![1, 2]);
+        assert_eq!(page.next_cursor.as_deref(), Some("after 2"));
+        let last = Page::from_fetched(vec![1, 2], 2, |_| unreachable!("no next page"));
+        assert_eq!(last.items, vec![1, 2]);
+        assert_eq!(last.next_cursor, None);
     }
 
     #[test]

@@ -40,14 +40,8 @@ pub async fn list(
                 .map(|p| p.id)
         })
         .transpose()?;
-    let mut items = state.store.admin().list_audit(before, limit + 1).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|e| state.cursors.encode(LIST, &CursorPosition { id: e.id }))
-    } else {
-        None
-    };
-    Ok(Json(Page { items, next_cursor }))
+    let rows = state.store.admin().list_audit(before, limit + 1).await?;
+    Ok(Json(Page::from_fetched(rows, limit, |last| {
+        state.cursors.encode(LIST, &CursorPosition { id: last.id })
+    })))
 }

@@ -67,7 +67,7 @@ pub async fn list(
                 .map(|p| (p.t, p.id))
         })
         .transpose()?;
-    let mut items = state
+    let rows = state
         .store
         .admin()
         .list_users(&UserQuery {
@@ -78,21 +78,13 @@ pub async fn list(
             fetch: limit + 1,
         })
         .await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|u| {
-            state.cursors.encode(
-                LIST,
-                &CursorPosition {
-                    t: u.created_at,
-                    id: u.id,
-                },
-            )
-        })
-    } else {
-        None
-    };
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(Page::from_fetched(rows, limit, |last| {
+        let position = CursorPosition {
+            t: last.created_at,
+            id: last.id,
+        };
+        state.cursors.encode(LIST, &position)
+    })))
 }
 
 pub async fn detail(

@@ -97,18 +97,12 @@ pub async fn list(
         after,
         fetch: limit + 1,
     };
-    let mut items = state.store.tasks().list(auth.id, &query).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|last| {
-            state
-                .cursors
-                .encode(&list_name, &from_position(TaskPosition::of(last, sort)))
-        })
-    } else {
-        None
-    };
-    Ok(Json(Page { items, next_cursor }))
+    let rows = state.store.tasks().list(auth.id, &query).await?;
+    Ok(Json(Page::from_fetched(rows, limit, |last| {
+        state
+            .cursors
+            .encode(&list_name, &from_position(TaskPosition::of(last, sort)))
+    })))
 }
 
 fn from_position(position: TaskPosition) -> CursorPosition {
