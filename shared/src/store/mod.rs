@@ -22,6 +22,7 @@ use crate::{
     },
 };
 
+pub mod accounts;
 pub mod admin;
 pub mod sql;
 pub mod tasks;

@@ -422,8 +422,10 @@ impl LambdaResponse {
 /// A compiled function binary under the emulator, on a fresh migrated Postgres schema
 /// (the Lambda binaries carry Postgres only).
 pub struct LambdaFunction {
-    pub emulator: RuntimeEmulator,
+    // Fields drop in order: the process is killed before its emulator goes away, so it never
+    // sees the runtime API vanish under a pending `/next`.
     pub process: FunctionProcess,
+    pub emulator: RuntimeEmulator,
     pub db: Arc<super::TestDb>,
 }
 
@@ -468,8 +470,8 @@ impl LambdaFunction {
         env.extend_from_slice(extra_env);
         let process = FunctionProcess::spawn(binary, &emulator, function_name, &env);
         Self {
-            emulator,
             process,
+            emulator,
             db,
         }
     }

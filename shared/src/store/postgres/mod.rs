@@ -12,7 +12,6 @@ use sqlx::{
 
 mod admin;
 mod tasks;
-mod tokens;
 mod users;
 
 use super::sql::{Param, Sql};

@@ -16,7 +16,6 @@ use sqlx::{
 
 mod admin;
 mod tasks;
-mod tokens;
 mod users;
 
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
