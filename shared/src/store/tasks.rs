@@ -383,21 +383,12 @@ macro_rules! task_repository {
                     .fetch_optional(self.pool())
                     .await
                     .context("updating a task")?;
-                if let Some(row) = row {
-                    return Ok(WriteOutcome::Done(
+                match row {
+                    Some(row) => Ok(WriteOutcome::Done(
                         $task_from_row(&row).context("reading the updated task")?,
-                    ));
+                    )),
+                    None => self.unwritten(owner, id).await,
                 }
-                let exists = $query(&tasks::exists($dialect, owner, id))
-                    .fetch_optional(self.pool())
-                    .await
-                    .context("checking a task exists")?
-                    .is_some();
-                Ok(if exists {
-                    WriteOutcome::PreconditionFailed
-                } else {
-                    WriteOutcome::NotFound
-                })
             }
 
             async fn delete(
@@ -413,8 +404,22 @@ macro_rules! task_repository {
                     .context("deleting a task")?
                     .rows_affected();
                 if deleted == 1 {
-                    return Ok(WriteOutcome::Done(()));
+                    Ok(WriteOutcome::Done(()))
+                } else {
+                    self.unwritten(owner, id).await
                 }
+            }
+        }
+
+        impl $store {
+            /// Why a conditional write touched no row: the task is missing (or another
+            /// user's), or the precondition failed.
+            async fn unwritten<T>(
+                &self,
+                owner: uuid::Uuid,
+                id: uuid::Uuid,
+            ) -> Result<$crate::store::WriteOutcome<T>, $crate::store::StoreError> {
+                use $crate::store::{SqlxResultExt as _, WriteOutcome, tasks};
                 let exists = $query(&tasks::exists($dialect, owner, id))
                     .fetch_optional(self.pool())
                     .await
