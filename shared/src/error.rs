@@ -473,8 +473,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// serde's messages are useful ("missing field `title`", "invalid type: string, expected a
-/// boolean") but can name Rust types ("expected struct CreateTask"); keep the former, drop the
-/// latter, and drop serde_json's trailing position for data errors.
+/// boolean"); drop serde_json's trailing position for data errors, and any Rust type name.
 fn scrub_serde_message(err: &serde_json::Error) -> String {
     let mut message = err.to_string();
     if err.classify() == serde_json::error::Category::Data {
@@ -482,26 +481,28 @@ fn scrub_serde_message(err: &serde_json::Error) -> String {
             message.truncate(at);
         }
     }
-    let mut out = String::with_capacity(message.len());
-    let mut words = message.split(' ').peekable();
+    scrub_type_names(&message)
+}
+
+/// Replaces "struct CreateTask" / "enum Role" (serde's wording) with words that name no
+/// Rust type: error bodies never show internal type names.
+fn scrub_type_names(message: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = message.split(' ');
     while let Some(word) = words.next() {
         match word {
             "struct" | "enum" | "tuple" | "variant" => {
-                // Skip the type name that follows.
                 words.next();
-                out.push_str(if word == "struct" {
+                out.push(if word == "struct" {
                     "an object"
                 } else {
                     "one of the allowed values"
                 });
             }
-            other => out.push_str(other),
-        }
-        if words.peek().is_some() {
-            out.push(' ');
+            other => out.push(other),
         }
     }
-    out
+    out.join(" ")
 }
 
 /// `Query<T>` whose rejection is 400 `invalid_query`.
@@ -522,7 +523,7 @@ where
             .map_err(|e| {
                 ApiError::new(ErrorKind::InvalidQuery).with_detail(format!(
                     "invalid query string: {}",
-                    scrub_plain(&e.to_string())
+                    scrub_type_names(&e.to_string())
                 ))
             })
     }
@@ -547,20 +548,6 @@ where
                 ApiError::new(ErrorKind::InvalidPath).with_detail("the path contains an invalid id")
             })
     }
-}
-
-fn scrub_plain(message: &str) -> String {
-    let mut out = Vec::new();
-    let mut words = message.split(' ');
-    while let Some(word) = words.next() {
-        if matches!(word, "struct" | "enum") {
-            words.next();
-            out.push("one of the allowed values");
-        } else {
-            out.push(word);
-        }
-    }
-    out.join(" ")
 }
 
 #[cfg(test)]

@@ -692,7 +692,62 @@ async fn deleting_a_user_removes_their_tasks(backend: Backend) {
         .assert_problem(401, "unauthorized");
 }
 
+async fn an_expired_idempotency_key_is_cleaned_up_and_free_again(backend: Backend) {
+    let (app, user) = start(backend).await;
+    // A record for "old-key" that expired a second ago, as if written 24 h earlier.
+    let now = shared::models::now();
+    let stale = shared::store::IdempotencyClaim {
+        key: "old-key".into(),
+        fingerprint: [7; 32],
+        expires_at: now - time::Duration::seconds(1),
+    };
+    let task = shared::models::NewTask {
+        id: uuid::Uuid::now_v7(),
+        owner_id: user.id,
+        title: shared::models::TaskTitle::parse("from yesterday").unwrap(),
+        description: None,
+        completed: false,
+        due_date: None,
+        now: now - time::Duration::hours(24),
+    };
+    let outcome = app
+        .state
+        .store
+        .tasks()
+        .create(&task, Some(&stale))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, shared::store::CreateOutcome::Created(_)));
+
+    // A different body with the same key is a new request, not a reused key.
+    let fresh = call(
+        &app,
+        Method::POST,
+        "/v1/tasks",
+        &user,
+        Some(json!({"title": "today"})),
+        &[("idempotency-key", "old-key")],
+    )
+    .await;
+    assert_eq!(fresh.status, StatusCode::CREATED, "{:?}", fresh.body);
+    assert!(fresh.header("idempotent-replayed").is_none());
+    assert_eq!(fresh.json()["title"], "today");
+    // And the key now replays the new task.
+    let again = call(
+        &app,
+        Method::POST,
+        "/v1/tasks",
+        &user,
+        Some(json!({"title": "today"})),
+        &[("idempotency-key", "old-key")],
+    )
+    .await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, fresh.body);
+}
+
 shared::backend_tests!(
+    an_expired_idempotency_key_is_cleaned_up_and_free_again,
     crud_round_trip_with_location_etag_and_versions,
     another_users_task_is_indistinguishable_from_a_missing_one,
     hundred_concurrent_patches_with_one_if_match_have_one_winner,

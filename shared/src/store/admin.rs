@@ -173,10 +173,10 @@ pub fn list_audit(d: Dialect, before: Option<Uuid>, fetch: u32) -> Sql {
 }
 
 /// Implements [`AdminRepository`](super::AdminRepository) for a backend from the
-/// statements above. `$store` must have `begin_write()`, which starts a transaction that
+/// statements above, for the sqlx database `$db`. `$store` must have `begin_write()`, which starts a transaction that
 /// may write (SQLite: `BEGIN IMMEDIATE`, so the write lock is held from the start).
 macro_rules! admin_repository {
-    ($store:ty, $dialect:expr, $query:path, $user_from_row:path, $audit_from_row:path) => {
+    ($store:ty, $db:ty, $dialect:expr, $query:path, $user_from_row:path, $audit_from_row:path) => {
         #[async_trait::async_trait]
         impl $crate::store::AdminRepository for $store {
             async fn change_user(
@@ -187,18 +187,10 @@ macro_rules! admin_repository {
                 now: time::OffsetDateTime,
             ) -> Result<$crate::store::AdminOutcome<$crate::models::User>, $crate::store::StoreError>
             {
-                use sqlx::Row as _;
                 use $crate::models::{AuditAction, Role};
                 use $crate::store::{AdminOutcome, SqlxResultExt as _, admin};
                 let mut tx = self.begin_write().await.context("beginning an admin change")?;
-                let admins: Vec<uuid::Uuid> = $query(&admin::lock_enabled_admins($dialect))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .context("locking the enabled admins")?
-                    .iter()
-                    .map(|r| r.try_get("id"))
-                    .collect::<Result<_, _>>()
-                    .context("reading admin ids")?;
+                let admins = Self::lock_enabled_admins(&mut tx).await?;
                 if let Some(actor) = actor {
                     if !admins.contains(&actor) {
                         return Ok(AdminOutcome::Forbidden);
@@ -263,18 +255,10 @@ macro_rules! admin_repository {
                 target: uuid::Uuid,
                 now: time::OffsetDateTime,
             ) -> Result<$crate::store::AdminOutcome<()>, $crate::store::StoreError> {
-                use sqlx::Row as _;
                 use $crate::models::{AuditAction, Role};
                 use $crate::store::{AdminOutcome, SqlxResultExt as _, admin};
                 let mut tx = self.begin_write().await.context("beginning a user deletion")?;
-                let admins: Vec<uuid::Uuid> = $query(&admin::lock_enabled_admins($dialect))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .context("locking the enabled admins")?
-                    .iter()
-                    .map(|r| r.try_get("id"))
-                    .collect::<Result<_, _>>()
-                    .context("reading admin ids")?;
+                let admins = Self::lock_enabled_admins(&mut tx).await?;
                 if !admins.contains(&actor) {
                     return Ok(AdminOutcome::Forbidden);
                 }
@@ -375,6 +359,25 @@ macro_rules! admin_repository {
                     .map($audit_from_row)
                     .collect::<Result<_, _>>()
                     .context("reading audit entries")
+            }
+        }
+
+        impl $store {
+            /// The ids of the enabled admins, locked until `tx` ends: the last-admin guard
+            /// decides against this set.
+            async fn lock_enabled_admins(
+                tx: &mut sqlx::Transaction<'static, $db>,
+            ) -> Result<Vec<uuid::Uuid>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                use $crate::store::{SqlxResultExt as _, admin};
+                $query(&admin::lock_enabled_admins($dialect))
+                    .fetch_all(&mut **tx)
+                    .await
+                    .context("locking the enabled admins")?
+                    .iter()
+                    .map(|r| r.try_get("id"))
+                    .collect::<Result<_, _>>()
+                    .context("reading admin ids")
             }
         }
     };

@@ -19,6 +19,7 @@ fn audit_from_row(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
 
 crate::store::admin::admin_repository!(
     PgStore,
+    sqlx::Postgres,
     Dialect::Postgres,
     super::query,
     user_from_row,

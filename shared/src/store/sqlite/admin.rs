@@ -19,6 +19,7 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry, sqlx::Error> {
 
 crate::store::admin::admin_repository!(
     SqliteStore,
+    sqlx::Sqlite,
     Dialect::Sqlite,
     super::query,
     user_from_row,
