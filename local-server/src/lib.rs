@@ -1,7 +1,14 @@
 //! The local server: the four function routers, exactly as the Lambda binaries mount them,
-//! merged into one app. The binary (`main.rs`) adds the command line, serving and shutdown.
+//! merged into one app, plus what only a long-running server has: `/metrics` and
+//! `/openapi.json`. The binary (`main.rs`) adds the command line, serving and shutdown.
 
-use axum::Router;
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderValue, header},
+    response::IntoResponse,
+    routing::get,
+};
 use shared::{
     AppState,
     http::{StackConfig, stack},
@@ -16,11 +23,27 @@ pub fn routes(state: AppState) -> Router {
         .merge(health::router(state.clone()))
         .merge(auth::router(state.clone()))
         .merge(tasks::router(state.clone()))
-        .merge(admin::router(state))
+        .merge(admin::router(state.clone()))
+        .merge(
+            Router::new()
+                .route("/metrics", get(metrics))
+                .with_state(state),
+        )
 }
 
 /// The whole app as served: routes plus the stack.
 pub fn app(state: AppState) -> Router {
-    let stack_config = StackConfig::from(state.config.as_ref());
+    let stack_config = StackConfig::new(&state);
     stack(routes(state), &stack_config)
+}
+
+/// Prometheus text exposition of the request and pool metrics.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render_prometheus(),
+    )
 }

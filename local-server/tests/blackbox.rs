@@ -260,3 +260,77 @@ fn healthcheck_subcommand_reports_the_servers_health() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unhealthy"));
 }
+
+#[test]
+fn the_rate_limit_throttles_one_peer_and_ignores_forged_forwarded_for() {
+    use std::net::Ipv4Addr;
+    use support::request_from;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[("RATE_LIMIT_PER_SECOND", "1"), ("RATE_LIMIT_BURST", "2")],
+        &[],
+    );
+    let me = Ipv4Addr::new(127, 0, 0, 1);
+    for _ in 0..2 {
+        assert_eq!(
+            request_from(me, server.port, "GET", "/version", &[]).status,
+            200
+        );
+    }
+    let throttled = request_from(me, server.port, "GET", "/version", &[]);
+    assert_eq!(throttled.status, 429, "{}", throttled.body);
+    assert_eq!(throttled.json()["code"], "too_many_requests");
+    let retry_after: u64 = throttled.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Forging a client address does not buy a new bucket.
+    let forged = request_from(
+        me,
+        server.port,
+        "GET",
+        "/version",
+        &[("x-forwarded-for", "203.0.113.77")],
+    );
+    assert_eq!(forged.status, 429);
+    // Another peer has its own bucket.
+    let other = request_from(
+        Ipv4Addr::new(127, 0, 0, 2),
+        server.port,
+        "GET",
+        "/version",
+        &[],
+    );
+    assert_eq!(other.status, 200, "{}", other.body);
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_forwarded_client_is_throttled() {
+    use std::net::Ipv4Addr;
+    use support::request_from;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("RATE_LIMIT_PER_SECOND", "1"),
+            ("RATE_LIMIT_BURST", "1"),
+            ("TRUST_PROXY", "true"),
+        ],
+        &[],
+    );
+    let proxy = Ipv4Addr::new(127, 0, 0, 1);
+    let client = |ip: &str| {
+        request_from(
+            proxy,
+            server.port,
+            "GET",
+            "/version",
+            &[("x-forwarded-for", ip)],
+        )
+        .status
+    };
+    assert_eq!(client("203.0.113.1"), 200);
+    assert_eq!(client("203.0.113.1"), 429);
+    assert_eq!(client("203.0.113.2"), 200);
+}

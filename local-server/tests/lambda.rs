@@ -259,7 +259,7 @@ async fn a_connection_killed_between_invocations_is_replaced_transparently() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_are_json_lines_with_the_request_id_and_sigterm_exits_cleanly() {
+async fn logs_are_json_lines_with_the_request_id_and_emf_metrics_and_sigterm_exits_cleanly() {
     if !Backend::Postgres.available() {
         return;
     }
@@ -287,6 +287,19 @@ async fn logs_are_json_lines_with_the_request_id_and_sigterm_exits_cleanly() {
     assert_eq!(access["span"]["request_id"], "log-probe-1", "{access}");
     assert_eq!(access["span"]["route"], "/ready", "{access}");
     assert_eq!(access["status"], 200, "{access}");
+    // The same request as CloudWatch Embedded Metric Format: metrics without an endpoint.
+    let emf = lines
+        .iter()
+        .find(|l| l["_aws"]["CloudWatchMetrics"].is_array())
+        .unwrap_or_else(|| panic!("no EMF line in:\n{logs}"));
+    assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "TaskApi");
+    assert_eq!(emf["Function"], "health", "{emf}");
+    assert_eq!(emf["Route"], "/ready", "{emf}");
+    assert_eq!(emf["Method"], "GET", "{emf}");
+    assert_eq!(emf["Status"], "200", "{emf}");
+    assert_eq!(emf["Requests"], 1, "{emf}");
+    assert!(emf["Latency"].as_f64().is_some_and(|ms| ms >= 0.0), "{emf}");
+    assert!(emf["DbPoolSize"].as_u64().is_some_and(|n| n >= 1), "{emf}");
 
     let pid = health.process.child.id().to_string();
     assert!(

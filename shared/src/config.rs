@@ -61,6 +61,36 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Exact origins allowed by CORS. Empty in production means no cross-origin access.
     pub cors_allowed_origins: Vec<String>,
+    /// Abuse protection; always off under Lambda, where API Gateway throttles.
+    pub limits: LimitsConfig,
+}
+
+/// Per-client rate limit and global concurrency limit of the local server and container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Token bucket per client IP; `None` turns it off (`RATE_LIMIT_PER_SECOND=0`).
+    pub rate: Option<RateLimit>,
+    /// Requests handled at once before the rest are shed with 503; `None` turns it off.
+    pub concurrency: Option<usize>,
+    /// How many proxies in front of us append to `X-Forwarded-For`; 0 means the peer
+    /// address is the client and forwarded headers are ignored.
+    pub trusted_proxy_hops: usize,
+}
+
+impl LimitsConfig {
+    /// No rate limit, no concurrency limit, forwarded headers ignored.
+    pub const OFF: Self = Self {
+        rate: None,
+        concurrency: None,
+        trusted_proxy_hops: 0,
+    };
+}
+
+/// A token bucket: `burst` requests at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
 }
 
 /// Failed-login throttling: `max_failures` within `window` locks an email until the window passes.
@@ -97,6 +127,10 @@ pub struct Config {
     pub http: HttpConfig,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// CloudWatch namespace of the metrics a Lambda function writes (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
+    /// `AWS_LAMBDA_FUNCTION_NAME`, set by Lambda; the `Function` dimension of its metrics.
+    pub function_name: Option<String>,
     /// Secrets that were generated because development mode had none; logged at start-up.
     pub generated_secrets: Vec<&'static str>,
 }
@@ -258,6 +292,11 @@ impl Config {
             })
             .unwrap_or_default();
 
+        let limits = match runtime {
+            Runtime::Lambda => LimitsConfig::OFF,
+            Runtime::LocalServer => parse_limits(&get)?,
+        };
+
         let access_secs = parse_num(&get, "ACCESS_TOKEN_TTL_SECS", 900u64, 1..=86_400)?;
         let refresh_secs = parse_num(
             &get,
@@ -314,9 +353,12 @@ impl Config {
                 port,
                 request_timeout: Duration::from_millis(timeout_ms),
                 cors_allowed_origins,
+                limits,
             },
             log_format,
             log_filter,
+            metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "TaskApi".to_owned()),
+            function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
             generated_secrets: generated,
         })
     }
@@ -354,6 +396,47 @@ impl fmt::Display for DatabaseKind {
             Self::Sqlite => "sqlite",
         })
     }
+}
+
+/// Defaults are generous: a person or a well-behaved client never meets them; a flood does.
+fn parse_limits(get: &impl Fn(&str) -> Option<String>) -> Result<LimitsConfig, ConfigError> {
+    let per_second = parse_num(get, "RATE_LIMIT_PER_SECOND", 500u32, 0..=1_000_000)?;
+    let burst = parse_num(
+        get,
+        "RATE_LIMIT_BURST",
+        per_second.saturating_mul(2),
+        0..=10_000_000,
+    )?;
+    let rate = match (per_second, burst) {
+        (0, _) => None,
+        (_, 0) => {
+            return Err(ConfigError::new(
+                "RATE_LIMIT_BURST",
+                "must be at least 1 while RATE_LIMIT_PER_SECOND is on",
+            ));
+        }
+        (per_second, burst) => Some(RateLimit { per_second, burst }),
+    };
+    let concurrency = parse_num(get, "CONCURRENCY_LIMIT", 512usize, 0..=1_000_000)?;
+    let trusted_proxy_hops = match get("TRUST_PROXY").as_deref().map(str::trim) {
+        None | Some("false") => 0,
+        Some("true") => 1,
+        Some(hops) => hops
+            .parse::<usize>()
+            .ok()
+            .filter(|h| *h <= 10)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "TRUST_PROXY",
+                    "must be `true`, `false` or the number of proxies in front (0 to 10)",
+                )
+            })?,
+    };
+    Ok(LimitsConfig {
+        rate,
+        concurrency: (concurrency > 0).then_some(concurrency),
+        trusted_proxy_hops,
+    })
 }
 
 fn parse_num<T>(
@@ -548,10 +631,74 @@ mod tests {
             ("ARGON2_MEMORY_KIB", "1024"),
             ("ARGON2_ITERATIONS", "1"),
             ("LOGIN_MAX_FAILURES", "0"),
+            ("RATE_LIMIT_PER_SECOND", "lots"),
+            ("RATE_LIMIT_BURST", "0"),
+            ("CONCURRENCY_LIMIT", "-5"),
+            ("TRUST_PROXY", "yes"),
         ] {
             let err = load(Runtime::LocalServer, &[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{name}={value}");
         }
+    }
+
+    #[test]
+    fn limits_are_on_by_default_locally_off_under_lambda_and_configurable() {
+        let local = load(Runtime::LocalServer, &[]).unwrap().http.limits;
+        assert_eq!(
+            local,
+            LimitsConfig {
+                rate: Some(RateLimit {
+                    per_second: 500,
+                    burst: 1000
+                }),
+                concurrency: Some(512),
+                trusted_proxy_hops: 0,
+            }
+        );
+        let lambda = load(
+            Runtime::Lambda,
+            &[
+                ("DATABASE_URL", "postgres://db/x"),
+                ("JWT_SECRET", GOOD),
+                ("PASSWORD_PEPPER", GOOD),
+                ("RATE_LIMIT_PER_SECOND", "5"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(lambda.http.limits, LimitsConfig::OFF);
+        let off = load(
+            Runtime::LocalServer,
+            &[
+                ("RATE_LIMIT_PER_SECOND", "0"),
+                ("CONCURRENCY_LIMIT", "0"),
+                ("TRUST_PROXY", "true"),
+            ],
+        )
+        .unwrap()
+        .http
+        .limits;
+        assert_eq!(off.rate, None);
+        assert_eq!(off.concurrency, None);
+        assert_eq!(off.trusted_proxy_hops, 1);
+        let tuned = load(
+            Runtime::LocalServer,
+            &[
+                ("RATE_LIMIT_PER_SECOND", "3"),
+                ("RATE_LIMIT_BURST", "7"),
+                ("TRUST_PROXY", "2"),
+            ],
+        )
+        .unwrap()
+        .http
+        .limits;
+        assert_eq!(
+            tuned.rate,
+            Some(RateLimit {
+                per_second: 3,
+                burst: 7
+            })
+        );
+        assert_eq!(tuned.trusted_proxy_hops, 2);
     }
 
     #[test]

@@ -24,10 +24,10 @@ pub async fn serve(routes: fn(AppState) -> Router) -> Result<(), lambda_http::Er
         }
     };
     telemetry::init(&config);
-    let stack_config = StackConfig::from(&config);
     let state = AppState::new(config).inspect_err(|e| {
         tracing::error!(error = %crate::error::chain(e), "building the store");
     })?;
+    let stack_config = StackConfig::new(&state);
     let store = state.store.clone();
     let app = stack(routes(state), &stack_config);
     tokio::spawn(async move {

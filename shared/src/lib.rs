@@ -9,6 +9,7 @@
 //! - [`http`]: the middleware stack every deployment shape applies.
 //! - [`store`]: repository traits with Postgres and SQLite implementations.
 //! - [`state`]: the application state handed to routers.
+//! - [`metrics`]: request metrics as Prometheus text or CloudWatch EMF lines.
 //! - [`lambda`]: running a router under `lambda_http`.
 //! - [`telemetry`]: tracing set-up.
 
@@ -17,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod lambda;
+pub mod metrics;
 pub mod models;
 pub mod pagination;
 pub mod state;

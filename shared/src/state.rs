@@ -7,7 +7,8 @@ use axum::extract::FromRef;
 
 use crate::{
     auth::{JwtKeys, PasswordHasher},
-    config::Config,
+    config::{Config, Runtime},
+    metrics::Metrics,
     pagination::CursorSigner,
     store::{self, DynStore, StoreError},
 };
@@ -19,6 +20,7 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub passwords: Arc<PasswordHasher>,
     pub cursors: Arc<CursorSigner>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -47,12 +49,26 @@ impl AppState {
                 .expect("BUG: validated Argon2 parameters were refused"),
         );
         let cursors = Arc::new(CursorSigner::new(&config.jwt.secret));
+        let pool = store.clone();
+        let pool = move || pool.pool_stats();
+        let metrics = Arc::new(match config.runtime {
+            Runtime::LocalServer => Metrics::prometheus(pool),
+            Runtime::Lambda => Metrics::emf(
+                config.metrics_namespace.clone(),
+                config
+                    .function_name
+                    .clone()
+                    .unwrap_or_else(|| "unknown".to_owned()),
+                pool,
+            ),
+        });
         Self {
             config: Arc::new(config),
             store,
             jwt,
             passwords,
             cursors,
+            metrics,
         }
     }
 }

@@ -4,17 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
     body::Body,
+    extract::ConnectInfo,
     http::{Method, StatusCode},
     routing::get,
 };
 use serde::Deserialize;
 use shared::{
-    config::AppEnv,
+    config::{AppEnv, LimitsConfig, RateLimit},
     error::ApiJson,
     http::{StackConfig, stack},
     testing::{TestResponse, request, send},
@@ -54,6 +55,8 @@ fn app() -> Router {
             request_timeout: Duration::from_millis(200),
             env: AppEnv::Production,
             cors_allowed_origins: vec!["https://app.example".into()],
+            limits: LimitsConfig::OFF,
+            metrics: None,
         },
     )
 }
@@ -268,4 +271,259 @@ async fn cors_preflight_from_an_allowed_origin_succeeds_and_others_get_nothing()
     );
     let other = send(&app(), preflight("https://evil.example")).await;
     assert!(other.header("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn cors_preflight_allows_the_api_methods_and_headers_and_responses_expose_ours() {
+    let preflight = request(Method::OPTIONS, "/items")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "PATCH")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type, if-match, idempotency-key",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let ok = send(&app(), preflight).await;
+    assert!(ok.status.is_success(), "{:?}", ok.status);
+    let methods = ok
+        .header("access-control-allow-methods")
+        .unwrap()
+        .to_ascii_uppercase();
+    for method in ["GET", "POST", "PATCH", "DELETE"] {
+        assert!(methods.contains(method), "{methods}");
+    }
+    let headers = ok
+        .header("access-control-allow-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in [
+        "authorization",
+        "content-type",
+        "if-match",
+        "idempotency-key",
+    ] {
+        assert!(headers.contains(name), "{headers}");
+    }
+    let actual = send(
+        &app(),
+        request(Method::GET, "/items")
+            .header("origin", "https://app.example")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        actual.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let exposed = actual
+        .header("access-control-expose-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in ["etag", "location", "x-request-id", "retry-after"] {
+        assert!(exposed.contains(name), "{exposed}");
+    }
+}
+
+#[tokio::test]
+async fn development_allows_localhost_origins_and_production_allows_none_unconfigured() {
+    let app_in = |env| {
+        stack(
+            Router::new().route("/items", get(|| async { "[]" })),
+            &StackConfig {
+                request_timeout: Duration::from_secs(5),
+                env,
+                cors_allowed_origins: Vec::new(),
+                limits: LimitsConfig::OFF,
+                metrics: None,
+            },
+        )
+    };
+    let from = |origin: &str| {
+        request(Method::GET, "/items")
+            .header("origin", origin)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let dev = send(&app_in(AppEnv::Development), from("http://localhost:5173")).await;
+    assert_eq!(
+        dev.header("access-control-allow-origin"),
+        Some("http://localhost:5173")
+    );
+    let dev_other = send(&app_in(AppEnv::Development), from("https://evil.example")).await;
+    assert!(dev_other.header("access-control-allow-origin").is_none());
+    let prod = send(&app_in(AppEnv::Production), from("http://localhost:5173")).await;
+    assert!(prod.header("access-control-allow-origin").is_none());
+}
+
+// --- Rate and concurrency limits -----------------------------------------------------
+
+/// Routes behind the stack with `limits`: `/items` answers at once, `/wait` answers once
+/// `gate` has a permit for it, `/health` is a probe.
+fn limited_app(limits: LimitsConfig, gate: Arc<tokio::sync::Semaphore>) -> Router {
+    let routes = Router::new()
+        .route("/items", get(|| async { "[]" }))
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/wait",
+            get(move || {
+                let gate = gate.clone();
+                async move {
+                    let _ = gate.acquire().await.unwrap();
+                    "done"
+                }
+            }),
+        );
+    stack(
+        routes,
+        &StackConfig {
+            request_timeout: Duration::from_secs(30),
+            env: AppEnv::Production,
+            cors_allowed_origins: Vec::new(),
+            limits,
+            metrics: None,
+        },
+    )
+}
+
+fn rate_limited(per_second: u32, burst: u32, trusted_proxy_hops: usize) -> Router {
+    limited_app(
+        LimitsConfig {
+            rate: Some(RateLimit { per_second, burst }),
+            concurrency: None,
+            trusted_proxy_hops,
+        },
+        Arc::new(tokio::sync::Semaphore::new(0)),
+    )
+}
+
+fn from_peer(path: &str, peer: &str, forwarded_for: Option<&str>) -> axum::http::Request<Body> {
+    let mut builder = request(Method::GET, path);
+    if let Some(value) = forwarded_for {
+        builder = builder.header("x-forwarded-for", value);
+    }
+    let mut req = builder.body(Body::empty()).unwrap();
+    let addr: SocketAddr = format!("{peer}:50000").parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(addr));
+    req
+}
+
+#[tokio::test]
+async fn a_burst_over_the_rate_limit_gets_429_with_retry_after_and_other_peers_are_unaffected() {
+    let app = rate_limited(1, 3, 0);
+    for _ in 0..3 {
+        let ok = send(&app, from_peer("/items", "192.0.2.1", None)).await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    let throttled = send(&app, from_peer("/items", "192.0.2.1", None)).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.header("retry-after"), Some("1"));
+    assert_eq!(throttled.json()["code"], "too_many_requests");
+    assert_security_headers(&throttled);
+    assert_eq!(
+        throttled.json()["request_id"].as_str(),
+        throttled.header("x-request-id")
+    );
+
+    let other = send(&app, from_peer("/items", "192.0.2.2", None)).await;
+    assert_eq!(other.status, StatusCode::OK);
+    // Probes are never throttled.
+    let probe = send(&app, from_peer("/health", "192.0.2.1", None)).await;
+    assert_eq!(probe.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_is_ignored_unless_trust_proxy_is_set() {
+    let app = rate_limited(1, 2, 0);
+    for forged in ["198.51.100.1", "198.51.100.2"] {
+        let ok = send(&app, from_peer("/items", "192.0.2.1", Some(forged))).await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    // Same peer, yet another forged client address: still the peer's bucket.
+    let throttled = send(&app, from_peer("/items", "192.0.2.1", Some("198.51.100.3"))).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Behind one trusted proxy (the peer), the forwarded client is the one throttled.
+    let app = rate_limited(1, 2, 1);
+    for _ in 0..2 {
+        let ok = send(&app, from_peer("/items", "10.0.0.1", Some("203.0.113.5"))).await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    let throttled = send(&app, from_peer("/items", "10.0.0.1", Some("203.0.113.5"))).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    let other_client = send(&app, from_peer("/items", "10.0.0.1", Some("203.0.113.6"))).await;
+    assert_eq!(other_client.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn over_the_concurrency_limit_extra_requests_get_503_at_once_and_none_hangs() {
+    const LIMIT: usize = 3;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let app = limited_app(
+        LimitsConfig {
+            rate: None,
+            concurrency: Some(LIMIT),
+            trusted_proxy_hops: 0,
+        },
+        gate.clone(),
+    );
+    let mut slow = Vec::new();
+    for _ in 0..LIMIT {
+        let app = app.clone();
+        slow.push(tokio::spawn(async move {
+            send(
+                &app,
+                request(Method::GET, "/wait").body(Body::empty()).unwrap(),
+            )
+            .await
+        }));
+    }
+    // Let the first LIMIT requests take their permits.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let mut extra = Vec::new();
+    for _ in 0..5 {
+        let app = app.clone();
+        extra.push(tokio::spawn(async move {
+            send(
+                &app,
+                request(Method::GET, "/wait").body(Body::empty()).unwrap(),
+            )
+            .await
+        }));
+    }
+    for handle in extra {
+        let shed = tokio::time::timeout(Duration::from_secs(2), handle)
+            .await
+            .expect("a shed request answers at once, it does not queue")
+            .unwrap();
+        assert_eq!(shed.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(shed.header("retry-after"), Some("1"));
+        assert_eq!(shed.json()["code"], "service_unavailable");
+    }
+    // Probes still answer while the server is full.
+    let probe = send(
+        &app,
+        request(Method::GET, "/health").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(probe.status, StatusCode::OK);
+
+    gate.add_permits(LIMIT);
+    for handle in slow {
+        let done = tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .expect("admitted requests finish")
+            .unwrap();
+        assert_eq!(done.status, StatusCode::OK);
+    }
+    // Capacity is given back.
+    gate.add_permits(1);
+    let again = send(
+        &app,
+        request(Method::GET, "/wait").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK);
 }

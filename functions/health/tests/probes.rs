@@ -71,12 +71,10 @@ shared::backend_tests!(
 /// An app whose database URL points at `url`, which never works; nothing is migrated.
 fn app_on(url: &str) -> axum::Router {
     let config = test_config(url, &[("DB_ACQUIRE_TIMEOUT_MS", "10000")]);
-    let stack_config = StackConfig::from(&config);
     let store = store::connect_lazy(&config.db).unwrap();
-    stack(
-        health::router(AppState::with_store(config, store)),
-        &stack_config,
-    )
+    let state = AppState::with_store(config, store);
+    let stack_config = StackConfig::new(&state);
+    stack(health::router(state), &stack_config)
 }
 
 async fn assert_not_ready_quickly_but_healthy(app: axum::Router) {

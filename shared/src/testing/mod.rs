@@ -262,8 +262,8 @@ impl TestApp {
         routes: fn(AppState) -> Router,
         db: Arc<TestDb>,
     ) -> Self {
-        let stack_config = StackConfig::from(&config);
         let state = AppState::with_store(config, store);
+        let stack_config = StackConfig::new(&state);
         let app = stack(routes(state.clone()), &stack_config);
         Self { state, app, db }
     }

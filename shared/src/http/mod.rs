@@ -1,17 +1,25 @@
 //! The middleware stack every deployment shape applies to its routes, and nothing else.
 //!
 //! Outermost first: request id (set, then copied to the response) → security headers →
-//! problem rendering → trace span + access log → panic catcher (500) → timeout (504) → CORS
-//! → body limit (413) → routes. Security headers and the problem layer sit outside the
+//! problem rendering → metrics → trace span + access log → panic catcher (500) → timeout
+//! (504) → CORS → body limit (413) → rate and concurrency limits (429 / 503; local server
+//! and container only) → routes. Security headers and the problem layer sit outside the
 //! panic catcher and the timeout (ARCHITECTURE.md lists them further in) so that the 500
-//! and 504 answers carry them too.
+//! and 504 answers carry them too; metrics sit outside everything that can answer, so every
+//! answer is counted under its final status.
 
-use std::{any::Any, time::Duration};
+mod limits;
+
+use std::{
+    any::Any,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Router,
     body::Body,
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -28,28 +36,39 @@ use tower_http::{
 use tracing::{Span, field::Empty};
 
 use crate::{
-    config::{AppEnv, Config},
+    config::{AppEnv, LimitsConfig},
     error::{ApiError, ErrorKind, PROBLEM_JSON, Problem, problem_response},
+    metrics::{Metrics, Sample, UNMATCHED_ROUTE},
+    state::AppState,
 };
+
+pub use limits::Limiter;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
-/// What the stack needs from the configuration.
+/// What the stack needs from the application.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
     pub request_timeout: Duration,
     pub env: AppEnv,
     pub cors_allowed_origins: Vec<String>,
+    /// Rate and concurrency limits; [`LimitsConfig::OFF`] under Lambda.
+    pub limits: LimitsConfig,
+    /// Where request measurements go; `None` records nothing.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
-impl From<&Config> for StackConfig {
-    fn from(config: &Config) -> Self {
+impl StackConfig {
+    pub fn new(state: &AppState) -> Self {
+        let config = &state.config;
         Self {
             request_timeout: config.http.request_timeout,
             env: config.env,
             cors_allowed_origins: config.http.cors_allowed_origins.clone(),
+            limits: config.http.limits,
+            metrics: Some(state.metrics.clone()),
         }
     }
 }
@@ -62,8 +81,14 @@ pub struct UpstreamRequestId(pub String);
 /// Applies the whole stack, plus the problem+json 404 fallback, to `routes`.
 pub fn stack(routes: Router, config: &StackConfig) -> Router {
     // `Router::layer` wraps what is already there, so the first call is the innermost layer.
-    routes
-        .fallback(fallback)
+    let mut routes = routes.fallback(fallback);
+    if let Some(limiter) = Limiter::new(&config.limits) {
+        routes = routes.layer(middleware::from_fn_with_state(
+            Arc::new(limiter),
+            limits::enforce,
+        ));
+    }
+    let mut routes = routes
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(cors_layer(config))
         .layer(TimeoutLayer::with_status_code(
@@ -77,7 +102,14 @@ pub fn stack(routes: Router, config: &StackConfig) -> Router {
                 .on_request(())
                 .on_response(log_response)
                 .on_failure(()),
-        )
+        );
+    if let Some(metrics) = &config.metrics {
+        routes = routes.layer(middleware::from_fn_with_state(
+            metrics.clone(),
+            record_metrics,
+        ));
+    }
+    routes
         .layer(middleware::from_fn(render_problems))
         // Nothing this API returns is meant for shared caches: tokens, user data, tasks, probes.
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -181,6 +213,26 @@ async fn render_problems(request: Request, next: Next) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     let body = rendered.into_body();
     Response::from_parts(parts, body)
+}
+
+/// Counts every answer under the matched route template, never the raw path.
+async fn record_metrics(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let started = Instant::now();
+    let _in_flight = metrics.start();
+    let response = next.run(request).await;
+    metrics.record(Sample {
+        method: &method,
+        route: route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
+        status: response.status().as_u16(),
+        latency: started.elapsed(),
+    });
+    response
 }
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

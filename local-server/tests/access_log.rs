@@ -1,0 +1,88 @@
+//! The access log, through the real app. Alone in its test binary: `capture_logs` installs
+//! a thread-scoped subscriber, and tests running beside it on other threads could cache the
+//! log call sites as disabled before it exists.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::{body::Body, http::Method};
+use serde_json::json;
+use shared::testing::{Backend, TestApp, capture_logs, request};
+
+fn get_with(path: &str, token: &str) -> axum::http::Request<Body> {
+    request(Method::GET, path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[test]
+fn the_access_log_has_one_line_per_request_and_no_tokens_passwords_or_cursors() {
+    let password = "correct horse battery staple";
+    let ((token, cursor, request_id), logs) = capture_logs(async {
+        let app = TestApp::start(Backend::Sqlite, local_server::routes).await;
+        let registered = app
+            .json(
+                Method::POST,
+                "/v1/auth/register",
+                json!({"email": "log@example.com", "password": password, "name": "Log"}),
+                None,
+            )
+            .await;
+        assert_eq!(registered.status, 201);
+        let user_id = registered.json()["id"].as_str().unwrap().to_owned();
+        let login = app
+            .json(
+                Method::POST,
+                "/v1/auth/login",
+                json!({"email": "log@example.com", "password": password}),
+                None,
+            )
+            .await;
+        let token = login.json()["access_token"].as_str().unwrap().to_owned();
+        for title in ["a", "b"] {
+            app.json(
+                Method::POST,
+                "/v1/tasks",
+                json!({"title": title}),
+                Some(&token),
+            )
+            .await;
+        }
+        let page = app.send(get_with("/v1/tasks?limit=1", &token)).await;
+        let cursor = page.json()["next_cursor"].as_str().unwrap().to_owned();
+        let next = app
+            .send(
+                request(Method::GET, &format!("/v1/tasks?limit=1&cursor={cursor}"))
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("x-request-id", "access-log-probe")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(next.status, 200);
+        (token, cursor, user_id)
+    });
+    let user_id = request_id;
+    let completed: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("request completed"))
+        .collect();
+    // register, login, two creates, two pages.
+    assert_eq!(completed.len(), 6, "{logs}");
+    let paged = completed
+        .iter()
+        .find(|l| l.contains("request_id=access-log-probe"))
+        .unwrap_or_else(|| panic!("no access line for the probe in\n{logs}"));
+    for field in [
+        "method=GET",
+        r#"route="/v1/tasks""#,
+        "status=200",
+        "latency_ms=",
+        &format!("user_id={user_id}"),
+    ] {
+        assert!(paged.contains(field), "{field} missing from {paged}");
+    }
+    for secret in [token.as_str(), cursor.as_str(), password, "limit=1"] {
+        assert!(!logs.contains(secret), "the log holds {secret}:\n{logs}");
+    }
+}

@@ -1,0 +1,119 @@
+//! Metrics of the local server, through the real app (all four routers,
+//! `/metrics`, the whole stack).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::{body::Body, http::Method};
+use serde_json::json;
+use shared::{
+    backend_tests,
+    models::Role,
+    testing::{Backend, TestApp, request},
+};
+
+fn get_with(path: &str, token: &str) -> axum::http::Request<Body> {
+    request(Method::GET, path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+async fn metrics_show_exact_counts_per_route_template(backend: Backend) {
+    let app = TestApp::start(backend, local_server::routes).await;
+    let user = app.create_user("metrics@example.com", Role::User).await;
+
+    // The script: 2 probes, 2 creates, 3 reads of two different ids, one missing task,
+    // one unknown route, one wrong method.
+    for _ in 0..2 {
+        assert_eq!(app.get("/health").await.status, 200);
+    }
+    let mut ids = Vec::new();
+    for title in ["one", "two"] {
+        let created = app
+            .json(
+                Method::POST,
+                "/v1/tasks",
+                json!({"title": title}),
+                Some(&user.token),
+            )
+            .await;
+        assert_eq!(created.status, 201);
+        ids.push(created.json()["id"].as_str().unwrap().to_owned());
+    }
+    for id in [&ids[0], &ids[1], &ids[0]] {
+        let r = app
+            .send(get_with(&format!("/v1/tasks/{id}"), &user.token))
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let missing = uuid::Uuid::now_v7();
+    let r = app
+        .send(get_with(&format!("/v1/tasks/{missing}"), &user.token))
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(app.get("/no/such/route").await.status, 404);
+    let r = app.json(Method::PUT, "/health", json!({}), None).await;
+    assert_eq!(r.status, 405);
+
+    let metrics = app.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        metrics.header("content-type")
+    );
+    let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+    let counts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{"))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            r#"http_requests_total{method="GET",route="/health",status="200"} 2"#,
+            r#"http_requests_total{method="PUT",route="/health",status="405"} 1"#,
+            r#"http_requests_total{method="POST",route="/v1/tasks",status="201"} 2"#,
+            r#"http_requests_total{method="GET",route="/v1/tasks/{id}",status="200"} 3"#,
+            r#"http_requests_total{method="GET",route="/v1/tasks/{id}",status="404"} 1"#,
+            r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"http_request_duration_seconds_count{method="GET",route="/v1/tasks/{id}"} 4"#
+        ),
+        "{text}"
+    );
+    // The /metrics request itself is in flight while it renders.
+    assert!(
+        text.lines().any(|l| l == "http_requests_in_flight 1"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("db_pool_size ")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("db_pool_idle ")),
+        "{text}"
+    );
+    // Ids and raw paths never become label values.
+    for id in ids
+        .iter()
+        .map(String::as_str)
+        .chain([missing.to_string().as_str()])
+    {
+        assert!(!text.contains(id), "{id} leaked into\n{text}");
+    }
+    assert!(!text.contains("/no/such/route"));
+
+    // And the scrape itself is counted afterwards.
+    let again = String::from_utf8(app.get("/metrics").await.body.to_vec()).unwrap();
+    assert!(again.contains(r#"http_requests_total{method="GET",route="/metrics",status="200"} 1"#));
+}
+
+backend_tests!(metrics_show_exact_counts_per_route_template);

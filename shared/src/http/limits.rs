@@ -1,0 +1,299 @@
+//! Abuse protection for the local server and container (Lambda relies on API Gateway's
+//! throttling instead): a token bucket per client IP answered with 429, and a global cap on
+//! requests in flight answered with 503. Both answer at once with `Retry-After` instead of
+//! queueing, so a flood cannot build an unbounded backlog.
+//!
+//! The client is the TCP peer. `X-Forwarded-For` is believed only when `TRUST_PROXY` says
+//! how many proxies in front of us append to it; otherwise anyone could pick their own
+//! bucket. IPv6 clients are bucketed by /64, the block one subscriber usually holds.
+//!
+//! Health probes are exempt, so an orchestrator never restarts a container for being busy.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{ConnectInfo, MatchedPath, Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tokio::sync::Semaphore;
+
+use crate::{
+    config::{LimitsConfig, RateLimit},
+    error::{ApiError, ErrorKind},
+};
+
+/// Routes never throttled or shed.
+const EXEMPT_ROUTES: [&str; 2] = ["/health", "/ready"];
+/// Above this many tracked clients, full (idle) buckets are dropped.
+const PRUNE_ABOVE: usize = 10_000;
+
+/// The state of the limits middleware.
+#[derive(Debug)]
+pub struct Limiter {
+    rate: Option<Buckets>,
+    in_flight: Option<Arc<Semaphore>>,
+    trusted_proxy_hops: usize,
+}
+
+impl Limiter {
+    /// `None` when both limits are off, so the stack can leave the layer out.
+    pub fn new(config: &LimitsConfig) -> Option<Self> {
+        if config.rate.is_none() && config.concurrency.is_none() {
+            return None;
+        }
+        Some(Self {
+            rate: config.rate.map(Buckets::new),
+            in_flight: config.concurrency.map(|n| Arc::new(Semaphore::new(n))),
+            trusted_proxy_hops: config.trusted_proxy_hops,
+        })
+    }
+}
+
+pub(super) async fn enforce(
+    State(limiter): State<Arc<Limiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let exempt = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|route| EXEMPT_ROUTES.contains(&route.as_str()));
+    if exempt {
+        return next.run(request).await;
+    }
+    if let (Some(buckets), Some(client)) = (
+        &limiter.rate,
+        client_ip(&request, limiter.trusted_proxy_hops),
+    ) {
+        if let Err(wait) = buckets.take(bucket_key(client), Instant::now()) {
+            return ApiError::new(ErrorKind::TooManyRequests)
+                .with_detail("too many requests from this client; slow down")
+                .with_retry_after(wait.as_secs_f64().ceil() as u64)
+                .into_response();
+        }
+    }
+    let _permit = match &limiter.in_flight {
+        None => None,
+        Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                tracing::warn!("concurrency limit reached: shedding a request");
+                return ApiError::new(ErrorKind::ServiceUnavailable)
+                    .with_detail("the server is at capacity; retry shortly")
+                    .with_retry_after(1)
+                    .into_response();
+            }
+        },
+    };
+    next.run(request).await
+}
+
+/// The client's address: the peer, or with `hops` trusted proxies in front, the entry that
+/// the outermost of them appended to `X-Forwarded-For` (the `hops`-th from the right).
+/// Without enough entries the peer is used, as a caller could have written the rest.
+fn client_ip(request: &Request, hops: usize) -> Option<IpAddr> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if hops == 0 {
+        return peer;
+    }
+    let forwarded: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    forwarded
+        .len()
+        .checked_sub(hops)
+        .and_then(|i| forwarded[i].parse::<IpAddr>().ok())
+        .or(peer)
+}
+
+/// IPv4 addresses as they are; IPv6 by /64; IPv4-mapped IPv6 as IPv4.
+fn bucket_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
+#[derive(Debug)]
+struct Buckets {
+    limit: RateLimit,
+    state: Mutex<BucketMap>,
+}
+
+#[derive(Debug)]
+struct BucketMap {
+    buckets: HashMap<IpAddr, Bucket>,
+    last_prune: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl Buckets {
+    fn new(limit: RateLimit) -> Self {
+        Self {
+            limit,
+            state: Mutex::new(BucketMap {
+                buckets: HashMap::new(),
+                last_prune: None,
+            }),
+        }
+    }
+
+    /// Takes one token for `key`, or says how long until one is available.
+    fn take(&self, key: IpAddr, now: Instant) -> Result<(), Duration> {
+        let burst = f64::from(self.limit.burst);
+        let rate = f64::from(self.limit.per_second);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.buckets.len() > PRUNE_ABOVE
+            && state
+                .last_prune
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            // A bucket that has refilled completely says nothing a fresh one wouldn't.
+            let refill = Duration::from_secs_f64(burst / rate);
+            state
+                .buckets
+                .retain(|_, b| now.saturating_duration_since(b.updated) < refill);
+            state.last_prune = Some(now);
+        }
+        let bucket = state.buckets.entry(key).or_insert(Bucket {
+            tokens: burst,
+            updated: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    fn buckets(per_second: u32, burst: u32) -> Buckets {
+        Buckets::new(RateLimit { per_second, burst })
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_refuses_until_it_refills() {
+        let b = buckets(2, 3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(b.take(ip("10.0.0.1"), t0).is_ok());
+        }
+        let wait = b.take(ip("10.0.0.1"), t0).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500));
+        // Another client has its own bucket.
+        assert!(b.take(ip("10.0.0.2"), t0).is_ok());
+        // Half a second refills one token at 2/s.
+        assert!(
+            b.take(ip("10.0.0.1"), t0 + Duration::from_millis(500))
+                .is_ok()
+        );
+        assert!(
+            b.take(ip("10.0.0.1"), t0 + Duration::from_millis(500))
+                .is_err()
+        );
+        // Refilling never exceeds the burst.
+        let later = t0 + Duration::from_secs(60);
+        for _ in 0..3 {
+            assert!(b.take(ip("10.0.0.1"), later).is_ok());
+        }
+        assert!(b.take(ip("10.0.0.1"), later).is_err());
+    }
+
+    #[test]
+    fn idle_buckets_are_pruned_once_many_clients_are_tracked() {
+        let b = buckets(1000, 1);
+        let t0 = Instant::now();
+        for i in 0..=PRUNE_ABOVE as u32 {
+            b.take(IpAddr::from(i.to_be_bytes()), t0).unwrap();
+        }
+        b.take(ip("192.0.2.1"), t0 + Duration::from_secs(1))
+            .unwrap();
+        let state = b.state.lock().unwrap();
+        assert_eq!(state.buckets.len(), 1);
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64_and_mapped_v4_is_v4() {
+        assert_eq!(
+            bucket_key(ip("2001:db8:1:2:aaaa::1")),
+            bucket_key(ip("2001:db8:1:2:bbbb::2"))
+        );
+        assert_ne!(
+            bucket_key(ip("2001:db8:1:2::1")),
+            bucket_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(bucket_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    fn request_from(peer: &str, forwarded: &[&str]) -> Request {
+        let mut builder = Request::builder().uri("/v1/tasks");
+        for value in forwarded {
+            builder = builder.header("x-forwarded-for", *value);
+        }
+        let mut request = builder.body(Body::empty()).unwrap();
+        let peer: SocketAddr = format!("{peer}:40000").parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_unless_proxies_are_trusted() {
+        let request = request_from("10.1.1.1", &["203.0.113.9"]);
+        assert_eq!(client_ip(&request, 0), Some(ip("10.1.1.1")));
+        assert_eq!(client_ip(&request, 1), Some(ip("203.0.113.9")));
+    }
+
+    #[test]
+    fn with_trusted_proxies_the_entry_they_appended_counts_not_the_callers() {
+        // The caller forged "1.1.1.1"; our one proxy appended the address it saw.
+        let request = request_from("10.1.1.1", &["1.1.1.1, 203.0.113.9"]);
+        assert_eq!(client_ip(&request, 1), Some(ip("203.0.113.9")));
+        // Two proxies: the outer one wrote the client, the inner one the outer proxy.
+        let request = request_from("10.1.1.1", &["198.51.100.4", "10.0.0.5"]);
+        assert_eq!(client_ip(&request, 2), Some(ip("198.51.100.4")));
+        // Fewer entries than proxies, or garbage: fall back to the peer.
+        assert_eq!(
+            client_ip(&request_from("10.1.1.1", &[]), 1),
+            Some(ip("10.1.1.1"))
+        );
+        assert_eq!(
+            client_ip(&request_from("10.1.1.1", &["not-an-ip"]), 1),
+            Some(ip("10.1.1.1"))
+        );
+    }
+}
