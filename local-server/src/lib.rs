@@ -15,6 +15,7 @@ use shared::{
 };
 
 pub mod bootstrap;
+pub mod openapi;
 pub mod serve;
 
 /// All routes of the API, without the middleware stack.
@@ -27,6 +28,7 @@ pub fn routes(state: AppState) -> Router {
         .merge(
             Router::new()
                 .route("/metrics", get(metrics))
+                .route("/openapi.json", get(openapi_json))
                 .with_state(state),
         )
 }
@@ -35,6 +37,17 @@ pub fn routes(state: AppState) -> Router {
 pub fn app(state: AppState) -> Router {
     let stack_config = StackConfig::new(&state);
     stack(routes(state), &stack_config)
+}
+
+/// The OpenAPI document, generated from the code on each call (it is small and rarely read).
+async fn openapi_json() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        openapi::document_json(),
+    )
 }
 
 /// Prometheus text exposition of the request and pool metrics.

@@ -5,6 +5,7 @@
 //! local-server migrate                         apply migrations to DATABASE_URL and exit
 //! local-server create-admin --email E --name N create an admin (password on stdin)
 //! local-server create-admin --email E --promote  make an existing user an admin
+//! local-server openapi                         print the OpenAPI document
 //! ```
 
 use std::{net::SocketAddr, path::Path, process::ExitCode};
@@ -43,6 +44,8 @@ enum Command {
     /// Exit 0 when the server on this machine answers `GET /health` with 200 (for container
     /// health checks; needs no configuration, opens no database).
     Healthcheck,
+    /// Print the OpenAPI 3.1 document (what `GET /openapi.json` serves) and exit.
+    Openapi,
     /// Create an admin (password read from standard input), or promote an existing user.
     CreateAdmin {
         #[arg(long)]
@@ -61,8 +64,21 @@ const DATA_DIR: &str = "data";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Some(Command::Healthcheck)) {
-        return healthcheck(cli.port);
+    match cli.command {
+        Some(Command::Healthcheck) => return healthcheck(cli.port),
+        Some(Command::Openapi) => {
+            use std::io::Write as _;
+            let written =
+                std::io::stdout().write_all(local_server::openapi::document_json().as_bytes());
+            return match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: writing the document: {err}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -138,7 +154,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             state.store.close().await;
             Ok(())
         }
-        Command::Healthcheck => unreachable!("handled before configuration is loaded"),
+        Command::Healthcheck | Command::Openapi => {
+            unreachable!("handled before configuration is loaded")
+        }
         Command::CreateAdmin {
             email,
             name,

@@ -155,7 +155,7 @@ impl ErrorKind {
 }
 
 /// One invalid field of a request body or query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -171,21 +171,33 @@ impl FieldError {
 }
 
 /// The RFC 9457 body. `request_id` is filled in by the HTTP stack.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(
+    description = "RFC 9457 problem details. Extension members (such as `checks` on `/ready`) may appear."
+)]
 pub struct Problem {
+    /// A relative URI naming the problem type, e.g. `/problems/validation-failed`.
     #[serde(rename = "type")]
     pub type_uri: String,
     pub title: &'static str,
+    /// The HTTP status, repeated.
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, nullable = false)]
     pub detail: Option<Cow<'static, str>>,
+    /// Stable and machine-readable, e.g. `validation_failed`.
     pub code: &'static str,
+    /// Equal to the `x-request-id` response header.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub request_id: Option<String>,
+    /// Present on validation failures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub errors: Vec<FieldError>,
     /// RFC 9457 extension members (e.g. `/ready`'s `checks`).
     #[serde(flatten)]
+    #[schema(ignore)]
     pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 

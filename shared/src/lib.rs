@@ -10,6 +10,7 @@
 //! - [`store`]: repository traits with Postgres and SQLite implementations.
 //! - [`state`]: the application state handed to routers.
 //! - [`metrics`]: request metrics as Prometheus text or CloudWatch EMF lines.
+//! - [`openapi`]: what every operation of the OpenAPI document shares.
 //! - [`lambda`]: running a router under `lambda_http`.
 //! - [`telemetry`]: tracing set-up.
 
@@ -20,6 +21,7 @@ pub mod http;
 pub mod lambda;
 pub mod metrics;
 pub mod models;
+pub mod openapi;
 pub mod pagination;
 pub mod state;
 pub mod store;

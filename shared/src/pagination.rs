@@ -20,9 +20,11 @@ pub const MAX_LIMIT: u32 = 100;
 pub const DEFAULT_LIMIT: u32 = 20;
 
 /// A page of a list, as the API returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -95,6 +97,18 @@ impl CursorSigner {
     }
 
     /// Decodes a cursor made by [`encode`](Self::encode) for the same `list`.
+    /// A list's `cursor` parameter: absent or empty starts at the beginning.
+    pub fn decode_param<T: DeserializeOwned>(
+        &self,
+        list: &str,
+        cursor: Option<&str>,
+    ) -> Result<Option<T>, ApiError> {
+        cursor
+            .filter(|c| !c.is_empty())
+            .map(|c| self.decode(list, c))
+            .transpose()
+    }
+
     pub fn decode<T: DeserializeOwned>(&self, list: &str, cursor: &str) -> Result<T, ApiError> {
         let invalid = || ApiError::new(ErrorKind::InvalidQuery).with_detail("cursor is invalid");
         let (payload, tag) = cursor.split_once('.').ok_or_else(invalid)?;

@@ -5,15 +5,21 @@ use serde::{Deserialize, Serialize};
 use shared::{
     ApiResult, AppState,
     auth::AdminUser,
-    error::ApiQuery,
+    error::{ApiQuery, Problem},
     models::AuditEntry,
     pagination::{Page, parse_limit},
 };
+use utoipa::IntoParams;
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page size.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page, as it was given.
+    #[param(value_type = Option<String>)]
     cursor: Option<String>,
 }
 
@@ -24,22 +30,25 @@ struct CursorPosition {
 
 const LIST: &str = "admin-audit";
 
+/// A page of the audit log, newest first.
+#[utoipa::path(get, path = "/v1/admin/audit", operation_id = "list_audit", tag = "admin",
+    security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of audit entries.", body = Page<AuditEntry>),
+        (status = 403, description = "`forbidden`: the caller is not an admin.",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
     let limit = parse_limit(params.limit.as_deref())?;
-    let before = params
-        .cursor
-        .as_deref()
-        .map(|c| {
-            state
-                .cursors
-                .decode::<CursorPosition>(LIST, c)
-                .map(|p| p.id)
-        })
-        .transpose()?;
+    let before = state
+        .cursors
+        .decode_param::<CursorPosition>(LIST, params.cursor.as_deref())?
+        .map(|p| p.id);
     let rows = state.store.admin().list_audit(before, limit + 1).await?;
     Ok(Json(Page::from_fetched(rows, limit, |last| {
         state.cursors.encode(LIST, &CursorPosition { id: last.id })

@@ -9,6 +9,21 @@ mod users;
 use axum::{Router, routing::get};
 use shared::AppState;
 
+/// This function's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    users::list,
+    users::detail,
+    users::change,
+    users::delete,
+    stats::stats,
+    audit::list,
+), modifiers(&CHANGE_USER_IS_NON_EMPTY))]
+pub struct ApiDoc;
+
+const CHANGE_USER_IS_NON_EMPTY: shared::openapi::NonEmptyBody =
+    shared::openapi::NonEmptyBody("ChangeUser");
+
 /// The routes of this function, with state applied.
 pub fn router(state: AppState) -> Router {
     Router::new()

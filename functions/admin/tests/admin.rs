@@ -452,10 +452,17 @@ async fn audit_entries_exist_once_per_successful_mutation_and_never_for_failures
             .status,
         StatusCode::OK
     );
-    // Failures: bad role, empty body, unknown field, unknown user, last admin.
+    // Failures: bad role, null fields, empty body, unknown field, unknown user, last admin.
     patch(json!({"role": "root"}))
         .await
         .assert_problem(422, "validation_failed");
+    for body in [
+        json!({"role": null}),
+        json!({"disabled": null}),
+        json!({"role": "admin", "disabled": null}),
+    ] {
+        patch(body).await.assert_problem(422, "validation_failed");
+    }
     patch(json!({}))
         .await
         .assert_problem(422, "validation_failed");

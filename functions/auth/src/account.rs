@@ -5,23 +5,37 @@ use serde::Deserialize;
 use shared::{
     ApiError, ApiResult, AppState, ErrorKind,
     auth::AuthUser,
-    error::ApiJson,
+    error::{ApiJson, Problem},
     models::{FieldErrors, Password, User, now},
 };
+use utoipa::ToSchema;
 
+/// The signed-in user.
+#[utoipa::path(get, path = "/v1/auth/me", operation_id = "get_me", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's own user.", body = User)))]
 pub async fn me(auth: AuthUser) -> Json<User> {
     Json(auth.user)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     current_password: String,
+    #[schema(min_length = 12, max_length = 128)]
     new_password: String,
 }
 
 /// Sets a new password after checking the current one; every refresh family of the user
 /// is revoked in the same transaction (other sessions must sign in again).
+#[utoipa::path(post, path = "/v1/auth/password", operation_id = "change_password", tag = "auth",
+    security(("bearer" = [])),
+    request_body = ChangePassword,
+    responses(
+        (status = 204, description = "Changed; every refresh family of the user is revoked."),
+        (status = 401, description = "`invalid_credentials`: the current password is wrong (or `unauthorized`, see the bearer token).",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser,

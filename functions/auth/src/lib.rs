@@ -8,6 +8,18 @@ mod session;
 use axum::{Router, routing::post};
 use shared::AppState;
 
+/// This function's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    register::register,
+    session::login,
+    session::refresh,
+    session::logout,
+    account::me,
+    account::change_password,
+))]
+pub struct ApiDoc;
+
 /// The routes of this function, with state applied.
 pub fn router(state: AppState) -> Router {
     Router::new()

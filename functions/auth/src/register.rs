@@ -9,21 +9,38 @@ use axum::{
 use serde::Deserialize;
 use shared::{
     ApiResult, AppState,
-    error::ApiJson,
-    models::{Email, FieldErrors, NewUser, Password, Role, UserName, now},
+    error::{ApiJson, Problem},
+    models::{Email, FieldErrors, NewUser, Password, Role, User, UserName, now},
 };
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// Trimmed and lower-cased before it is stored.
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(min_length = 12, max_length = 128)]
     password: String,
+    /// 1 to 100 characters after trimming; no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     name: String,
 }
 
 /// Creates a `user`. A taken email (in any case or padding) is 409 `email_taken`, decided
 /// by the database's unique index, so concurrent registrations cannot both win.
+#[utoipa::path(post, path = "/v1/auth/register", operation_id = "register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered.", body = User,
+            headers(("Location" = String, description = "`/v1/auth/me`"))),
+        (status = 409, description = "`email_taken`.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RegisterRequest>,

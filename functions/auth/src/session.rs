@@ -5,32 +5,38 @@ use serde::{Deserialize, Serialize};
 use shared::{
     ApiError, ApiResult, AppState, ErrorKind,
     auth::{Verification, refresh},
-    error::ApiJson,
+    error::{ApiJson, Problem},
     models::{Email, Password, User, now},
     store::{NewRefreshToken, NextRefreshToken, Rotation},
 };
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenPair {
+    /// A JWT (HS256) for the `Authorization: Bearer` header.
     access_token: String,
+    #[schema(value_type = String, pattern = "^Bearer$")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: u64,
+    /// Opaque; present it once to `/v1/auth/refresh`.
     refresh_token: String,
+    /// Seconds until the refresh token expires.
     refresh_expires_in: u64,
 }
 
@@ -41,6 +47,17 @@ fn invalid_credentials() -> ApiError {
 /// Longest throttle key kept: longer input cannot be an email anyway.
 const MAX_THROTTLE_KEY_CHARS: usize = 320;
 
+/// Exchanges credentials for a token pair. Five failures for one email within the window
+/// lock it (429) until the window passes, even with the right password.
+#[utoipa::path(post, path = "/v1/auth/login", operation_id = "login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in.", body = TokenPair),
+        (status = 401, description = "`invalid_credentials`: unknown email or wrong password (the same answer).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_disabled`: the right password of a disabled account.",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginRequest>,
@@ -57,6 +74,10 @@ pub async fn login(
         .chars()
         .take(MAX_THROTTLE_KEY_CHARS)
         .collect();
+    if throttle_key.contains('\0') {
+        // No account has such an email, and the database cannot store it as a key.
+        return Err(invalid_credentials());
+    }
     if let Some(until) = tokens
         .login_locked_until(&throttle_key, now, throttle)
         .await?
@@ -130,6 +151,14 @@ pub async fn login(
     pair(&state, &user, refresh_token, now).map(Json)
 }
 
+/// Rotates a refresh token: it is spent and a new pair is issued in the same family.
+#[utoipa::path(post, path = "/v1/auth/refresh", operation_id = "refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair.", body = TokenPair),
+        (status = 401, description = "`invalid_refresh_token` (unknown, expired or revoked) or `refresh_token_reused` (spent before: the whole family is now revoked).",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
@@ -172,6 +201,9 @@ pub async fn refresh(
 }
 
 /// Revokes the presented token's family. Idempotent: 204 whatever the token's state.
+#[utoipa::path(post, path = "/v1/auth/logout", operation_id = "logout", tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out (or already was).")))]
 pub async fn logout(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,

@@ -10,6 +10,11 @@ use shared::AppState;
 
 pub use probes::READY_TIMEOUT;
 
+/// This function's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(probes::health, probes::ready, probes::version))]
+pub struct ApiDoc;
+
 /// The routes of this function, with state applied.
 pub fn router(state: AppState) -> Router {
     Router::new()

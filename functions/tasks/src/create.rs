@@ -13,28 +13,58 @@ use sha2::{Digest as _, Sha256};
 use shared::{
     ApiError, ApiResult, AppState, ErrorKind,
     auth::AuthUser,
-    error::{ApiJson, FieldError},
-    models::{FieldErrors, NewTask, TaskDescription, TaskTitle, now, parse_timestamp},
+    error::{ApiJson, FieldError, Problem},
+    models::{FieldErrors, NewTask, Task, TaskDescription, TaskTitle, now, parse_timestamp},
     store::{CreateOutcome, IdempotencyClaim},
 };
 use time::Duration;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
+    /// 1 to 200 characters after trimming.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    )]
     title: String,
     #[serde(default)]
+    #[schema(max_length = 10000, pattern = r"^[^\x00]*$")]
     description: Option<String>,
+    /// RFC 3339; stored in UTC.
     #[serde(default)]
+    #[schema(format = DateTime)]
     due_date: Option<String>,
+    /// `false` when absent.
     #[serde(default)]
     completed: Option<bool>,
 }
 
+/// Creates a task. With an `Idempotency-Key`, a retry of the same request within 24 h
+/// returns the original answer (`Idempotent-Replayed: true`) instead of a second task.
+#[utoipa::path(post, path = "/v1/tasks", operation_id = "create_task", tag = "tasks",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+        pattern = r"^[\x20-\x7E]+$", description = "1 to 255 printable ASCII characters.")),
+    request_body = CreateTask,
+    responses(
+        (status = 201, description = "Created (or replayed).", body = Task, headers(
+            ("ETag" = String, description = "The task's version in quotes."),
+            ("Location" = String, description = "`/v1/tasks/{id}`"),
+            ("Idempotent-Replayed" = String, description = "`true` on a replay."),
+        )),
+        (status = 409, description = "`idempotency_request_in_progress`: the original request with this key is still running.",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
+        (status = 422, description = "`validation_failed` (invalid fields or `Idempotency-Key`), or `idempotency_key_reused` (the key was used with a different body).",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     auth: AuthUser,

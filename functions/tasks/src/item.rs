@@ -10,15 +10,22 @@ use serde::Deserialize;
 use shared::{
     ApiError, ApiResult, AppState, ErrorKind,
     auth::AuthUser,
-    error::{ApiJson, ApiPath, FieldError},
+    error::{ApiJson, ApiPath, FieldError, Problem},
     models::{
-        FieldErrors, Precondition, TaskDescription, TaskPatch, TaskTitle, now, parse_timestamp,
-        present,
+        FieldErrors, Precondition, Task, TaskDescription, TaskPatch, TaskTitle, now,
+        parse_timestamp, present,
     },
     store::WriteOutcome,
 };
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// One of the caller's tasks.
+#[utoipa::path(get, path = "/v1/tasks/{id}", operation_id = "get_task", tag = "tasks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The task id.")),
+    responses((status = 200, description = "The task.", body = Task,
+        headers(("ETag" = String, description = "The task's version in quotes.")))))]
 pub async fn get(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -33,16 +40,24 @@ pub async fn get(
     Ok(([crate::etag(task.version)], Json(task)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Any non-empty subset of the fields; `null` clears `description` or `due_date`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTask {
+    /// 1 to 200 characters after trimming.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 200,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")]
     title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 10000, pattern = r"^[^\x00]*$")]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool, required = false)]
     completed: Option<Option<bool>>,
+    /// RFC 3339, or `null` to clear.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     due_date: Option<Option<String>>,
 }
 
@@ -97,6 +112,21 @@ impl PatchTask {
     }
 }
 
+/// Changes some fields and bumps `version`. With `If-Match`, only if the task is still at
+/// that version (checked atomically with the write).
+#[utoipa::path(patch, path = "/v1/tasks/{id}", operation_id = "update_task", tag = "tasks",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The task id."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "An ETag from an earlier answer (`\"3\"`), a list of them, or `*`."),
+    ),
+    request_body = PatchTask,
+    responses(
+        (status = 200, description = "The changed task.", body = Task,
+            headers(("ETag" = String, description = "The task's new version in quotes."))),
+        (status = 412, description = "`precondition_failed`: `If-Match` does not match the current version; nothing changed.",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn patch(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -118,6 +148,18 @@ pub async fn patch(
     }
 }
 
+/// Deletes a task; with `If-Match`, only if it is still at that version.
+#[utoipa::path(delete, path = "/v1/tasks/{id}", operation_id = "delete_task", tag = "tasks",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The task id."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "An ETag from an earlier answer (`\"3\"`), a list of them, or `*`."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 412, description = "`precondition_failed`: `If-Match` does not match the current version; nothing changed.",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     auth: AuthUser,

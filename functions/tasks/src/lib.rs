@@ -14,6 +14,17 @@ use axum::{
 };
 use shared::AppState;
 
+/// This function's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(create::create, list::list, item::get, item::patch, item::delete),
+    modifiers(&PATCH_IS_NON_EMPTY)
+)]
+pub struct ApiDoc;
+
+const PATCH_IS_NON_EMPTY: shared::openapi::NonEmptyBody =
+    shared::openapi::NonEmptyBody("PatchTask");
+
 /// The routes of this function, with state applied.
 pub fn router(state: AppState) -> Router {
     Router::new()

@@ -7,24 +7,44 @@ use shared::{
     auth::AuthUser,
     error::ApiQuery,
     models::{
-        SortKey, SortValue, Task, TaskPosition, TaskQuery, TaskSort, TaskTitle, fold,
-        parse_timestamp,
+        SortKey, SortValue, Task, TaskPosition, TaskQuery, TaskSort, TaskTitle, parse_timestamp,
+        search_term,
     },
     pagination::{Page, parse_limit},
 };
 use time::OffsetDateTime;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
-/// Every parameter as text, so each bad one gets its own clear `invalid_query`.
-#[derive(Debug, Deserialize)]
+/// Every parameter as text, so each bad one gets its own clear `invalid_query`; the
+/// OpenAPI document shows the types they are parsed into.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page size.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page, as it was given.
+    #[param(value_type = Option<String>)]
     cursor: Option<String>,
+    #[param(value_type = Option<bool>)]
     completed: Option<String>,
+    /// Only tasks due before this instant.
+    #[param(value_type = Option<String>, format = DateTime)]
     due_before: Option<String>,
+    /// Only tasks due after this instant.
+    #[param(value_type = Option<String>, format = DateTime)]
     due_after: Option<String>,
+    /// Case-insensitive substring of the title.
+    #[param(value_type = Option<String>, max_length = 200, pattern = r"^[^\x00]*$")]
     q: Option<String>,
+    /// Ties are broken by id; tasks without a due date sort last. Default `-created_at`.
+    #[param(schema_with = sort_schema)]
     sort: Option<String>,
+}
+
+fn sort_schema() -> utoipa::openapi::Object {
+    shared::openapi::one_of_strings(&TaskSort::ALL)
 }
 
 /// Where a page ended, inside the signed cursor.
@@ -47,6 +67,11 @@ fn bad(detail: impl Into<std::borrow::Cow<'static, str>>) -> ApiError {
     ApiError::new(ErrorKind::InvalidQuery).with_detail(detail)
 }
 
+/// A page of the caller's tasks, filtered and sorted.
+#[utoipa::path(get, path = "/v1/tasks", operation_id = "list_tasks", tag = "tasks",
+    security(("bearer" = [])),
+    params(ListParams),
+    responses((status = 200, description = "A page of tasks.", body = Page<Task>)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -71,21 +96,12 @@ pub async fn list(
     };
     let due_before = time_param("due_before", params.due_before.as_deref())?;
     let due_after = time_param("due_after", params.due_after.as_deref())?;
-    let search = match params.q.as_deref() {
-        None | Some("") => None,
-        Some(q) if q.chars().count() > TaskTitle::MAX_CHARS => {
-            return Err(bad("q must be at most 200 characters"));
-        }
-        Some(q) => Some(fold(q)),
-    };
+    let search = search_term(params.q.as_deref(), TaskTitle::MAX_CHARS).map_err(bad)?;
     let list_name = format!("tasks:{}", sort.as_str());
-    let after = params
-        .cursor
-        .as_deref()
-        .map(|c| {
-            let position: CursorPosition = state.cursors.decode(&list_name, c)?;
-            to_position(position, sort.key).ok_or_else(|| bad("cursor is invalid"))
-        })
+    let after = state
+        .cursors
+        .decode_param::<CursorPosition>(&list_name, params.cursor.as_deref())?
+        .map(|position| to_position(position, sort.key).ok_or_else(|| bad("cursor is invalid")))
         .transpose()?;
 
     let query = TaskQuery {

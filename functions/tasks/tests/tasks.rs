@@ -643,6 +643,9 @@ async fn bad_query_parameters_are_400_invalid_query(backend: Backend) {
         "cursor=garbage".to_owned(),
         // A cursor of one sort order used with another.
         format!("sort=title&cursor={cursor}"),
+        // No database stores a NUL; a search for one is refused, not a 500.
+        "q=a%00b".to_owned(),
+        format!("q={}", "q".repeat(201)),
     ] {
         get(&app, &user, &format!("/v1/tasks?{query}"))
             .await
@@ -653,6 +656,40 @@ async fn bad_query_parameters_are_400_invalid_query(backend: Backend) {
         .assert_problem(400, "invalid_path");
     let ok = get(&app, &user, &format!("/v1/tasks?limit=1&cursor={cursor}")).await;
     assert_eq!(ok.status, StatusCode::OK);
+    // An empty cursor is the first page, as if it were absent.
+    let first = get(&app, &user, "/v1/tasks?limit=1&cursor=").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.json()["items"], page["items"]);
+}
+
+async fn text_with_a_nul_character_is_422_and_stores_nothing(backend: Backend) {
+    let (app, user) = start(backend).await;
+    for (field, body) in [
+        ("title", json!({"title": "a\u{0}b"})),
+        (
+            "description",
+            json!({"title": "ok", "description": "x\u{0}"}),
+        ),
+    ] {
+        let r = call(&app, Method::POST, "/v1/tasks", &user, Some(body), &[]).await;
+        r.assert_problem(422, "validation_failed");
+        assert_eq!(r.json()["errors"][0]["field"], field);
+    }
+    let task = create(&app, &user, json!({"title": "kept"})).await;
+    let path = format!("/v1/tasks/{}", task["id"].as_str().unwrap());
+    let r = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &user,
+        Some(json!({"title": "\u{0}"})),
+        &[],
+    )
+    .await;
+    r.assert_problem(422, "validation_failed");
+    let list = get(&app, &user, "/v1/tasks").await.json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(get(&app, &user, &path).await.json()["title"], "kept");
 }
 
 async fn every_route_needs_a_token(backend: Backend) {
@@ -760,4 +797,5 @@ shared::backend_tests!(
     bad_query_parameters_are_400_invalid_query,
     every_route_needs_a_token,
     deleting_a_user_removes_their_tasks,
+    text_with_a_nul_character_is_422_and_stores_nothing,
 );

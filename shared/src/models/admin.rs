@@ -24,14 +24,14 @@ pub struct UserQuery {
     pub fetch: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserDetail {
     #[serde(flatten)]
     pub user: User,
     pub task_count: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub users: i64,
     pub admins: i64,
@@ -60,13 +60,17 @@ impl AuditAction {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: Uuid,
-    /// `None` when the change came from the command line.
+    /// `null` when the change came from the command line.
+    #[schema(required = true)]
     pub actor_id: Option<Uuid>,
+    /// `user.role_changed`, `user.disabled`, `user.enabled` or `user.deleted`.
     pub action: String,
     pub target_id: Uuid,
+    /// What changed, e.g. `{"from": "user", "to": "admin"}`.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -8,7 +8,7 @@ mod user;
 pub use admin::{AuditAction, AuditEntry, Stats, UserChange, UserDetail, UserQuery};
 pub use task::{
     NewTask, Precondition, SortKey, SortValue, Task, TaskDescription, TaskPatch, TaskPosition,
-    TaskQuery, TaskSort, TaskTitle, fold, parse_timestamp,
+    TaskQuery, TaskSort, TaskTitle, fold, parse_timestamp, search_term,
 };
 pub use user::{Email, NewUser, Password, Role, User, UserName};
 

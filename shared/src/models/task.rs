@@ -13,11 +13,11 @@ impl TaskTitle {
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         let title = raw.trim();
-        if (1..=Self::MAX_CHARS).contains(&title.chars().count()) {
-            Ok(Self(title.to_owned()))
-        } else {
-            Err(format!("must be 1 to {} characters", Self::MAX_CHARS))
+        if !(1..=Self::MAX_CHARS).contains(&title.chars().count()) {
+            return Err(format!("must be 1 to {} characters", Self::MAX_CHARS));
         }
+        no_nul(title)?;
+        Ok(Self(title.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -35,6 +35,30 @@ pub fn fold(s: &str) -> String {
     s.to_lowercase()
 }
 
+/// No database keeps a NUL in text (Postgres refuses it), so stored text must not hold one.
+fn no_nul(s: &str) -> Result<(), String> {
+    if s.contains('\0') {
+        Err("must not contain NUL characters".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// A `q` search parameter: absent or empty searches nothing; otherwise at most `max_chars`
+/// characters without NUL, case-folded.
+pub fn search_term(raw: Option<&str>, max_chars: usize) -> Result<Option<String>, String> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(q) if q.chars().count() > max_chars => {
+            Err(format!("q must be at most {max_chars} characters"))
+        }
+        Some(q) => {
+            no_nul(q).map_err(|m| format!("q {m}"))?;
+            Ok(Some(fold(q)))
+        }
+    }
+}
+
 /// A description: at most 10,000 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskDescription(String);
@@ -43,11 +67,11 @@ impl TaskDescription {
     pub const MAX_CHARS: usize = 10_000;
 
     pub fn parse(raw: &str) -> Result<Self, String> {
-        if raw.chars().count() <= Self::MAX_CHARS {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(format!("must be at most {} characters", Self::MAX_CHARS))
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(format!("must be at most {} characters", Self::MAX_CHARS));
         }
+        no_nul(raw)?;
+        Ok(Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -62,20 +86,23 @@ pub fn parse_timestamp(raw: &str) -> Result<OffsetDateTime, String> {
         .map_err(|_| "must be an RFC 3339 timestamp such as 2026-11-21T10:15:00Z".to_owned())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Task {
     pub id: Uuid,
     #[serde(skip)]
     pub owner_id: Uuid,
     pub title: String,
+    #[schema(required = true)]
     pub description: Option<String>,
     pub completed: bool,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub due_date: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Bumped by every change; the `ETag` is this number in quotes.
     pub version: i64,
 }
 
@@ -126,6 +153,16 @@ impl TaskSort {
         key: SortKey::CreatedAt,
         descending: true,
     };
+
+    /// Every accepted `sort` value.
+    pub const ALL: [&'static str; 6] = [
+        "created_at",
+        "-created_at",
+        "due_date",
+        "-due_date",
+        "title",
+        "-title",
+    ];
 
     pub fn parse(raw: &str) -> Option<Self> {
         let (descending, name) = match raw.strip_prefix('-') {

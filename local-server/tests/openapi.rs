@@ -1,0 +1,112 @@
+//! The OpenAPI document: generated from the code, committed as `openapi.json`, served at
+//! `/openapi.json`, and describing exactly the methods the routers answer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::{body::Body, http::Method};
+use shared::testing::{Backend, TestApp, request};
+
+const COMMITTED: &str = include_str!("../../openapi.json");
+
+#[test]
+fn the_committed_openapi_json_is_what_the_code_generates() {
+    let generated = local_server::openapi::document_json();
+    if generated != COMMITTED {
+        let line = generated
+            .lines()
+            .zip(COMMITTED.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(|| "the end".to_owned(), |i| format!("line {}", i + 1));
+        panic!(
+            "openapi.json is stale (first difference at {line}). Regenerate it with\n\
+             \tcargo run -p local-server -- openapi > openapi.json\n\
+             and commit it with the change to the routes or schemas."
+        );
+    }
+}
+
+#[test]
+fn the_document_is_openapi_3_1_with_unique_operation_ids_and_a_bearer_scheme() {
+    let doc: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    let mut ids = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_else(|| {
+                panic!("{method} {path} has no operationId");
+            });
+            ids.push(id.to_owned());
+            // Every error answer is documented as problem+json.
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let response = match response["$ref"].as_str() {
+                        Some(r) => {
+                            &doc["components"]["responses"]
+                                [r.trim_start_matches("#/components/responses/")]
+                        }
+                        None => response,
+                    };
+                    assert!(
+                        response["content"]["application/problem+json"].is_object(),
+                        "{method} {path} {status} is not problem+json"
+                    );
+                }
+            }
+        }
+    }
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operationIds must be unique");
+    // API.md's 20 operations plus /metrics and /openapi.json.
+    assert_eq!(count, 22);
+}
+
+#[tokio::test]
+async fn the_served_document_is_the_generated_one() {
+    let app = TestApp::start(Backend::Sqlite, local_server::routes).await;
+    let served = app.get("/openapi.json").await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.header("content-type"), Some("application/json"));
+    assert_eq!(served.body, COMMITTED.as_bytes());
+}
+
+/// Every documented operation reaches a handler (no router 404 or 405), and on every
+/// documented path the undocumented methods are refused with 405: the document and the
+/// routers describe the same methods.
+#[tokio::test]
+async fn documented_operations_are_routed_and_nothing_else_on_their_paths() {
+    let app = TestApp::start(Backend::Sqlite, local_server::routes).await;
+    let doc: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
+    let all = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        let path = template.replace("{id}", "01a1fc78-0000-7000-8000-000000000000");
+        for method in &all {
+            let documented = item.get(method.as_str().to_ascii_lowercase()).is_some();
+            let response = app
+                .send(
+                    request(method.clone(), &path)
+                        .header("content-type", "application/json")
+                        .body(Body::from("{}"))
+                        .unwrap(),
+                )
+                .await;
+            let unrouted = response.status == 405
+                || (response.status == 404 && response.json()["detail"] == "no such route");
+            assert_eq!(
+                !unrouted, documented,
+                "{method} {template}: documented={documented}, answered {}",
+                response.status
+            );
+        }
+    }
+}
