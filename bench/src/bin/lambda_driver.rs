@@ -1,0 +1,200 @@
+//! Drives Lambda function binaries through the runtime-API emulator for `bench/run`.
+//!
+//! - `cold --binary B --name N --path P --runs R`: R fresh processes; for each, the time
+//!   from exec to its first `/next` and to its first `/response` (the event is queued before
+//!   the process starts, as Lambda does). The database URL points at a closed port: a
+//!   function that connected during init or for an unauthenticated request would fail.
+//! - `warm --binary B --invocations N`: one `tasks` process on Postgres
+//!   (`TEST_DATABASE_URL`); N authenticated `GET /v1/tasks?limit=20` invocations, against
+//!   the same request through the same router in-process; RSS sampled ten times.
+//!
+//! Each prints one JSON object on stdout.
+
+#![allow(clippy::print_stdout, clippy::expect_used)] // a measuring tool: its output is the point
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use axum::{body::Body, http::Method};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use shared::{
+    AppState,
+    http::{StackConfig, stack},
+    models::Role,
+    testing::{
+        TEST_JWT_SECRET, TEST_PEPPER,
+        lambda::{
+            FunctionProcess, LambdaFunction, LambdaResponse, RuntimeEmulator, http_api_event,
+        },
+        request, send, test_config,
+    },
+};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Cold {
+        #[arg(long)]
+        binary: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        path: String,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+    Warm {
+        #[arg(long)]
+        binary: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        invocations: usize,
+    },
+}
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[tokio::main]
+async fn main() {
+    match Cli::parse().command {
+        Command::Cold {
+            binary,
+            name,
+            path,
+            runs,
+        } => cold(binary, &name, &path, runs).await,
+        Command::Warm {
+            binary,
+            invocations,
+        } => warm(binary, invocations).await,
+    }
+}
+
+async fn cold(binary: PathBuf, name: &str, path: &str, runs: usize) {
+    let env = [
+        // Port 1 is closed: any connection attempt would fail the request.
+        ("DATABASE_URL", "postgres://bench@127.0.0.1:1/never"),
+        ("JWT_SECRET", TEST_JWT_SECRET),
+        ("PASSWORD_PEPPER", TEST_PEPPER),
+        ("RUST_LOG", "warn"),
+    ];
+    let mut to_next = Vec::with_capacity(runs);
+    let mut to_response = Vec::with_capacity(runs);
+    let mut status = 0;
+    for _ in 0..runs {
+        let emulator = RuntimeEmulator::start().await;
+        let process = FunctionProcess::spawn(&binary, &emulator, name, &env);
+        let event = http_api_event("GET", path, &[], None);
+        let outcome = emulator.invoke(&event, TIMEOUT).await;
+        let responded = Instant::now();
+        let next = emulator
+            .first_next_at()
+            .expect("the function asked for work before answering");
+        status = LambdaResponse::from_outcome(outcome).status;
+        to_next.push(next.duration_since(process.started));
+        to_response.push(responded.duration_since(process.started));
+        drop(process);
+    }
+    println!(
+        "{}",
+        json!({
+            "name": name,
+            "runs": runs,
+            "status": status,
+            "next_ms": median_ms(&mut to_next),
+            "response_ms": median_ms(&mut to_response),
+        })
+    );
+}
+
+async fn warm(binary: PathBuf, invocations: usize) {
+    let function = LambdaFunction::start(&binary, "tasks", &[]).await;
+    let user = function.create_user("bench@example.com", Role::User).await;
+    let bearer = format!("Bearer {}", user.token);
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
+    for i in 0..20 {
+        let body = json!({"title": format!("task {i}")}).to_string();
+        let created = function
+            .call("POST", "/v1/tasks", &headers, Some(&body))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let event = http_api_event("GET", "/v1/tasks?limit=20", &headers[..1], None);
+    let pid = function.process.child.id();
+    let warmup = (invocations / 10).clamp(1, 500);
+    for _ in 0..warmup {
+        assert_eq!(function.invoke(&event).await.status, 200);
+    }
+    let mut rss = vec![rss_kb(pid)];
+    let started = Instant::now();
+    let sample_every = (invocations / 10).max(1);
+    for i in 1..=invocations {
+        let answer = function.emulator.invoke(&event, TIMEOUT).await;
+        assert_eq!(LambdaResponse::from_outcome(answer).status, 200);
+        if i % sample_every == 0 {
+            rss.push(rss_kb(pid));
+        }
+    }
+    let emulated = started.elapsed();
+
+    // The same request, the same router and stack, in this process: no runtime API, no
+    // event conversion, no process boundary.
+    let state = AppState::new(test_config(&function.db.url, &[])).expect("building the state");
+    let app = stack(tasks::router(state.clone()), &StackConfig::new(&state));
+    let make = || {
+        request(Method::GET, "/v1/tasks?limit=20")
+            .header("authorization", &bearer)
+            .body(Body::empty())
+            .expect("a valid request")
+    };
+    for _ in 0..warmup {
+        assert_eq!(send(&app, make()).await.status.as_u16(), 200);
+    }
+    let started = Instant::now();
+    for _ in 0..invocations {
+        assert_eq!(send(&app, make()).await.status.as_u16(), 200);
+    }
+    let in_process = started.elapsed();
+    state.store.close().await;
+
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / invocations as f64;
+    println!(
+        "{}",
+        json!({
+            "invocations": invocations,
+            "emulated_us": per(emulated),
+            "in_process_us": per(in_process),
+            "rss_kb": rss,
+        })
+    );
+}
+
+fn median_ms(samples: &mut [Duration]) -> f64 {
+    samples.sort();
+    samples
+        .get(samples.len() / 2)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// Resident set size of `pid` in KiB, from /proc.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
