@@ -39,7 +39,11 @@ pub fn app(state: AppState) -> Router {
     stack(routes(state), &stack_config)
 }
 
-/// The OpenAPI document, generated from the code on each call (it is small and rarely read).
+/// The OpenAPI 3.1 document of this API.
+// Generated from the code on each call: it is small and rarely read.
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "local server",
+    responses((status = 200, description = "The OpenAPI 3.1 document.",
+        content_type = "application/json", body = Object)))]
 async fn openapi_json() -> impl IntoResponse {
     (
         [(
@@ -50,7 +54,10 @@ async fn openapi_json() -> impl IntoResponse {
     )
 }
 
-/// Prometheus text exposition of the request and pool metrics.
+/// Prometheus text exposition of the request and database pool metrics.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "local server",
+    responses((status = 200, description = "Prometheus text format 0.0.4.",
+        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

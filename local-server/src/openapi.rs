@@ -8,20 +8,6 @@ use utoipa::{Modify as _, OpenApi};
 
 use shared::openapi::StackResponses;
 
-/// Prometheus text exposition of the request and database pool metrics.
-#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "local server",
-    responses((status = 200, description = "Prometheus text format 0.0.4.",
-        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
-#[allow(dead_code)] // documents the route in `crate::routes`
-fn metrics() {}
-
-/// This document.
-#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "local server",
-    responses((status = 200, description = "The OpenAPI 3.1 document.",
-        content_type = "application/json", body = Object)))]
-#[allow(dead_code)] // documents the route in `crate::routes`
-fn openapi_json() {}
-
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -32,7 +18,7 @@ fn openapi_json() {}
             Every error is `application/problem+json`.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    paths(metrics, openapi_json),
+    paths(crate::metrics, crate::openapi_json),
     components(schemas(shared::error::Problem)),
     tags(
         (name = "auth", description = "Registration, sessions and the caller's account."),

@@ -29,7 +29,6 @@ pub const BEARER: &str = "bearer";
 pub mod responses {
     pub const BAD_REQUEST: &str = "BadRequest";
     pub const UNAUTHORIZED: &str = "Unauthorized";
-    pub const FORBIDDEN: &str = "Forbidden";
     pub const NOT_FOUND: &str = "NotFound";
     pub const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UnsupportedMediaType";
@@ -66,7 +65,7 @@ impl Modify for StackResponses {
                 .description(Some("Seconds to wait before trying again."))
                 .build()
         };
-        let shared: [(&str, Response); 11] = [
+        let shared: [(&str, Response); 10] = [
             (
                 BAD_REQUEST,
                 problem("`malformed_json` (body is not JSON), `invalid_query` or `invalid_path`."),
@@ -84,7 +83,6 @@ impl Modify for StackResponses {
                 )
                 .build(),
             ),
-            (FORBIDDEN, problem("`forbidden`: the caller's role may not do this.")),
             (
                 NOT_FOUND,
                 problem("`not_found`: no such resource visible to the caller."),
