@@ -1,6 +1,11 @@
 //! Access tokens: JWT, HS256 only, with `typ: at+jwt` so no other kind of JWT signed with
 //! the same key can pass as one, and a `kid` naming the key so secrets can rotate: the
 //! current secret signs; it and every `JWT_PREVIOUS_SECRETS` entry verify.
+//!
+//! `jsonwebtoken` is built without its crypto backends: both link RSA, ECDSA and EdDSA
+//! (the algorithm is chosen at run time, so none of it is dropped), which was most of a
+//! Lambda binary's size over the floor. [`hs256::PROVIDER`], HMAC-SHA256 on `hmac`/`sha2`,
+//! is installed instead and refuses every other algorithm.
 
 use std::time::Duration;
 
@@ -82,6 +87,7 @@ fn kid_of(secret: &SecretString) -> String {
 
 impl JwtKeys {
     pub fn new(config: &JwtConfig) -> Self {
+        hs256::install();
         let verifying = std::iter::once(&config.secret)
             .chain(&config.previous_secrets)
             .map(|secret| VerifyingKey {
@@ -157,6 +163,85 @@ impl JwtKeys {
     }
 }
 
+/// The only cryptography `jsonwebtoken` gets: HMAC-SHA256.
+mod hs256 {
+    use hmac::{Hmac, Mac as _};
+    use jsonwebtoken::{
+        Algorithm, DecodingKey, EncodingKey,
+        crypto::{CryptoProvider, JwkUtils, JwtSigner, JwtVerifier},
+        errors::{Error, ErrorKind},
+        signature,
+    };
+    use sha2::Sha256;
+
+    pub(super) static PROVIDER: CryptoProvider = CryptoProvider {
+        signer_factory: signer,
+        verifier_factory: verifier,
+        // We never read JWKs.
+        jwk_utils: JwkUtils::new_unimplemented(),
+    };
+
+    /// Makes [`PROVIDER`] the process default. Idempotent: a second call finds it set.
+    pub(super) fn install() {
+        let _ = PROVIDER.install_default();
+    }
+
+    /// A MAC keyed with one secret; cloned per use, so the key schedule runs once.
+    struct Hs256(Hmac<Sha256>);
+
+    impl Hs256 {
+        fn new(algorithm: Algorithm, secret: Result<&[u8], Error>) -> Result<Self, Error> {
+            if algorithm != Algorithm::HS256 {
+                return Err(ErrorKind::InvalidAlgorithm.into());
+            }
+            Hmac::new_from_slice(secret?)
+                .map(Self)
+                .map_err(|_| ErrorKind::InvalidKeyFormat.into())
+        }
+
+        fn mac(&self, message: &[u8]) -> Hmac<Sha256> {
+            let mut mac = self.0.clone();
+            mac.update(message);
+            mac
+        }
+    }
+
+    fn signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
+        Ok(Box::new(Hs256::new(*algorithm, key.try_get_hmac_secret())?))
+    }
+
+    fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, Error> {
+        Ok(Box::new(Hs256::new(*algorithm, key.try_get_hmac_secret())?))
+    }
+
+    impl signature::Signer<Vec<u8>> for Hs256 {
+        fn try_sign(&self, message: &[u8]) -> Result<Vec<u8>, signature::Error> {
+            Ok(self.mac(message).finalize().into_bytes().to_vec())
+        }
+    }
+
+    impl signature::Verifier<Vec<u8>> for Hs256 {
+        fn verify(&self, message: &[u8], tag: &Vec<u8>) -> Result<(), signature::Error> {
+            // `verify_slice` compares in constant time.
+            self.mac(message)
+                .verify_slice(tag)
+                .map_err(|_| signature::Error::new())
+        }
+    }
+
+    impl JwtSigner for Hs256 {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::HS256
+        }
+    }
+
+    impl JwtVerifier for Hs256 {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::HS256
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +297,38 @@ mod tests {
         let within = OffsetDateTime::now_utc() - time::Duration::seconds(900 + 5);
         let token = keys.issue(Uuid::now_v7(), Role::User, within).unwrap();
         assert!(keys.verify(&token).is_ok());
+    }
+
+    #[test]
+    fn the_provider_is_hmac_sha256_and_nothing_else() {
+        use jsonwebtoken::{DecodingKey, EncodingKey, crypto};
+        hs256::install();
+        let (message, secret) = (b"what do ya want for nothing?", b"Jefe");
+        // RFC 4231, test case 2.
+        let tag =
+            crypto::sign(message, &EncodingKey::from_secret(secret), Algorithm::HS256).unwrap();
+        assert_eq!(tag, "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM");
+        let verify = |message: &[u8], secret: &[u8], algorithm| {
+            crypto::verify(&tag, message, &DecodingKey::from_secret(secret), algorithm)
+        };
+        assert_eq!(verify(message, secret, Algorithm::HS256).ok(), Some(true));
+        assert_eq!(
+            verify(b"what do ya want for something?", secret, Algorithm::HS256).ok(),
+            Some(false)
+        );
+        assert_eq!(verify(message, b"Jeff", Algorithm::HS256).ok(), Some(false));
+        for other in [
+            Algorithm::HS384,
+            Algorithm::HS512,
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+        ] {
+            assert!(
+                crypto::sign(message, &EncodingKey::from_secret(secret), other).is_err(),
+                "{other:?}"
+            );
+            assert!(verify(message, secret, other).is_err(), "{other:?}");
+        }
     }
 }
