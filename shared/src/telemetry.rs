@@ -1,7 +1,11 @@
 //! Tracing set-up: human-readable lines locally, one JSON object per line under Lambda or
 //! with `LOG_FORMAT=json`. Call once per process.
 
+mod json;
+
 use tracing_subscriber::{filter::Targets, fmt, prelude::*};
+
+pub use json::{JsonFields, JsonLines};
 
 use crate::config::{Config, LogFormat};
 
@@ -17,13 +21,7 @@ pub fn init_with(format: LogFormat, filter: &str) {
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
-            )
+            .with(fmt::layer().fmt_fields(JsonFields).event_format(JsonLines))
             .try_init(),
         LogFormat::Pretty => registry
             .with(
