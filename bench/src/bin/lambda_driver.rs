@@ -1,9 +1,12 @@
 //! Drives Lambda function binaries through the runtime-API emulator for `bench/run`.
 //!
-//! - `cold --binary B --name N --path P --runs R`: R fresh processes; for each, the time
-//!   from exec to its first `/next` and to its first `/response` (the event is queued before
-//!   the process starts, as Lambda does). The database URL points at a closed port: a
-//!   function that connected during init or for an unauthenticated request would fail.
+//! - `cold --function NAME,PATH,BINARY … --runs R`: R fresh processes of each function; for
+//!   each, the time from exec to its first `/next` and to its first `/response` for a GET of
+//!   PATH (the event is queued before the process starts, as Lambda does). The functions
+//!   take turns, one start each per round in a rotating order, so a slow spell on the machine
+//!   falls on all of them rather than on whichever ran then. The database URL points at a
+//!   closed port: a function that connected during init or for an unauthenticated request
+//!   would fail. Prints a JSON array, one object per function.
 //! - `warm --binary B --invocations N`: one `tasks` process on Postgres
 //!   (`TEST_DATABASE_URL`); N authenticated `GET /v1/tasks?limit=20` invocations, against
 //!   the same request through the same router in-process; RSS sampled ten times.
@@ -42,12 +45,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Cold {
-        #[arg(long)]
-        binary: PathBuf,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        path: String,
+        /// `NAME,PATH,BINARY`, once per function.
+        #[arg(long = "function", required = true, value_parser = parse_function)]
+        functions: Vec<ColdFunction>,
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
@@ -64,12 +64,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[tokio::main]
 async fn main() {
     match Cli::parse().command {
-        Command::Cold {
-            binary,
-            name,
-            path,
-            runs,
-        } => cold(binary, &name, &path, runs).await,
+        Command::Cold { functions, runs } => cold(&functions, runs).await,
         Command::Warm {
             binary,
             invocations,
@@ -77,7 +72,33 @@ async fn main() {
     }
 }
 
-async fn cold(binary: PathBuf, name: &str, path: &str, runs: usize) {
+#[derive(Clone)]
+struct ColdFunction {
+    name: String,
+    path: String,
+    binary: PathBuf,
+}
+
+fn parse_function(value: &str) -> Result<ColdFunction, String> {
+    let mut parts = value.splitn(3, ',');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(name), Some(path), Some(binary)) if path.starts_with('/') => Ok(ColdFunction {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            binary: binary.into(),
+        }),
+        _ => Err(format!("expected NAME,/PATH,BINARY, got {value:?}")),
+    }
+}
+
+#[derive(Default)]
+struct ColdTimes {
+    to_next: Vec<Duration>,
+    to_response: Vec<Duration>,
+    status: u16,
+}
+
+async fn cold(functions: &[ColdFunction], runs: usize) {
     let env = [
         // Port 1 is closed: any connection attempt would fail the request.
         ("DATABASE_URL", "postgres://bench@127.0.0.1:1/never"),
@@ -85,33 +106,41 @@ async fn cold(binary: PathBuf, name: &str, path: &str, runs: usize) {
         ("PASSWORD_PEPPER", TEST_PEPPER),
         ("RUST_LOG", "warn"),
     ];
-    let mut to_next = Vec::with_capacity(runs);
-    let mut to_response = Vec::with_capacity(runs);
-    let mut status = 0;
-    for _ in 0..runs {
-        let emulator = RuntimeEmulator::start().await;
-        let process = FunctionProcess::spawn(&binary, &emulator, name, &env);
-        let event = http_api_event("GET", path, &[], None);
-        let outcome = emulator.invoke(&event, TIMEOUT).await;
-        let responded = Instant::now();
-        let next = emulator
-            .first_next_at()
-            .expect("the function asked for work before answering");
-        status = LambdaResponse::from_outcome(outcome).status;
-        to_next.push(next.duration_since(process.started));
-        to_response.push(responded.duration_since(process.started));
-        drop(process);
+    let mut times: Vec<ColdTimes> = functions.iter().map(|_| ColdTimes::default()).collect();
+    for round in 0..runs {
+        for turn in 0..functions.len() {
+            let index = (round + turn) % functions.len();
+            let function = &functions[index];
+            let emulator = RuntimeEmulator::start().await;
+            let process = FunctionProcess::spawn(&function.binary, &emulator, &function.name, &env);
+            let event = http_api_event("GET", &function.path, &[], None);
+            let outcome = emulator.invoke(&event, TIMEOUT).await;
+            let responded = Instant::now();
+            let next = emulator
+                .first_next_at()
+                .expect("the function asked for work before answering");
+            let t = &mut times[index];
+            t.status = LambdaResponse::from_outcome(outcome).status;
+            t.to_next.push(next.duration_since(process.started));
+            t.to_response
+                .push(responded.duration_since(process.started));
+            drop(process);
+        }
     }
-    println!(
-        "{}",
-        json!({
-            "name": name,
-            "runs": runs,
-            "status": status,
-            "next_ms": median_ms(&mut to_next),
-            "response_ms": median_ms(&mut to_response),
+    let results: Vec<_> = functions
+        .iter()
+        .zip(&mut times)
+        .map(|(function, t)| {
+            json!({
+                "name": function.name,
+                "runs": runs,
+                "status": t.status,
+                "next_ms": median_ms(&mut t.to_next),
+                "response_ms": median_ms(&mut t.to_response),
+            })
         })
-    );
+        .collect();
+    println!("{}", serde_json::Value::from(results));
 }
 
 async fn warm(binary: PathBuf, invocations: usize) {

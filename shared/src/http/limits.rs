@@ -11,17 +11,19 @@
 
 use std::{
     collections::HashMap,
+    convert::Infallible,
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
 use axum::{
-    extract::{ConnectInfo, MatchedPath, Request, State},
-    middleware::Next,
+    extract::{ConnectInfo, MatchedPath, Request},
     response::{IntoResponse, Response},
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::{Layer, Service};
 
 use crate::{
     config::{LimitsConfig, RateLimit},
@@ -55,43 +57,90 @@ impl Limiter {
     }
 }
 
-pub(super) async fn enforce(
-    State(limiter): State<Arc<Limiter>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let exempt = request
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|route| EXEMPT_ROUTES.contains(&route.as_str()));
-    if exempt {
-        return next.run(request).await;
-    }
-    if let (Some(buckets), Some(client)) = (
-        &limiter.rate,
-        client_ip(&request, limiter.trusted_proxy_hops),
-    ) {
-        if let Err(wait) = buckets.take(bucket_key(client), Instant::now()) {
-            return ApiError::new(ErrorKind::TooManyRequests)
-                .with_detail("too many requests from this client; slow down")
-                .with_retry_after(wait.as_secs_f64().ceil() as u64)
-                .into_response();
+/// The limits as a layer: `Router::layer(LimitLayer(limiter))`.
+#[derive(Debug, Clone)]
+pub(super) struct LimitLayer(pub(super) Arc<Limiter>);
+
+impl<S> Layer<S> for LimitLayer {
+    type Service = Limit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Limit {
+            inner,
+            limiter: self.0.clone(),
         }
     }
-    let _permit = match &limiter.in_flight {
-        None => None,
-        Some(semaphore) => match semaphore.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                tracing::warn!("concurrency limit reached: shedding a request");
-                return ApiError::new(ErrorKind::ServiceUnavailable)
-                    .with_detail("the server is at capacity; retry shortly")
-                    .with_retry_after(1)
-                    .into_response();
+}
+
+/// Answers 429 or 503 itself, or calls `inner` holding a concurrency permit until the
+/// response is ready. Written as a service rather than `middleware::from_fn`, which clones
+/// and boxes the inner service on every request.
+#[derive(Debug, Clone)]
+pub(super) struct Limit<S> {
+    inner: S,
+    limiter: Arc<Limiter>,
+}
+
+impl<S> Service<Request> for Limit<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = super::ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let permit = match self.limiter.admit(&request) {
+            Ok(permit) => permit,
+            Err(refusal) => return Box::pin(std::future::ready(Ok(refusal.into_response()))),
+        };
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            drop(permit);
+            response
+        })
+    }
+}
+
+impl Limiter {
+    /// Lets a request through (with its concurrency permit, if that limit is on) or gives
+    /// the answer that refuses it.
+    fn admit(&self, request: &Request) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        let exempt = request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|route| EXEMPT_ROUTES.contains(&route.as_str()));
+        if exempt {
+            return Ok(None);
+        }
+        if let (Some(buckets), Some(client)) =
+            (&self.rate, client_ip(request, self.trusted_proxy_hops))
+        {
+            if let Err(wait) = buckets.take(bucket_key(client), Instant::now()) {
+                return Err(ApiError::new(ErrorKind::TooManyRequests)
+                    .with_detail("too many requests from this client; slow down")
+                    .with_retry_after(wait.as_secs_f64().ceil() as u64));
             }
-        },
-    };
-    next.run(request).await
+        }
+        match &self.in_flight {
+            None => Ok(None),
+            Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+                Ok(permit) => Ok(Some(permit)),
+                Err(_) => {
+                    tracing::warn!("concurrency limit reached: shedding a request");
+                    Err(ApiError::new(ErrorKind::ServiceUnavailable)
+                        .with_detail("the server is at capacity; retry shortly")
+                        .with_retry_after(1))
+                }
+            },
+        }
+    }
 }
 
 /// The client's address: the peer, or with `hops` trusted proxies in front, the entry that

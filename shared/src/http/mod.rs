@@ -12,19 +12,22 @@ mod limits;
 
 use std::{
     any::Any,
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
     sync::Arc,
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
 use axum::{
     Router,
     body::Body,
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, Request},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
-    middleware::{self, Next},
     response::{IntoResponse, Response},
 };
-use tower::ServiceBuilder;
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
@@ -85,8 +88,7 @@ pub fn stack(routes: Router, config: &StackConfig) -> Router {
     // call boxes every route's service once more, and a boxed service is cloned and its
     // future boxed on every request: with one call per layer that was most of the stack's
     // cost per request (`bench/profile`). `ServiceBuilder` lists the outermost layer first.
-    let limiter = Limiter::new(&config.limits)
-        .map(|limiter| middleware::from_fn_with_state(Arc::new(limiter), limits::enforce));
+    let limiter = Limiter::new(&config.limits).map(|limiter| limits::LimitLayer(Arc::new(limiter)));
     let layers = ServiceBuilder::new()
         .map_request(drop_insane_request_id)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeId))
@@ -103,11 +105,10 @@ pub fn stack(routes: Router, config: &StackConfig) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(middleware::from_fn(render_problems))
-        .layer(middleware::from_fn_with_state(
-            config.metrics.clone(),
-            record_metrics,
-        ))
+        .layer(FinishLayer {
+            metrics: config.metrics.clone(),
+        })
+        .map_response(into_axum_response)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(make_span)
@@ -176,21 +177,87 @@ impl MakeRequestId for MakeId {
     }
 }
 
-fn request_id_of<B>(request: &http::Request<B>) -> String {
+/// The id [`SetRequestIdLayer`] gave the request; borrowed, as most requests never need
+/// their own copy.
+fn request_id_of<B>(request: &http::Request<B>) -> &str {
     request
         .extensions()
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or_default()
-        .to_owned()
+}
+
+/// A boxed response future: what the stack's hand-written services return.
+pub(crate) type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// Counts every answer under its route template and final status, then renders every error
+/// answer as problem+json carrying the request id. Written as a service rather than two
+/// `middleware::from_fn`s, each of which clones and boxes the inner service per request.
+#[derive(Clone)]
+struct FinishLayer {
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl<S> Layer<S> for FinishLayer {
+    type Service = Finish<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Finish {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Finish<S> {
+    inner: S,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl<S> Service<Request> for Finish<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // A cheap handle (the header value shares its bytes), made a string only for an error.
+        let request_id = request.extensions().get::<RequestId>().cloned();
+        let measuring = self.metrics.clone().map(|metrics| {
+            let method = request.method().clone();
+            let route = request.extensions().get::<MatchedPath>().cloned();
+            (metrics, method, route, Instant::now())
+        });
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let in_flight = measuring.as_ref().map(|(metrics, ..)| metrics.start());
+            let Ok(response) = response.await;
+            drop(in_flight);
+            if let Some((metrics, method, route, started)) = &measuring {
+                metrics.record(Sample {
+                    method,
+                    route: route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
+                    status: response.status().as_u16(),
+                    latency: started.elapsed(),
+                });
+            }
+            Ok(render_problem(response, request_id))
+        })
+    }
 }
 
 /// Every error response leaves as problem+json carrying the request id: those from
 /// [`ApiError`] get the id added; those from the router or a tower layer (405, 413, …) are
 /// rebuilt from their status, keeping their headers (`Allow`, `Retry-After`).
-async fn render_problems(request: Request, next: Next) -> Response {
-    let request_id = request_id_of(&request);
-    let mut response = next.run(request).await;
+fn render_problem(mut response: Response, request_id: Option<RequestId>) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -217,7 +284,13 @@ async fn render_problems(request: Request, next: Next) -> Response {
             problem
         }
     };
-    problem.request_id = Some(request_id);
+    problem.request_id = Some(
+        request_id
+            .as_ref()
+            .and_then(|id| id.header_value().to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    );
     let (mut parts, _) = response.into_parts();
     let rendered = problem_response(&problem);
     parts.status = rendered.status();
@@ -227,29 +300,6 @@ async fn render_problems(request: Request, next: Next) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     let body = rendered.into_body();
     Response::from_parts(parts, body)
-}
-
-/// Counts every answer under the matched route template, never the raw path.
-async fn record_metrics(
-    State(metrics): State<Option<Arc<Metrics>>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(metrics) = metrics else {
-        return next.run(request).await;
-    };
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let started = Instant::now();
-    let _in_flight = metrics.start();
-    let response = next.run(request).await;
-    metrics.record(Sample {
-        method: &method,
-        route: route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
-        status: response.status().as_u16(),
-        latency: started.elapsed(),
-    });
-    response
 }
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
