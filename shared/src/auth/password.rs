@@ -104,7 +104,7 @@ impl PasswordHasher {
                 };
             };
             let matches = verify_reusing(
-                argon,
+                argon.params().block_count(),
                 pepper.expose_secret().as_bytes(),
                 &parsed,
                 password.expose_secret(),
@@ -163,9 +163,9 @@ impl PasswordHasher {
 
 /// What `PasswordVerifier::verify_password` does (the stored hash's algorithm, version and
 /// parameters; a constant-time comparison of the output), with working memory taken from and
-/// returned to `pool`.
+/// returned to `pool`. Memory is kept only at `kept_blocks`, the size current parameters use.
 fn verify_reusing(
-    current: &Argon2<'_>,
+    kept_blocks: usize,
     pepper: &[u8],
     stored: &PasswordHash<'_>,
     password: &str,
@@ -200,9 +200,8 @@ fn verify_reusing(
     let hashed = argon
         .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..])
         .is_ok();
-    // Kept only at the current size. The pool never holds more blocks than verifications
-    // can run at once: each run takes one (or makes one) and gives back at most that one.
-    if memory.len() == current.params().block_count() {
+    // The pool never holds more blocks than verifications can run at once: each run takes one (or makes one) and gives back at most that one.
+    if memory.len() == kept_blocks {
         if let Ok(mut free) = pool.lock() {
             free.push(memory);
         }

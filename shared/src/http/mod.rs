@@ -180,10 +180,11 @@ impl MakeRequestId for MakeId {
 /// The id [`SetRequestIdLayer`] gave the request; borrowed, as most requests never need
 /// their own copy.
 fn request_id_of<B>(request: &http::Request<B>) -> &str {
-    request
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
+    id_text(request.extensions().get::<RequestId>())
+}
+
+fn id_text(id: Option<&RequestId>) -> &str {
+    id.and_then(|id| id.header_value().to_str().ok())
         .unwrap_or_default()
 }
 
@@ -284,13 +285,7 @@ fn render_problem(mut response: Response, request_id: Option<RequestId>) -> Resp
             problem
         }
     };
-    problem.request_id = Some(
-        request_id
-            .as_ref()
-            .and_then(|id| id.header_value().to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-    );
+    problem.request_id = Some(id_text(request_id.as_ref()).to_owned());
     let (mut parts, _) = response.into_parts();
     let rendered = problem_response(&problem);
     parts.status = rendered.status();

@@ -7,6 +7,9 @@
 //! kept as a ready-made fragment (`"k":v,"k2":v2`): recording a field appends to it, and an
 //! event copies it.
 //!
+//! Records of the `log` crate (through tracing-log) are written under their own target,
+//! without the `log.*` bookkeeping fields, as tracing-subscriber writes them.
+//!
 //! A line: `{"timestamp":…,"level":…,<event fields>,"target":…,"span":{<fields>,"name":…}}`,
 //! with `span` the innermost span, as `fmt::layer().json().flatten_event(true)
 //! .with_current_span(true)` writes it.
@@ -18,6 +21,7 @@ use tracing::{
     Event, Subscriber,
     field::{Field, Visit},
 };
+use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::{
     field::RecordFields,
     fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, format::Writer},
@@ -61,7 +65,8 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         writer.write_str("{\"timestamp\":\"")?;
         let now = OffsetDateTime::now_utc();
         match now.format(&Rfc3339) {
@@ -70,6 +75,7 @@ where
         }
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
         let mut members = Members::new(&mut writer, false);
+        members.skip_log_fields = normalized.is_some();
         event.record(&mut members);
         members.result?;
         writer.write_str(",\"target\":")?;
@@ -96,6 +102,8 @@ where
 struct Members<'a, W: fmt::Write> {
     out: &'a mut W,
     first: bool,
+    /// The event came from the `log` crate: its `log.*` fields are already in the metadata.
+    skip_log_fields: bool,
     result: fmt::Result,
 }
 
@@ -104,12 +112,13 @@ impl<'a, W: fmt::Write> Members<'a, W> {
         Self {
             out,
             first,
+            skip_log_fields: false,
             result: Ok(()),
         }
     }
 
     fn member(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
-        if self.result.is_err() {
+        if self.result.is_err() || (self.skip_log_fields && field.name().starts_with("log.")) {
             return;
         }
         self.result = (|| {
@@ -310,5 +319,26 @@ mod tests {
         });
         assert_eq!(logged[0]["span"], json!({"name": "work"}));
         assert_eq!(logged[0]["level"], "ERROR");
+    }
+
+    #[test]
+    fn log_crate_records_keep_their_target_and_drop_the_bookkeeping() {
+        let logged = lines(|| {
+            let record = log::Record::builder()
+                .target("sqlx::query")
+                .level(log::Level::Warn)
+                .args(format_args!("slow statement"))
+                .module_path(Some("sqlx_core::logger"))
+                .file(Some("logger.rs"))
+                .line(Some(7))
+                .build();
+            tracing_log::format_trace(&record).unwrap();
+        });
+        let line = &logged[0];
+        assert_eq!(line["target"], "sqlx::query", "{line}");
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["message"], "slow statement");
+        let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
+        assert!(keys.iter().all(|k| !k.starts_with("log.")), "{line}");
     }
 }
