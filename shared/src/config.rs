@@ -106,8 +106,11 @@ pub struct Argon2Config {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
-    /// Hashes computed at once; each holds `memory_kib` of memory.
-    pub concurrency: usize,
+    /// Hashes computed at once; each holds `memory_kib` of memory. `None`: one per core,
+    /// counted at the first hash, not at start-up (counting reads the cgroup's CPU quota:
+    /// about 20 system calls on every Lambda cold start, for a number most functions never
+    /// use).
+    pub concurrency: Option<usize>,
 }
 
 impl Argon2Config {
@@ -304,7 +307,6 @@ impl Config {
             1_209_600u64,
             60..=31_536_000,
         )?;
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let argon2 = Argon2Config {
             memory_kib: parse_num(
                 &get,
@@ -319,7 +321,10 @@ impl Config {
                 Argon2Config::MIN_ITERATIONS..=100,
             )?,
             parallelism: parse_num(&get, "ARGON2_PARALLELISM", 1, 1..=64)?,
-            concurrency: parse_num(&get, "PASSWORD_HASH_CONCURRENCY", cores, 1..=1024)?,
+            concurrency: match get("PASSWORD_HASH_CONCURRENCY") {
+                None => None,
+                Some(_) => Some(parse_num(&get, "PASSWORD_HASH_CONCURRENCY", 1, 1..=1024)?),
+            },
         };
         let login_throttle = LoginThrottle {
             max_failures: parse_num(&get, "LOGIN_MAX_FAILURES", 5, 1..=1000)?,
@@ -606,6 +611,22 @@ mod tests {
         assert!(config.is_production());
         assert_eq!(config.db.max_connections, 2);
         assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn password_hash_concurrency_defaults_to_the_cores_counted_later() {
+        let config = load(Runtime::LocalServer, &[]).unwrap();
+        assert_eq!(config.argon2.concurrency, None);
+        let config = load(Runtime::LocalServer, &[("PASSWORD_HASH_CONCURRENCY", "3")]).unwrap();
+        assert_eq!(config.argon2.concurrency, Some(3));
+        // Empty counts as unset, as for every variable.
+        let config = load(Runtime::LocalServer, &[("PASSWORD_HASH_CONCURRENCY", "")]).unwrap();
+        assert_eq!(config.argon2.concurrency, None);
+        for bad in ["0", "many", "1025"] {
+            let err =
+                load(Runtime::LocalServer, &[("PASSWORD_HASH_CONCURRENCY", bad)]).unwrap_err();
+            assert_eq!(err.variable, "PASSWORD_HASH_CONCURRENCY", "{bad:?}");
+        }
     }
 
     #[test]

@@ -37,7 +37,6 @@ pub struct Verification {
 pub struct PasswordHasher {
     params: Params,
     pepper: Arc<SecretString>,
-    permits: Arc<Semaphore>,
     workers: Workers,
     /// Working memory of finished verifications, ready for the next: at most one per permit.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
@@ -72,8 +71,7 @@ impl PasswordHasher {
         Ok(Self {
             params,
             pepper: Arc::new(pepper.clone()),
-            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
-            workers: Workers::new(config.concurrency.max(1)),
+            workers: Workers::new(config.concurrency),
             memory: Arc::new(Mutex::new(Vec::new())),
             dummy: OnceCell::new(),
         })
@@ -141,17 +139,10 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(&Argon2<'_>) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(ApiError::internal)?;
         let pepper = self.pepper.clone();
         let params = self.params.clone();
         self.workers
             .run(move || {
-                let _permit = permit;
                 let argon = Argon2::new_with_secret(
                     pepper.expose_secret().as_bytes(),
                     Algorithm::Argon2id,
@@ -186,39 +177,58 @@ type Job = Box<dyn FnOnce() + Send>;
 ///   about 3.5 ms. Hashing still takes every cycle nothing else wants; only when other
 ///   requests saturate the cores do logins slow down first, which is the right order.
 struct Workers {
-    threads: usize,
-    queue: OnceLock<mpsc::Sender<Job>>,
+    /// `None`: one per core, counted when the first hash starts them.
+    threads: Option<usize>,
+    started: OnceLock<Started>,
+}
+
+struct Started {
+    /// One per thread: a hash waits here (cancellably, as an async task) for a free thread.
+    permits: Arc<Semaphore>,
+    queue: mpsc::Sender<Job>,
 }
 
 impl Workers {
-    fn new(threads: usize) -> Self {
+    fn new(threads: Option<usize>) -> Self {
         Self {
             threads,
-            queue: OnceLock::new(),
+            started: OnceLock::new(),
         }
     }
 
-    /// Runs `work` on a hashing thread. A panic in it comes back as an internal error and
-    /// leaves the thread serving.
+    /// Runs `work` on a hashing thread once one is free. A panic in it comes back as an
+    /// internal error and leaves the thread serving.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
+        let started = self.start();
+        let permit = started
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(ApiError::internal)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            let _permit = permit;
             // The caller may have gone (a dropped request); the answer is then unwanted.
             let _ = reply.send(work());
         });
         let lost = || ApiError::internal(std::io::Error::other("a password hashing job was lost"));
-        self.queue().send(job).map_err(|_| lost())?;
+        started.queue.send(job).map_err(|_| lost())?;
         answer.await.map_err(|_| lost())
     }
 
-    fn queue(&self) -> &mpsc::Sender<Job> {
-        self.queue.get_or_init(|| {
+    fn start(&self) -> &Started {
+        self.started.get_or_init(|| {
+            let threads = self
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+                .max(1);
             let (queue, jobs) = mpsc::channel::<Job>();
             let jobs = Arc::new(Mutex::new(jobs));
-            for n in 0..self.threads {
+            for n in 0..threads {
                 let jobs = jobs.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("argon2-{n}"))
@@ -228,7 +238,10 @@ impl Workers {
                 }
             }
             // With no thread started, the receiver is gone and every `send` fails loudly.
-            queue
+            Started {
+                permits: Arc::new(Semaphore::new(threads)),
+                queue,
+            }
         })
     }
 }
@@ -335,7 +348,7 @@ mod tests {
                 memory_kib,
                 iterations: 2,
                 parallelism: 1,
-                concurrency: 2,
+                concurrency: Some(2),
             },
             &SecretString::from(pepper.to_owned()),
         )
@@ -454,9 +467,9 @@ mod tests {
     #[tokio::test]
     async fn no_thread_starts_before_the_first_hash() {
         let h = hasher(PEPPER_A, 8 * 1024);
-        assert!(h.workers.queue.get().is_none());
+        assert!(h.workers.started.get().is_none());
         h.hash("pw").await.unwrap();
-        assert!(h.workers.queue.get().is_some());
+        assert!(h.workers.started.get().is_some());
     }
 
     #[cfg(target_os = "linux")]
