@@ -1,6 +1,6 @@
 //! Lambda entry point of the `admin` function: config, state, router, run.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::lambda::serve(admin::router).await
 }
