@@ -321,10 +321,7 @@ impl Config {
                 Argon2Config::MIN_ITERATIONS..=100,
             )?,
             parallelism: parse_num(&get, "ARGON2_PARALLELISM", 1, 1..=64)?,
-            concurrency: match get("PASSWORD_HASH_CONCURRENCY") {
-                None => None,
-                Some(_) => Some(parse_num(&get, "PASSWORD_HASH_CONCURRENCY", 1, 1..=1024)?),
-            },
+            concurrency: parse_optional_num(&get, "PASSWORD_HASH_CONCURRENCY", 1..=1024)?,
         };
         let login_throttle = LoginThrottle {
             max_failures: parse_num(&get, "LOGIN_MAX_FAILURES", 5, 1..=1000)?,
@@ -453,11 +450,23 @@ fn parse_num<T>(
 where
     T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
 {
+    Ok(parse_optional_num(get, name, range)?.unwrap_or(default))
+}
+
+/// [`parse_num`] for a variable whose default is not known at start-up: `None` when unset.
+fn parse_optional_num<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<Option<T>, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
     let Some(raw) = get(name) else {
-        return Ok(default);
+        return Ok(None);
     };
     match raw.trim().parse::<T>() {
-        Ok(v) if range.contains(&v) => Ok(v),
+        Ok(v) if range.contains(&v) => Ok(Some(v)),
         _ => Err(ConfigError::new(
             name,
             format!(

@@ -2,16 +2,10 @@
 //! else. Built with the same profile and crate versions as the functions, and on the same
 //! current-thread runtime, so the ratio counts only the functions' own work.
 
-use axum::{Json, Router, routing::get};
+#[path = "../hello.rs"]
+mod hello;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::run(hello()).await
-}
-
-fn hello() -> Router {
-    Router::new().route(
-        "/health",
-        get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-    )
+    lambda_http::run(hello::router()).await
 }

@@ -99,7 +99,7 @@ impl PasswordHasher {
         let current = self.params.clone();
         let memory = self.memory.clone();
         let pepper = self.pepper.clone();
-        self.blocking(move |argon| {
+        self.blocking(move |_| {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 tracing::error!("a stored password hash is not a PHC string");
                 return Verification {
@@ -108,7 +108,7 @@ impl PasswordHasher {
                 };
             };
             let matches = verify_reusing(
-                argon.params().block_count(),
+                current.block_count(),
                 pepper.expose_secret().as_bytes(),
                 &parsed,
                 password.expose_secret(),
@@ -314,7 +314,8 @@ fn verify_reusing(
     let hashed = argon
         .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..])
         .is_ok();
-    // The pool never holds more blocks than verifications can run at once: each run takes one (or makes one) and gives back at most that one.
+    // The pool never holds more blocks than verifications can run at once: each run takes
+    // one (or makes one) and gives back at most that one.
     if memory.len() == kept_blocks {
         if let Ok(mut free) = pool.lock() {
             free.push(memory);
