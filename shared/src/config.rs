@@ -100,6 +100,15 @@ pub struct LoginThrottle {
     pub window: Duration,
 }
 
+/// Per-client limit of the endpoints that hash (login, register, password change): a
+/// bucket of `burst` requests per client address refilled at `per_minute`, kept in the
+/// database so every instance (every Lambda instance too) shares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthRateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
 /// Argon2id cost. Never below the OWASP minimum (19 MiB, t=2, p=1).
 #[derive(Debug, Clone, Copy)]
 pub struct Argon2Config {
@@ -111,6 +120,9 @@ pub struct Argon2Config {
     /// about 20 system calls on every Lambda cold start, for a number most functions never
     /// use).
     pub concurrency: Option<usize>,
+    /// Hashes that may wait for a free hashing thread; one more is refused at once (503)
+    /// instead of queueing (`PASSWORD_HASH_QUEUE`).
+    pub queue: usize,
 }
 
 impl Argon2Config {
@@ -127,6 +139,10 @@ pub struct Config {
     pub password_pepper: SecretString,
     pub argon2: Argon2Config,
     pub login_throttle: LoginThrottle,
+    /// `None` when `AUTH_RATE_LIMIT_PER_MINUTE=0`.
+    pub auth_rate_limit: Option<AuthRateLimit>,
+    /// Absolute age of a session (refresh family): no refresh past it.
+    pub session_max_age: Duration,
     pub http: HttpConfig,
     pub log_format: LogFormat,
     pub log_filter: String,
@@ -322,11 +338,19 @@ impl Config {
             )?,
             parallelism: parse_num(&get, "ARGON2_PARALLELISM", 1, 1..=64)?,
             concurrency: parse_optional_num(&get, "PASSWORD_HASH_CONCURRENCY", 1..=1024)?,
+            queue: parse_num(&get, "PASSWORD_HASH_QUEUE", 64, 0..=100_000)?,
         };
         let login_throttle = LoginThrottle {
             max_failures: parse_num(&get, "LOGIN_MAX_FAILURES", 5, 1..=1000)?,
             window: Duration::from_secs(parse_num(&get, "LOGIN_WINDOW_SECS", 900u64, 1..=86_400)?),
         };
+        let auth_rate_limit = parse_auth_rate_limit(&get)?;
+        let session_max_age = Duration::from_secs(parse_num(
+            &get,
+            "SESSION_MAX_AGE_SECS",
+            30 * 86_400u64,
+            60..=366 * 86_400,
+        )?);
         let issuer = get("JWT_ISSUER").unwrap_or_else(|| "task-api".to_owned());
         let audience = get("JWT_AUDIENCE").unwrap_or_else(|| "task-api".to_owned());
 
@@ -350,6 +374,8 @@ impl Config {
             password_pepper,
             argon2,
             login_throttle,
+            auth_rate_limit,
+            session_max_age,
             http: HttpConfig {
                 host,
                 port,
@@ -439,6 +465,23 @@ fn parse_limits(get: &impl Fn(&str) -> Option<String>) -> Result<LimitsConfig, C
         concurrency: (concurrency > 0).then_some(concurrency),
         trusted_proxy_hops,
     })
+}
+
+/// 30 a minute with a burst of 30: a person signs in once a fortnight (refresh tokens do
+/// the rest), so this is an office of people behind one address, not one client's flood.
+fn parse_auth_rate_limit(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<AuthRateLimit>, ConfigError> {
+    let per_minute = parse_num(get, "AUTH_RATE_LIMIT_PER_MINUTE", 30u32, 0..=1_000_000)?;
+    let burst = parse_num(get, "AUTH_RATE_LIMIT_BURST", 30u32, 0..=1_000_000)?;
+    match (per_minute, burst) {
+        (0, _) => Ok(None),
+        (_, 0) => Err(ConfigError::new(
+            "AUTH_RATE_LIMIT_BURST",
+            "must be at least 1 while AUTH_RATE_LIMIT_PER_MINUTE is on",
+        )),
+        (per_minute, burst) => Ok(Some(AuthRateLimit { per_minute, burst })),
+    }
 }
 
 fn parse_num<T>(
@@ -639,6 +682,41 @@ mod tests {
     }
 
     #[test]
+    fn auth_limits_default_to_tens_a_minute_and_zero_turns_them_off() {
+        let config = load(Runtime::LocalServer, &[]).unwrap();
+        assert_eq!(
+            config.auth_rate_limit,
+            Some(AuthRateLimit {
+                per_minute: 30,
+                burst: 30
+            })
+        );
+        assert_eq!(config.session_max_age, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.argon2.queue, 64);
+        let off = load(Runtime::LocalServer, &[("AUTH_RATE_LIMIT_PER_MINUTE", "0")]).unwrap();
+        assert_eq!(off.auth_rate_limit, None);
+        let tuned = load(
+            Runtime::LocalServer,
+            &[
+                ("AUTH_RATE_LIMIT_PER_MINUTE", "6"),
+                ("AUTH_RATE_LIMIT_BURST", "2"),
+                ("SESSION_MAX_AGE_SECS", "3600"),
+                ("PASSWORD_HASH_QUEUE", "0"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            tuned.auth_rate_limit,
+            Some(AuthRateLimit {
+                per_minute: 6,
+                burst: 2
+            })
+        );
+        assert_eq!(tuned.session_max_age, Duration::from_secs(3600));
+        assert_eq!(tuned.argon2.queue, 0);
+    }
+
+    #[test]
     fn lambda_without_secrets_fails() {
         let err = load(Runtime::Lambda, &[("DATABASE_URL", "postgres://db/app")]).unwrap_err();
         assert_eq!(err.variable, "JWT_SECRET");
@@ -665,6 +743,10 @@ mod tests {
             ("RATE_LIMIT_BURST", "0"),
             ("CONCURRENCY_LIMIT", "-5"),
             ("TRUST_PROXY", "yes"),
+            ("AUTH_RATE_LIMIT_PER_MINUTE", "-1"),
+            ("AUTH_RATE_LIMIT_BURST", "0"),
+            ("SESSION_MAX_AGE_SECS", "0"),
+            ("PASSWORD_HASH_QUEUE", "lots"),
         ] {
             let err = load(Runtime::LocalServer, &[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{name}={value}");

@@ -7,7 +7,7 @@ use lambda_http::{RequestExt as _, request::RequestContext};
 
 use crate::{
     config::{Config, Runtime},
-    http::{StackConfig, UpstreamRequestId, stack},
+    http::{PlatformSourceIp, StackConfig, UpstreamRequestId, stack},
     state::AppState,
     telemetry,
 };
@@ -91,7 +91,29 @@ fn adapt_request(mut req: lambda_http::Request) -> lambda_http::Request {
     if let Some(id) = id {
         req.extensions_mut().insert(UpstreamRequestId(id));
     }
+    if let Some(ip) = source_ip(&req) {
+        req.extensions_mut().insert(PlatformSourceIp(ip));
+    }
     req
+}
+
+/// The caller's address as API Gateway saw it (not a header the caller could write); for an
+/// ALB, the entry the load balancer appended to `X-Forwarded-For` (the last).
+fn source_ip(req: &lambda_http::Request) -> Option<std::net::IpAddr> {
+    let text = match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        RequestContext::ApiGatewayV1(ctx) => ctx.identity.source_ip.clone(),
+        RequestContext::Alb(_) => req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .map(|s| s.trim().to_owned()),
+        _ => None,
+    }?;
+    text.parse().ok()
 }
 
 fn strip_stage(req: &mut lambda_http::Request, stage: &str) {

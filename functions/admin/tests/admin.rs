@@ -396,11 +396,12 @@ async fn deleting_a_user_removes_tasks_tokens_and_login_state_but_keeps_the_audi
     call(&app, Method::GET, "/v1/tasks", Some(&user.token), None)
         .await
         .assert_problem(401, "unauthorized");
-    let throttle = app
+    // With the failures gone, a budget of one has room again.
+    let attempt = app
         .state
         .store
         .tokens()
-        .login_locked_until(
+        .reserve_login_attempt(
             "gone@example.com",
             shared::models::now(),
             shared::config::LoginThrottle {
@@ -410,7 +411,10 @@ async fn deleting_a_user_removes_tasks_tokens_and_login_state_but_keeps_the_audi
         )
         .await
         .unwrap();
-    assert_eq!(throttle, None, "login state is gone");
+    assert!(
+        attempt.allowed && attempt.reserved == 1,
+        "login state is gone"
+    );
     let entries = audit(&app, &root).await;
     let deleted: Vec<_> = entries
         .iter()

@@ -2,6 +2,7 @@
 //! logout, the current user and password change (API.md, "Auth").
 
 mod account;
+mod guard;
 mod register;
 mod session;
 

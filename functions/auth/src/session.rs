@@ -4,11 +4,17 @@ use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use shared::{
     ApiError, ApiResult, AppState, ErrorKind,
-    auth::{Verification, refresh},
+    auth::{
+        Verification, refresh,
+        security::{self, SecurityEvent, Subject},
+    },
     error::{ApiJson, Problem},
+    http::ClientAddr,
     models::{Email, Password, User, now},
-    store::{NewRefreshToken, NextRefreshToken, Rotation},
+    store::{Credentials, NewSession, NextRefreshToken, Rotation},
 };
+
+use crate::guard;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -44,11 +50,19 @@ fn invalid_credentials() -> ApiError {
     ApiError::new(ErrorKind::InvalidCredentials).with_detail("email or password is wrong")
 }
 
-/// Longest throttle key kept: longer input cannot be an email anyway.
-const MAX_THROTTLE_KEY_CHARS: usize = 320;
+/// What a login's password check found.
+enum Checked {
+    /// No such account (a dummy hash was verified, for the same timing), or a password
+    /// outside the length rule (nothing was hashed: it cannot match).
+    Unknown,
+    Wrong(Uuid),
+    Right(Credentials, Verification),
+}
 
-/// Exchanges credentials for a token pair. Five failures for one email within the window
-/// lock it (429) until the window passes, even with the right password.
+/// Exchanges credentials for a token pair and starts a session. Each attempt reserves one
+/// of the email's `LOGIN_MAX_FAILURES` per window before any hashing; a right password
+/// gives it back. When the budget is spent, logins for the email are 429 until the window
+/// passes, even with the right password.
 #[utoipa::path(post, path = "/v1/auth/login", operation_id = "login", tag = "auth",
     request_body = LoginRequest,
     responses(
@@ -57,75 +71,41 @@ const MAX_THROTTLE_KEY_CHARS: usize = 320;
             body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_disabled`: the right password of a disabled account.",
             body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_requests`: the email's failure budget or the client's credential limit is spent; see `Retry-After`.",
+            body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenPair>> {
+    guard::limit_client(&state, client).await?;
     let now = now();
-    let throttle = state.config.login_throttle;
-    let tokens = state.store.tokens();
-    // Throttle on the normalised email, whether or not it is a registered or even a valid
-    // address: the throttle must not tell accounts apart.
-    let throttle_key: String = body
-        .email
-        .trim()
-        .to_lowercase()
-        .chars()
-        .take(MAX_THROTTLE_KEY_CHARS)
-        .collect();
-    if throttle_key.contains('\0') {
-        // No account has such an email, and the database cannot store it as a key.
-        return Err(invalid_credentials());
-    }
-    if let Some(until) = tokens
-        .login_locked_until(&throttle_key, now, throttle)
-        .await?
-    {
-        let wait = (until - now).whole_seconds().max(1);
-        return Err(ApiError::new(ErrorKind::TooManyRequests)
-            .with_detail("too many failed logins for this email; try again later")
-            .with_retry_after(wait.unsigned_abs()));
-    }
-
-    let credentials = match Email::parse(&body.email) {
-        Ok(email) => state.store.users().credentials_by_email(&email).await?,
-        Err(_) => None,
-    };
-    // The length rule is checked before any hashing; a password outside it cannot match.
-    let verification = match (&credentials, Password::parse(&body.password).is_ok()) {
-        (Some(c), true) => {
-            state
-                .passwords
-                .verify(&body.password, &c.password_hash)
-                .await?
+    let key = guard::throttle_key(&body.email).ok_or_else(invalid_credentials)?;
+    let reserved = guard::reserve(&state, &key, client, now).await?;
+    let (credentials, verification) = match check(&state, &body).await {
+        Err(err) => {
+            // Nothing was learned about the password: the attempt is not spent.
+            reserved.give_back(&state).await?;
+            return Err(err);
         }
-        (None, true) => {
-            // Same work as a wrong password for a real account: no timing oracle.
-            state.passwords.verify_dummy(&body.password).await?;
-            Verification {
-                matches: false,
-                needs_rehash: false,
-            }
+        Ok(Checked::Unknown) => {
+            reserved.failed(&state, SecurityEvent::LoginFailed, None);
+            return Err(invalid_credentials());
         }
-        (_, false) => Verification {
-            matches: false,
-            needs_rehash: false,
-        },
+        Ok(Checked::Wrong(user)) => {
+            reserved.failed(&state, SecurityEvent::LoginFailed, Some(user));
+            return Err(invalid_credentials());
+        }
+        Ok(Checked::Right(credentials, verification)) => (credentials, verification),
     };
-    let Some(credentials) = credentials.filter(|_| verification.matches) else {
-        tokens
-            .record_login_failure(&throttle_key, now, throttle)
-            .await?;
-        return Err(invalid_credentials());
-    };
+    reserved.give_back(&state).await?;
     let user = credentials.user;
     if user.disabled {
         return Err(
             ApiError::new(ErrorKind::AccountDisabled).with_detail("this account has been disabled")
         );
     }
-    tokens.clear_login_failures(&throttle_key).await?;
     if verification.needs_rehash {
         let upgraded = state.passwords.hash(&body.password).await?;
         state
@@ -136,19 +116,64 @@ pub async fn login(
         tracing::info!(user_id = %user.id, "password hash upgraded to current parameters");
     }
 
+    let session = NewSession {
+        id: Uuid::now_v7(),
+        user_id: user.id,
+        epoch: credentials.session_epoch,
+        created_at: now,
+    };
     let (refresh_token, hash) = refresh::generate();
-    tokens
-        .insert_refresh(&NewRefreshToken {
-            id: Uuid::now_v7(),
-            user_id: user.id,
-            family_id: Uuid::now_v7(),
-            hash,
-            issued_at: now,
-            expires_at: refresh_expiry(&state, now),
-        })
+    let first = NextRefreshToken {
+        id: Uuid::now_v7(),
+        hash,
+        expires_at: now
+            + state
+                .config
+                .jwt
+                .refresh_ttl
+                .min(state.config.session_max_age),
+    };
+    if !state.store.tokens().start_session(&session, &first).await? {
+        // The password changed or the account was disabled while this login was checking
+        // the old one: no session may start from it.
+        return Err(invalid_credentials());
+    }
+    tracing::info!(user_id = %user.id, session_id = %session.id, "login");
+    pair(
+        &state,
+        &user,
+        session.id,
+        refresh_token,
+        first.expires_at,
+        now,
+    )
+    .map(Json)
+}
+
+/// Looks the account up and verifies the password (a dummy hash for an unknown email).
+async fn check(state: &AppState, body: &LoginRequest) -> ApiResult<Checked> {
+    let credentials = match Email::parse(&body.email) {
+        Ok(email) => state.store.users().credentials_by_email(&email).await?,
+        Err(_) => None,
+    };
+    // The length rule is checked before any hashing; a password outside it cannot match.
+    if Password::parse(&body.password).is_err() {
+        return Ok(credentials.map_or(Checked::Unknown, |c| Checked::Wrong(c.user.id)));
+    }
+    let Some(credentials) = credentials else {
+        // Same work as a wrong password for a real account: no timing oracle.
+        state.passwords.verify_dummy(&body.password).await?;
+        return Ok(Checked::Unknown);
+    };
+    let verification = state
+        .passwords
+        .verify(&body.password, &credentials.password_hash)
         .await?;
-    tracing::info!(user_id = %user.id, "login");
-    pair(&state, &user, refresh_token, now).map(Json)
+    Ok(if verification.matches {
+        Checked::Right(credentials, verification)
+    } else {
+        Checked::Wrong(credentials.user.id)
+    })
 }
 
 /// Rotates a refresh token: it is spent and a new pair is issued in the same family.
@@ -156,11 +181,12 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new pair.", body = TokenPair),
-        (status = 401, description = "`invalid_refresh_token` (unknown, expired or revoked) or `refresh_token_reused` (spent before: the whole family is now revoked).",
+        (status = 401, description = "`invalid_refresh_token` (unknown, expired or revoked, or its session is over: logged out, password changed, older than `SESSION_MAX_AGE_SECS`) or `refresh_token_reused` (spent before: the whole session is now revoked).",
             body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    client: ClientAddr,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
     let invalid = || {
@@ -178,10 +204,14 @@ pub async fn refresh(
     match state
         .store
         .tokens()
-        .rotate_refresh(&presented, &next, now)
+        .rotate_refresh(&presented, &next, now, state.config.session_max_age)
         .await?
     {
-        Rotation::Rotated { user_id } => {
+        Rotation::Rotated {
+            user_id,
+            session_id,
+            expires_at,
+        } => {
             let user = state
                 .store
                 .users()
@@ -189,10 +219,15 @@ pub async fn refresh(
                 .await?
                 .filter(|u| !u.disabled)
                 .ok_or_else(invalid)?;
-            pair(&state, &user, refresh_token, now).map(Json)
+            pair(&state, &user, session_id, refresh_token, expires_at, now).map(Json)
         }
-        Rotation::Reused => {
-            tracing::warn!("refresh token reused: its family is revoked");
+        Rotation::Reused { user_id } => {
+            security::record(
+                SecurityEvent::RefreshTokenReused,
+                client,
+                Subject::User(user_id),
+                &state.config.password_pepper,
+            );
             Err(ApiError::new(ErrorKind::RefreshTokenReused)
                 .with_detail("this refresh token was already used; sign in again"))
         }
@@ -200,7 +235,8 @@ pub async fn refresh(
     }
 }
 
-/// Revokes the presented token's family. Idempotent: 204 whatever the token's state.
+/// Ends the presented token's session: its refresh tokens and the access tokens issued in
+/// it stop working. Idempotent: 204 whatever the token's state.
 #[utoipa::path(post, path = "/v1/auth/logout", operation_id = "logout", tag = "auth",
     request_body = RefreshRequest,
     responses((status = 204, description = "Signed out (or already was).")))]
@@ -212,7 +248,7 @@ pub async fn logout(
         state
             .store
             .tokens()
-            .revoke_family_of(&presented, now())
+            .revoke_session_of(&presented, now())
             .await?;
     }
     Ok(StatusCode::NO_CONTENT)
@@ -225,14 +261,19 @@ fn refresh_expiry(state: &AppState, now: OffsetDateTime) -> OffsetDateTime {
 fn pair(
     state: &AppState,
     user: &User,
+    session: Uuid,
     refresh_token: String,
+    refresh_expires_at: OffsetDateTime,
     now: OffsetDateTime,
 ) -> ApiResult<TokenPair> {
     Ok(TokenPair {
-        access_token: state.jwt.issue(user.id, user.role, now)?,
+        access_token: state.jwt.issue(user.id, user.role, session, now)?,
         token_type: "Bearer",
         expires_in: state.jwt.ttl_secs(),
         refresh_token,
-        refresh_expires_in: state.config.jwt.refresh_ttl.as_secs(),
+        refresh_expires_in: (refresh_expires_at - now)
+            .whole_seconds()
+            .max(0)
+            .unsigned_abs(),
     })
 }

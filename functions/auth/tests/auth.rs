@@ -208,10 +208,17 @@ async fn forged_tokens_are_refused_and_a_previous_key_still_verifies(backend: Ba
     )
     .unwrap();
     let kid = genuine["kid"].as_str().unwrap().to_owned();
+    let genuine_claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(access.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let sid = genuine_claims["sid"].as_str().unwrap().to_owned();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = json!({
         "iss": "task-api", "aud": "task-api", "sub": id, "role": "user",
-        "iat": now, "exp": now + 600, "jti": uuid::Uuid::now_v7(),
+        "iat": now, "exp": now + 600, "jti": uuid::Uuid::now_v7(), "sid": sid,
     });
     let header = |alg: &str| json!({"alg": alg, "typ": "at+jwt", "kid": kid});
     let with = |patch: Value| {
@@ -274,6 +281,7 @@ async fn forged_tokens_are_refused_and_a_previous_key_still_verifies(backend: Ba
         keys.issue(
             id.parse().unwrap(),
             shared::models::Role::User,
+            sid.parse().unwrap(),
             time::OffsetDateTime::now_utc(),
         )
         .unwrap()
@@ -294,6 +302,16 @@ async fn forged_tokens_are_refused_and_a_previous_key_still_verifies(backend: Ba
         ("removed key", removed_key),
         ("garbage", "not.a.token".to_owned()),
         ("unknown user", with(json!({"sub": uuid::Uuid::now_v7()}))),
+        ("not valid yet (nbf)", with(json!({"nbf": now + 300}))),
+        (
+            "issued in the future",
+            with(json!({"iat": now + 300, "exp": now + 900})),
+        ),
+        ("no session", with(json!({"sid": null}))),
+        (
+            "unknown session",
+            with(json!({"sid": uuid::Uuid::now_v7()})),
+        ),
     ];
     for (what, token) in &forgeries {
         let response = me(&app, token).await;
@@ -325,6 +343,7 @@ async fn forged_tokens_are_refused_and_a_previous_key_still_verifies(backend: Ba
         .issue(
             id.parse().unwrap(),
             shared::models::Role::User,
+            sid.parse().unwrap(),
             time::OffsetDateTime::now_utc(),
         )
         .unwrap();
@@ -684,7 +703,7 @@ async fn expired_refresh_tokens_are_invalid(backend: Backend) {
         .state
         .store
         .tokens()
-        .rotate_refresh(&hash, &next, later)
+        .rotate_refresh(&hash, &next, later, app.state.config.session_max_age)
         .await
         .unwrap();
     assert_eq!(outcome, shared::store::Rotation::Invalid);

@@ -1,7 +1,9 @@
 //! The [`AuthUser`] extractor: a handler that takes it can only run for a request with a
-//! valid access token whose user still exists and is enabled. The check costs one
-//! primary-key lookup, so a deleted or disabled user's token stops working at once, and the
-//! role comes from the database, not the token (a demotion takes effect immediately).
+//! valid access token whose user still exists and is enabled and whose session is live.
+//! The check costs one primary-key lookup (the user, with their session in the same
+//! statement), so a token stops working at once when its user is deleted or disabled, its
+//! session is logged out or revoked, or the password changes; and the role comes from the
+//! database, not the token (a demotion takes effect immediately).
 
 use axum::{
     extract::{FromRef, FromRequestParts},
@@ -10,9 +12,12 @@ use axum::{
 use uuid::Uuid;
 
 use crate::{
+    auth::security::{self, SecurityEvent, Subject},
     error::ApiError,
+    http::ClientAddr,
     models::{Role, User},
     state::AppState,
+    store::TokenUser,
 };
 
 /// The signed-in user, as the database has them now.
@@ -37,9 +42,15 @@ where
             .jwt
             .verify(token)
             .map_err(|e| refuse(&e.to_string()))?;
-        let user = state.store.users().by_id(claims.sub).await?;
-        match user {
-            Some(user) if !user.disabled => {
+        let found = state
+            .store
+            .users()
+            .for_access_token(claims.sub, claims.sid)
+            .await?;
+        match found {
+            Some(found) if found.user.disabled => Err(refuse("user is disabled")),
+            Some(found) if !found.session_live => Err(refuse("session has ended")),
+            Some(TokenUser { user, .. }) => {
                 tracing::Span::current().record("user_id", tracing::field::display(user.id));
                 Ok(AuthUser {
                     id: user.id,
@@ -47,7 +58,6 @@ where
                     user,
                 })
             }
-            Some(_) => Err(refuse("user is disabled")),
             None => Err(refuse("user no longer exists")),
         }
     }
@@ -84,6 +94,14 @@ where
         if user.role == Role::Admin {
             Ok(AdminUser(user))
         } else {
+            let Ok(client) = ClientAddr::from_request_parts(parts, state).await;
+            let app = AppState::from_ref(state);
+            security::record(
+                SecurityEvent::AdminRouteRefused,
+                client,
+                Subject::User(user.id),
+                &app.config.password_pepper,
+            );
             Err(ApiError::new(crate::error::ErrorKind::Forbidden)
                 .with_detail("this route is for admins only"))
         }

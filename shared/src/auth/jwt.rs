@@ -21,7 +21,7 @@ use crate::{config::JwtConfig, error::ApiError, models::Role};
 
 /// The `typ` header of our access tokens (RFC 9068).
 pub const TOKEN_TYPE: &str = "at+jwt";
-/// Clock skew tolerated on `exp`.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 30;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +33,9 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
+    /// The session (refresh family) the token belongs to: it stops working when that
+    /// session ends (logout, reuse, password change, disable), not at `exp`.
+    pub sid: Uuid,
 }
 
 /// Why a token was refused; logged at debug, never shown (the client always gets one 401).
@@ -48,6 +51,8 @@ pub enum TokenError {
     UnknownKey,
     #[error("verification failed: {0}")]
     Invalid(String),
+    #[error("issued in the future")]
+    IssuedInTheFuture,
 }
 
 struct VerifyingKey {
@@ -99,7 +104,8 @@ impl JwtKeys {
         validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
-        validation.validate_nbf = false;
+        // RFC 7519 §4.1.5: a token must not be accepted before its `nbf` (when present).
+        validation.validate_nbf = true;
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
@@ -119,11 +125,12 @@ impl JwtKeys {
         self.ttl.as_secs()
     }
 
-    /// Signs an access token for `user_id`.
+    /// Signs an access token for `user_id` in session `session_id`.
     pub fn issue(
         &self,
         user_id: Uuid,
         role: Role,
+        session_id: Uuid,
         now: OffsetDateTime,
     ) -> Result<String, ApiError> {
         let iat = now.unix_timestamp();
@@ -135,6 +142,7 @@ impl JwtKeys {
             iat,
             exp: iat + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
             jti: Uuid::now_v7(),
+            sid: session_id,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(TOKEN_TYPE.to_owned());
@@ -142,8 +150,13 @@ impl JwtKeys {
         jsonwebtoken::encode(&header, &claims, &self.signing).map_err(ApiError::internal)
     }
 
-    /// Verifies signature, algorithm, type, key id, issuer, audience and expiry.
+    /// Verifies signature, algorithm, type, key id, issuer, audience, expiry, `nbf` and
+    /// that `iat` is not in the future (beyond the leeway).
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_at(token, OffsetDateTime::now_utc())
+    }
+
+    fn verify_at(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Header)?;
         if header.alg != Algorithm::HS256 {
             return Err(TokenError::Algorithm(header.alg));
@@ -157,9 +170,16 @@ impl JwtKeys {
             .iter()
             .find(|k| k.kid == kid)
             .ok_or(TokenError::UnknownKey)?;
-        jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation)
             .map(|data| data.claims)
-            .map_err(|e| TokenError::Invalid(e.to_string()))
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let latest = now
+            .unix_timestamp()
+            .saturating_add(i64::try_from(LEEWAY_SECS).unwrap_or(i64::MAX));
+        if claims.iat > latest {
+            return Err(TokenError::IssuedInTheFuture);
+        }
+        Ok(claims)
     }
 }
 
@@ -268,7 +288,7 @@ mod tests {
         let keys = JwtKeys::new(&config(NEW, &[]));
         let id = Uuid::now_v7();
         let token = keys
-            .issue(id, Role::Admin, OffsetDateTime::now_utc())
+            .issue(id, Role::Admin, Uuid::now_v7(), OffsetDateTime::now_utc())
             .unwrap();
         let claims = keys.verify(&token).unwrap();
         assert_eq!(claims.sub, id);
@@ -280,7 +300,12 @@ mod tests {
     fn previous_keys_verify_but_removed_keys_do_not() {
         let old_keys = JwtKeys::new(&config(OLD, &[]));
         let token = old_keys
-            .issue(Uuid::now_v7(), Role::User, OffsetDateTime::now_utc())
+            .issue(
+                Uuid::now_v7(),
+                Role::User,
+                Uuid::now_v7(),
+                OffsetDateTime::now_utc(),
+            )
             .unwrap();
         let rotating = JwtKeys::new(&config(NEW, &[OLD]));
         assert!(rotating.verify(&token).is_ok());
@@ -292,11 +317,64 @@ mod tests {
     fn expired_tokens_are_refused_beyond_the_leeway() {
         let keys = JwtKeys::new(&config(NEW, &[]));
         let long_ago = OffsetDateTime::now_utc() - time::Duration::seconds(900 + 31);
-        let token = keys.issue(Uuid::now_v7(), Role::User, long_ago).unwrap();
+        let token = keys
+            .issue(Uuid::now_v7(), Role::User, Uuid::now_v7(), long_ago)
+            .unwrap();
         assert!(matches!(keys.verify(&token), Err(TokenError::Invalid(_))));
         let within = OffsetDateTime::now_utc() - time::Duration::seconds(900 + 5);
-        let token = keys.issue(Uuid::now_v7(), Role::User, within).unwrap();
+        let token = keys
+            .issue(Uuid::now_v7(), Role::User, Uuid::now_v7(), within)
+            .unwrap();
         assert!(keys.verify(&token).is_ok());
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused_beyond_the_leeway() {
+        let keys = JwtKeys::new(&config(NEW, &[]));
+        let now = OffsetDateTime::now_utc();
+        let early = keys
+            .issue(
+                Uuid::now_v7(),
+                Role::User,
+                Uuid::now_v7(),
+                now + time::Duration::seconds(120),
+            )
+            .unwrap();
+        assert_eq!(
+            keys.verify_at(&early, now),
+            Err(TokenError::IssuedInTheFuture)
+        );
+        let skewed = keys
+            .issue(
+                Uuid::now_v7(),
+                Role::User,
+                Uuid::now_v7(),
+                now + time::Duration::seconds(10),
+            )
+            .unwrap();
+        assert!(keys.verify_at(&skewed, now).is_ok());
+    }
+
+    #[test]
+    fn a_future_nbf_is_refused_and_a_past_one_accepted() {
+        let keys = JwtKeys::new(&config(NEW, &[]));
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let sign = |nbf: i64| {
+            let mut header = Header::new(Algorithm::HS256);
+            header.typ = Some(TOKEN_TYPE.to_owned());
+            header.kid = Some(keys.signing_kid.clone());
+            let claims = serde_json::json!({
+                "iss": "task-api", "aud": "task-api", "sub": Uuid::now_v7(), "role": "user",
+                "iat": now, "exp": now + 600, "jti": Uuid::now_v7(), "sid": Uuid::now_v7(),
+                "nbf": nbf,
+            });
+            jsonwebtoken::encode(&header, &claims, &keys.signing).unwrap()
+        };
+        assert!(matches!(
+            keys.verify(&sign(now + 300)),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(keys.verify(&sign(now - 5)).is_ok());
     }
 
     #[test]

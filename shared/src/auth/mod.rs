@@ -6,6 +6,7 @@ pub mod extractor;
 pub mod jwt;
 pub mod password;
 pub mod refresh;
+pub mod security;
 
 pub use extractor::{AdminUser, AuthUser};
 pub use jwt::{Claims, JwtKeys};

@@ -4,7 +4,9 @@
 //! hash or verification runs on the hasher's own threads (`Workers`), at a lower CPU
 //! priority than the rest of the process, and a semaphore caps how many run at once (each
 //! holds ~19 MiB) so a login storm queues instead of exhausting memory or starving other
-//! requests.
+//! requests. The wait is bounded too: past `PASSWORD_HASH_QUEUE` waiting hashes, the next
+//! one is refused at once with 503 and `Retry-After`, so a flood of logins gets fast
+//! refusals instead of a backlog that holds connections and memory.
 //!
 //! Verification (every login) reuses its Argon2 working memory instead of allocating it per
 //! hash. A fresh 19 MiB block is cold: under cachegrind a login missed the last-level cache
@@ -14,17 +16,25 @@
 
 use std::{
     panic::AssertUnwindSafe,
-    sync::{Arc, Mutex, OnceLock, mpsc},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
 };
 
 use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher as _, Version,
     password_hash::{Output, SaltString, rand_core::OsRng},
 };
+use base64::{Engine as _, engine::general_purpose::STANDARD_NO_PAD};
 use secrecy::{ExposeSecret as _, SecretString};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
-use crate::{config::Argon2Config, error::ApiError};
+use crate::{
+    config::Argon2Config,
+    error::{ApiError, ErrorKind},
+};
 
 /// Outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +50,12 @@ pub struct PasswordHasher {
     workers: Workers,
     /// Working memory of finished verifications, ready for the next: at most one per permit.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
-    /// A real hash of a random password: unknown-email logins verify against it so their
-    /// timing matches a wrong password for a real account.
-    dummy: OnceCell<String>,
+    /// A PHC string with the current parameters and a random salt and output: unknown-email
+    /// logins verify against it, which costs exactly one hash with the current parameters,
+    /// like a wrong password for a real account. Made without hashing, so it exists from the
+    /// start and the first unknown-email login of a process (a Lambda cold start) costs no
+    /// more than any other.
+    dummy: String,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -69,12 +82,17 @@ impl PasswordHasher {
             params.clone(),
         )?;
         Ok(Self {
-            params,
             pepper: Arc::new(pepper.clone()),
-            workers: Workers::new(config.concurrency),
+            dummy: dummy_phc(&params),
+            params,
+            workers: Workers::new(config.concurrency, config.queue),
             memory: Arc::new(Mutex::new(Vec::new())),
-            dummy: OnceCell::new(),
         })
+    }
+
+    /// Hashing jobs started since this hasher was made (for tests and diagnostics).
+    pub fn jobs_started(&self) -> u64 {
+        self.workers.jobs.load(Ordering::Relaxed)
     }
 
     /// Hashes `password` into a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
@@ -124,15 +142,7 @@ impl PasswordHasher {
 
     /// Spends the time of one verification for an account that does not exist.
     pub async fn verify_dummy(&self, password: &str) -> Result<(), ApiError> {
-        let dummy = self
-            .dummy
-            .get_or_try_init(|| async {
-                let random: [u8; 24] = rand::random();
-                self.hash(&format!("{random:?}")).await
-            })
-            .await?
-            .clone();
-        self.verify(password, &dummy).await.map(|_| ())
+        self.verify(password, &self.dummy).await.map(|_| ())
     }
 
     async fn blocking<T: Send + 'static>(
@@ -179,20 +189,27 @@ type Job = Box<dyn FnOnce() + Send>;
 struct Workers {
     /// `None`: one per core, counted when the first hash starts them.
     threads: Option<usize>,
+    /// How many hashes may wait for a thread.
+    queue: usize,
     started: OnceLock<Started>,
+    jobs: AtomicU64,
 }
 
 struct Started {
+    /// One per thread plus one per queue place: a hash that finds none is refused at once.
+    admission: Arc<Semaphore>,
     /// One per thread: a hash waits here (cancellably, as an async task) for a free thread.
     permits: Arc<Semaphore>,
     queue: mpsc::Sender<Job>,
 }
 
 impl Workers {
-    fn new(threads: Option<usize>) -> Self {
+    fn new(threads: Option<usize>, queue: usize) -> Self {
         Self {
             threads,
+            queue,
             started: OnceLock::new(),
+            jobs: AtomicU64::new(0),
         }
     }
 
@@ -203,6 +220,12 @@ impl Workers {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let started = self.start();
+        let admitted = started.admission.clone().try_acquire_owned().map_err(|_| {
+            tracing::warn!("password hashing queue is full: refusing a hash");
+            ApiError::new(ErrorKind::ServiceUnavailable)
+                .with_detail("the server is busy checking passwords; retry shortly")
+                .with_retry_after(1)
+        })?;
         let permit = started
             .permits
             .clone()
@@ -210,8 +233,9 @@ impl Workers {
             .await
             .map_err(ApiError::internal)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs.fetch_add(1, Ordering::Relaxed);
         let job: Job = Box::new(move || {
-            let _permit = permit;
+            let _permits = (permit, admitted);
             // The caller may have gone (a dropped request); the answer is then unwanted.
             let _ = reply.send(work());
         });
@@ -239,6 +263,7 @@ impl Workers {
             }
             // With no thread started, the receiver is gone and every `send` fails loudly.
             Started {
+                admission: Arc::new(Semaphore::new(threads.saturating_add(self.queue))),
                 permits: Arc::new(Semaphore::new(threads)),
                 queue,
             }
@@ -325,6 +350,21 @@ fn verify_reusing(
     hashed && Output::new(&out).is_ok_and(|out| out == expected)
 }
 
+/// A PHC string that parses with `params` and matches no password: random salt, random
+/// 32-byte output (a match would need a 256-bit collision).
+fn dummy_phc(params: &Params) -> String {
+    let salt: [u8; 16] = rand::random();
+    let output: [u8; 32] = rand::random();
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(output),
+    )
+}
+
 fn is_weaker(stored: &PasswordHash<'_>, current: &Params) -> bool {
     if stored.algorithm != argon2::ARGON2ID_IDENT {
         return true;
@@ -350,6 +390,7 @@ mod tests {
                 iterations: 2,
                 parallelism: 1,
                 concurrency: Some(2),
+                queue: 32,
             },
             &SecretString::from(pepper.to_owned()),
         )
@@ -401,9 +442,92 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dummy_verification_never_matches() {
+    async fn the_dummy_exists_before_any_hash_and_costs_one_verification() {
         let h = hasher(PEPPER_A, 19 * 1024);
+        // Made without hashing: no thread started, no job run.
+        assert!(h.workers.started.get().is_none());
+        assert_eq!(h.jobs_started(), 0);
+        let parsed = PasswordHash::new(&h.dummy).unwrap();
+        let stored = Params::try_from(&parsed).unwrap();
+        assert_eq!(
+            (stored.m_cost(), stored.t_cost(), stored.p_cost()),
+            (h.params.m_cost(), h.params.t_cost(), h.params.p_cost())
+        );
+        assert_eq!(parsed.hash.unwrap().len(), 32);
+        assert!(!is_weaker(&parsed, &h.params));
+        // The first unknown-email login costs exactly one hash, like every later one.
         h.verify_dummy("anything at all").await.unwrap();
+        assert_eq!(h.jobs_started(), 1);
+        h.verify_dummy("anything at all").await.unwrap();
+        assert_eq!(h.jobs_started(), 2);
+        // It never matches, not even the empty password.
+        assert!(!h.verify("", &h.dummy).await.unwrap().matches);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_with_503_and_retry_after() {
+        use axum::response::IntoResponse as _;
+        let h = Arc::new(
+            PasswordHasher::new(
+                &Argon2Config {
+                    memory_kib: 8 * 1024,
+                    iterations: 2,
+                    parallelism: 1,
+                    concurrency: Some(1),
+                    queue: 1,
+                },
+                &SecretString::from(PEPPER_A.to_owned()),
+            )
+            .unwrap(),
+        );
+        // One job holds the only thread until released; one more waits in the queue.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let h = h.clone();
+            tokio::spawn(async move {
+                h.blocking(move |_| {
+                    let _ = hold.recv();
+                })
+                .await
+            })
+        };
+        while h.jobs_started() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let waiting = {
+            let h = h.clone();
+            tokio::spawn(async move { h.blocking(|_| 7).await })
+        };
+        while h
+            .workers
+            .started
+            .get()
+            .unwrap()
+            .admission
+            .available_permits()
+            > 0
+        {
+            tokio::task::yield_now().await;
+        }
+        let started = std::time::Instant::now();
+        let refused = h.verify("pw", &h.dummy).await.unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let response = refused.into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "1"
+        );
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), 7);
+        // Places free again once the work is done.
+        assert!(!h.verify("pw", &h.dummy).await.unwrap().matches);
     }
 
     #[tokio::test]

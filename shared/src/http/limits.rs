@@ -32,6 +32,10 @@ use crate::{
 
 /// Routes never throttled or shed.
 const EXEMPT_ROUTES: [&str; 2] = ["/health", "/ready"];
+/// Routes that hash a password. They hold no global concurrency slot: the hashing queue
+/// bounds them (a full queue answers 503 at once) and the per-client credential limit
+/// counts them, so a login flood cannot take the slots every other request needs.
+const HASHING_ROUTES: [&str; 3] = ["/v1/auth/login", "/v1/auth/register", "/v1/auth/password"];
 /// Above this many tracked clients, full (idle) buckets are dropped.
 const PRUNE_ABOVE: usize = 10_000;
 
@@ -112,11 +116,11 @@ impl Limiter {
     /// Lets a request through (with its concurrency permit, if that limit is on) or gives
     /// the answer that refuses it.
     fn admit(&self, request: &Request) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
-        let exempt = request
+        let route = request
             .extensions()
             .get::<MatchedPath>()
-            .is_some_and(|route| EXEMPT_ROUTES.contains(&route.as_str()));
-        if exempt {
+            .map(MatchedPath::as_str);
+        if route.is_some_and(|route| EXEMPT_ROUTES.contains(&route)) {
             return Ok(None);
         }
         if let (Some(buckets), Some(client)) =
@@ -127,6 +131,9 @@ impl Limiter {
                     .with_detail("too many requests from this client; slow down")
                     .with_retry_after(wait.as_secs_f64().ceil() as u64));
             }
+        }
+        if route.is_some_and(|route| HASHING_ROUTES.contains(&route)) {
+            return Ok(None);
         }
         match &self.in_flight {
             None => Ok(None),
@@ -143,19 +150,67 @@ impl Limiter {
     }
 }
 
+/// The client address the platform vouches for (API Gateway's `sourceIp` under Lambda),
+/// put on the request by the Lambda adapter; it wins over anything the request says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlatformSourceIp(pub IpAddr);
+
+/// The client of a request as every per-client limit counts it: the platform's source IP
+/// under Lambda; otherwise the TCP peer, or with `TRUST_PROXY` the address the trusted
+/// proxies recorded. IPv6 is taken by /64. `None` when nothing says (an in-process test
+/// request): per-client limits then do not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S> axum::extract::FromRequestParts<S> for ClientAddr
+where
+    crate::state::AppState: axum::extract::FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let state = <crate::state::AppState as axum::extract::FromRef<S>>::from_ref(state);
+        let hops = state.config.http.limits.trusted_proxy_hops;
+        let ip = match parts.extensions.get::<PlatformSourceIp>() {
+            Some(PlatformSourceIp(ip)) => Some(*ip),
+            None => client_ip_of(&parts.headers, &parts.extensions, hops),
+        };
+        Ok(Self(ip.map(bucket_key)))
+    }
+}
+
+impl std::fmt::Display for ClientAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+fn client_ip(request: &Request, hops: usize) -> Option<IpAddr> {
+    client_ip_of(request.headers(), request.extensions(), hops)
+}
+
 /// The client's address: the peer, or with `hops` trusted proxies in front, the entry that
 /// the outermost of them appended to `X-Forwarded-For` (the `hops`-th from the right).
 /// Without enough entries the peer is used, as a caller could have written the rest.
-fn client_ip(request: &Request, hops: usize) -> Option<IpAddr> {
-    let peer = request
-        .extensions()
+fn client_ip_of(
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+    hops: usize,
+) -> Option<IpAddr> {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     if hops == 0 {
         return peer;
     }
-    let forwarded: Vec<&str> = request
-        .headers()
+    let forwarded: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())

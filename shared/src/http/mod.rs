@@ -46,7 +46,7 @@ use crate::{
     state::AppState,
 };
 
-pub use limits::Limiter;
+pub use limits::{ClientAddr, Limiter, PlatformSourceIp};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Request bodies larger than this are refused with 413.

@@ -20,6 +20,11 @@ pub fn now() -> OffsetDateTime {
     truncate_to_micros(OffsetDateTime::now_utc())
 }
 
+/// Microseconds since the Unix epoch (saturating far outside any real clock's range).
+pub fn unix_micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
 pub fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
     let nanos = t.nanosecond();
     t.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(t)

@@ -3,19 +3,25 @@
 //!
 //! Refresh rotation is one transaction whose first statement is a conditional UPDATE: it
 //! takes the row lock (Postgres) or the write lock (SQLite), so of concurrent rotations of
-//! one token exactly one spends it; the others find it spent and revoke its family.
+//! one token exactly one spends it; the others find it spent and revoke its session.
+//!
+//! Every promise about counts is one statement the database decides: a login attempt is
+//! reserved by a conditional upsert before any hashing, a client's credential requests are
+//! counted by another, and a session only starts at the epoch its login read.
+
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    NewRefreshToken, NextRefreshToken,
+    NewSession, NextRefreshToken, PrunePolicy,
     sql::{Dialect, Param, Sql},
     window_floor,
 };
 use crate::{
     auth::refresh::TokenHash,
-    config::LoginThrottle,
+    config::{AuthRateLimit, LoginThrottle},
     models::{Email, NewUser, fold},
 };
 
@@ -67,127 +73,311 @@ pub fn set_password_hash(d: Dialect, id: Uuid, hash: &str, now: OffsetDateTime) 
     sql
 }
 
-pub fn insert_refresh(d: Dialect, t: &NewRefreshToken) -> Sql {
+/// A new password that also ends every session of the user (their epoch moves on), in one
+/// statement: no session can slip in between the two.
+pub fn change_password(d: Dialect, id: Uuid, hash: &str, now: OffsetDateTime) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push("UPDATE users SET password_hash = ")
+        .bind(Param::Text(hash.to_owned()))
+        .push(", updated_at = ")
+        .bind(Param::Time(now))
+        .push(", session_epoch = session_epoch + 1 WHERE id = ")
+        .bind(Param::Uuid(id));
+    sql
+}
+
+/// The user behind an access token, and whether the token's session is still live: one
+/// round trip for every authenticated request.
+pub fn user_for_token(d: Dialect, user: Uuid, session: Uuid) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push(&format!(
+        "SELECT {USER_COLUMNS}, EXISTS (SELECT 1 FROM sessions s WHERE s.id = "
+    ))
+    .bind(Param::Uuid(session))
+    .push(" AND s.user_id = users.id AND s.revoked_at IS NULL AND s.epoch = users.session_epoch) AS session_live FROM users WHERE id = ")
+    .bind(Param::Uuid(user));
+    sql
+}
+
+/// Starts a session only if the user is still enabled and still at the epoch the login read
+/// with their credentials: a login that verified a password which has since changed
+/// inserts nothing.
+pub fn start_session(d: Dialect, s: &NewSession) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push("INSERT INTO sessions (id, user_id, epoch, created_at) SELECT ")
+        .bind(Param::Uuid(s.id))
+        .push(", id, session_epoch, ")
+        .bind(Param::Time(s.created_at))
+        .push(" FROM users WHERE id = ")
+        .bind(Param::Uuid(s.user_id))
+        .push(" AND session_epoch = ")
+        .bind(Param::Int(s.epoch))
+        .push(" AND disabled = ")
+        .bind(Param::Bool(false));
+    sql
+}
+
+pub fn insert_refresh(
+    d: Dialect,
+    user: Uuid,
+    session: Uuid,
+    parent: Option<Uuid>,
+    token: &NextRefreshToken,
+    now: OffsetDateTime,
+) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("INSERT INTO refresh_tokens (id, user_id, family_id, parent_id, token_hash, issued_at, expires_at) VALUES (");
     sql.bind_list([
-        Param::Uuid(t.id),
-        Param::Uuid(t.user_id),
-        Param::Uuid(t.family_id),
-        Param::OptUuid(None),
-        Param::Bytes(t.hash.to_vec()),
-        Param::Time(t.issued_at),
-        Param::Time(t.expires_at),
+        Param::Uuid(token.id),
+        Param::Uuid(user),
+        Param::Uuid(session),
+        Param::OptUuid(parent),
+        Param::Bytes(token.hash.to_vec()),
+        Param::Time(now),
+        Param::Time(token.expires_at),
     ]);
     sql.push(")");
     sql
 }
 
-/// Spends a live token, returning its id, user and family; no row when it is not live.
-pub fn spend_refresh(d: Dialect, presented: &TokenHash, now: OffsetDateTime) -> Sql {
+/// Spends a live token of a live session younger than `max_age`, returning its id, user,
+/// session and the session's start; no row when any of that fails.
+pub fn spend_refresh(
+    d: Dialect,
+    presented: &TokenHash,
+    now: OffsetDateTime,
+    max_age: Duration,
+) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("UPDATE refresh_tokens SET spent_at = ")
         .bind(Param::Time(now))
         .push(" WHERE token_hash = ")
         .bind(Param::Bytes(presented.to_vec()))
-        .push(" AND spent_at IS NULL AND revoked_at IS NULL AND expires_at > ")
+        .push(" AND spent_at IS NULL AND expires_at > ")
         .bind(Param::Time(now))
-        .push(" RETURNING id, user_id, family_id");
+        .push(" AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = refresh_tokens.family_id AND s.revoked_at IS NULL AND s.epoch = u.session_epoch AND u.disabled = ")
+        .bind(Param::Bool(false))
+        .push(" AND s.created_at > ")
+        .bind(Param::Time(now - max_age))
+        .push(") RETURNING id, user_id, family_id, (SELECT created_at FROM sessions WHERE id = refresh_tokens.family_id) AS session_started");
     sql
 }
 
-pub fn insert_rotated(
-    d: Dialect,
-    next: &NextRefreshToken,
-    user: Uuid,
-    family: Uuid,
-    parent: Uuid,
-    now: OffsetDateTime,
-) -> Sql {
-    let mut sql = Sql::new(d);
-    sql.push("INSERT INTO refresh_tokens (id, user_id, family_id, parent_id, token_hash, issued_at, expires_at) VALUES (");
-    sql.bind_list([
-        Param::Uuid(next.id),
-        Param::Uuid(user),
-        Param::Uuid(family),
-        Param::OptUuid(Some(parent)),
-        Param::Bytes(next.hash.to_vec()),
-        Param::Time(now),
-        Param::Time(next.expires_at),
-    ]);
-    sql.push(")");
-    sql
-}
-
-/// The family of a token and whether it was spent.
+/// The session of a token, its user and whether the token was spent.
 pub fn classify_refresh(d: Dialect, presented: &TokenHash) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(
-        "SELECT family_id, spent_at IS NOT NULL AS spent FROM refresh_tokens WHERE token_hash = ",
+        "SELECT family_id, user_id, spent_at IS NOT NULL AS spent FROM refresh_tokens WHERE token_hash = ",
     )
     .bind(Param::Bytes(presented.to_vec()));
     sql
 }
 
-pub fn revoke_family(d: Dialect, family: Uuid, now: OffsetDateTime) -> Sql {
+pub fn revoke_session(d: Dialect, session: Uuid, now: OffsetDateTime) -> Sql {
     let mut sql = Sql::new(d);
-    sql.push("UPDATE refresh_tokens SET revoked_at = ")
+    sql.push("UPDATE sessions SET revoked_at = ")
         .bind(Param::Time(now))
-        .push(" WHERE family_id = ")
-        .bind(Param::Uuid(family))
+        .push(" WHERE id = ")
+        .bind(Param::Uuid(session))
         .push(" AND revoked_at IS NULL");
     sql
 }
 
-pub fn revoke_family_of(d: Dialect, presented: &TokenHash, now: OffsetDateTime) -> Sql {
+pub fn revoke_session_of(d: Dialect, presented: &TokenHash, now: OffsetDateTime) -> Sql {
     let mut sql = Sql::new(d);
-    sql.push("UPDATE refresh_tokens SET revoked_at = ")
+    sql.push("UPDATE sessions SET revoked_at = ")
         .bind(Param::Time(now))
-        .push(" WHERE revoked_at IS NULL AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ")
+        .push(" WHERE revoked_at IS NULL AND id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ")
         .bind(Param::Bytes(presented.to_vec()))
         .push(")");
     sql
 }
 
-pub fn login_lock(d: Dialect, email: &str, now: OffsetDateTime, throttle: LoginThrottle) -> Sql {
-    let mut sql = Sql::new(d);
-    sql.push("SELECT window_start FROM login_attempts WHERE email = ")
-        .bind(Param::Text(email.to_owned()))
-        .push(" AND failures >= ")
-        .bind(Param::Int(i64::from(throttle.max_failures)))
-        .push(" AND window_start > ")
-        .bind(Param::Time(window_floor(now, throttle)));
-    sql
-}
-
-/// Atomic upsert: a window older than the throttle's restarts at one failure.
-pub fn record_failure(
+/// Reserves one login attempt for `email`, atomically: a window older than the throttle's
+/// restarts at one; a window that already holds `max_failures` reservations refuses (and
+/// records `allowed = 0` without counting). Returns `allowed, failures, window_start`.
+pub fn reserve_attempt(
     d: Dialect,
     email: &str,
     now: OffsetDateTime,
     throttle: LoginThrottle,
 ) -> Sql {
+    let floor = Param::Time(window_floor(now, throttle));
+    let max = Param::Int(i64::from(throttle.max_failures));
     let mut sql = Sql::new(d);
-    sql.push("INSERT INTO login_attempts (email, window_start, failures) VALUES (")
+    sql.push("INSERT INTO login_attempts (email, window_start, failures, allowed) VALUES (")
         .bind(Param::Text(email.to_owned()))
         .push(", ")
         .bind(Param::Time(now))
-        .push(", 1) ON CONFLICT (email) DO UPDATE SET failures = CASE WHEN login_attempts.window_start <= ");
-    let floor = Param::Time(window_floor(now, throttle));
-    sql.bind(floor.clone())
-        .push(" THEN 1 ELSE login_attempts.failures + 1 END, window_start = CASE WHEN login_attempts.window_start <= ")
+        .push(", 1, 1) ON CONFLICT (email) DO UPDATE SET allowed = CASE WHEN login_attempts.window_start <= ")
+        .bind(floor.clone())
+        .push(" OR login_attempts.failures < ")
+        .bind(max.clone())
+        .push(" THEN 1 ELSE 0 END, failures = CASE WHEN login_attempts.window_start <= ")
+        .bind(floor.clone())
+        .push(" THEN 1 WHEN login_attempts.failures < ")
+        .bind(max)
+        .push(" THEN login_attempts.failures + 1 ELSE login_attempts.failures END, window_start = CASE WHEN login_attempts.window_start <= ")
         .bind(floor)
         .push(" THEN ")
         .bind(Param::Time(now))
-        .push(" ELSE login_attempts.window_start END");
+        .push(" ELSE login_attempts.window_start END RETURNING allowed, failures, window_start");
     sql
 }
 
-pub fn clear_failures(d: Dialect, email: &str) -> Sql {
+/// Gives a reserved attempt back (a successful login), in the window it was taken from.
+pub fn return_attempt(d: Dialect, email: &str, window_start: OffsetDateTime) -> Sql {
     let mut sql = Sql::new(d);
-    sql.push("DELETE FROM login_attempts WHERE email = ")
-        .bind(Param::Text(email.to_owned()));
+    sql.push("UPDATE login_attempts SET failures = failures - 1 WHERE email = ")
+        .bind(Param::Text(email.to_owned()))
+        .push(" AND window_start = ")
+        .bind(Param::Time(window_start))
+        .push(" AND failures > 0");
     sql
+}
+
+/// One request against a client's GCRA bucket, decided and recorded in one upsert; all
+/// times in microseconds since the Unix epoch. Returns `allowed, tat_us`.
+pub fn take_client_request(d: Dialect, client: &str, now_us: i64, gcra: Gcra) -> Sql {
+    let (now, t, tau) = (
+        Param::Int(now_us),
+        Param::Int(gcra.interval_us),
+        Param::Int(gcra.tolerance_us),
+    );
+    let mut sql = Sql::new(d);
+    sql.push("INSERT INTO client_throttle (client, tat_us, allowed) VALUES (")
+        .bind(Param::Text(client.to_owned()))
+        .push(", ")
+        .bind(Param::Int(now_us.saturating_add(gcra.interval_us)))
+        .push(", 1) ON CONFLICT (client) DO UPDATE SET ");
+    // max(tat, now) + T − now ≤ τ: the request fits in the bucket.
+    let fits = |sql: &mut Sql| {
+        sql.push("(CASE WHEN client_throttle.tat_us > ")
+            .bind(now.clone())
+            .push(" THEN client_throttle.tat_us ELSE ")
+            .bind(now.clone())
+            .push(" END) + ")
+            .bind(t.clone())
+            .push(" - ")
+            .bind(now.clone())
+            .push(" <= ")
+            .bind(tau.clone());
+    };
+    sql.push("allowed = CASE WHEN ");
+    fits(&mut sql);
+    sql.push(" THEN 1 ELSE 0 END, tat_us = CASE WHEN ");
+    fits(&mut sql);
+    sql.push(" THEN (CASE WHEN client_throttle.tat_us > ")
+        .bind(now.clone())
+        .push(" THEN client_throttle.tat_us ELSE ")
+        .bind(now.clone())
+        .push(" END) + ")
+        .bind(t)
+        .push(" ELSE client_throttle.tat_us END RETURNING allowed, tat_us");
+    sql
+}
+
+/// A GCRA bucket in microseconds: one request per `interval_us`, `tolerance_us` of credit
+/// (the burst).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    pub interval_us: i64,
+    pub tolerance_us: i64,
+}
+
+impl Gcra {
+    pub fn new(limit: AuthRateLimit) -> Self {
+        let interval_us = 60_000_000 / i64::from(limit.per_minute.max(1));
+        Self {
+            interval_us,
+            tolerance_us: interval_us.saturating_mul(i64::from(limit.burst)),
+        }
+    }
+
+    /// How long a refused client waits for the next request to fit, given the stored `tat`.
+    pub fn wait(&self, tat_us: i64, now_us: i64) -> Duration {
+        let wait = tat_us
+            .saturating_add(self.interval_us)
+            .saturating_sub(self.tolerance_us)
+            .saturating_sub(now_us);
+        Duration::from_micros(wait.max(0).unsigned_abs())
+    }
+}
+
+/// Deletes at most `batch` rows of `table` (by `key`) matching `condition`; the statement
+/// the prune command repeats until a batch comes back short.
+fn delete_batch(
+    d: Dialect,
+    table: &str,
+    key: &str,
+    condition: &str,
+    params: Vec<Param>,
+    batch: i64,
+) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push(&format!(
+        "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE "
+    ));
+    // `condition` holds `{}` where each parameter goes.
+    let mut pieces = condition.split("{}");
+    if let Some(first) = pieces.next() {
+        sql.push(first);
+    }
+    for (piece, param) in pieces.zip(params) {
+        sql.bind(param).push(piece);
+    }
+    sql.push(" LIMIT ").bind(Param::Int(batch)).push(")");
+    sql
+}
+
+/// The prune command's statements, each deleting one batch of rows nobody can use again.
+pub fn prune_statements(d: Dialect, p: &PrunePolicy, batch: i64) -> [(&'static str, Sql); 4] {
+    [
+        (
+            "sessions",
+            delete_batch(
+                d,
+                "sessions",
+                "id",
+                "revoked_at IS NOT NULL OR created_at <= {} OR epoch <> (SELECT session_epoch FROM users WHERE users.id = sessions.user_id)",
+                vec![Param::Time(p.now - p.session_max_age - p.access_ttl)],
+                batch,
+            ),
+        ),
+        (
+            "refresh tokens",
+            delete_batch(
+                d,
+                "refresh_tokens",
+                "id",
+                "expires_at <= {}",
+                vec![Param::Time(p.now)],
+                batch,
+            ),
+        ),
+        (
+            "login throttle rows",
+            delete_batch(
+                d,
+                "login_attempts",
+                "email",
+                "window_start <= {}",
+                vec![Param::Time(p.now - p.login_window)],
+                batch,
+            ),
+        ),
+        (
+            "client throttle rows",
+            delete_batch(
+                d,
+                "client_throttle",
+                "client",
+                "tat_us <= {}",
+                vec![Param::Int(crate::models::unix_micros(p.now))],
+                batch,
+            ),
+        ),
+    ]
 }
 
 /// Implements [`UserRepository`](super::UserRepository) and
@@ -223,6 +413,28 @@ macro_rules! account_repository {
                     .map($user_from_row)
                     .transpose()
                     .context("reading a user")
+            }
+
+            async fn for_access_token(
+                &self,
+                user: uuid::Uuid,
+                session: uuid::Uuid,
+            ) -> Result<Option<$crate::store::TokenUser>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                use $crate::store::{SqlxResultExt as _, TokenUser, accounts};
+                let row = $query(&accounts::user_for_token($dialect, user, session))
+                    .fetch_optional(self.pool())
+                    .await
+                    .context("loading the user of an access token")?;
+                row.as_ref()
+                    .map(|row| -> Result<TokenUser, sqlx::Error> {
+                        Ok(TokenUser {
+                            user: $user_from_row(row)?,
+                            session_live: row.try_get("session_live")?,
+                        })
+                    })
+                    .transpose()
+                    .context("reading the user of an access token")
             }
 
             async fn credentials_by_email(
@@ -275,35 +487,46 @@ macro_rules! account_repository {
                 hash: &str,
                 now: time::OffsetDateTime,
             ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, accounts, admin};
-                let mut tx = self
-                    .begin_write()
-                    .await
-                    .context("beginning a password change")?;
-                $query(&accounts::set_password_hash($dialect, id, hash, now))
-                    .execute(&mut *tx)
+                use $crate::store::{SqlxResultExt as _, accounts};
+                $query(&accounts::change_password($dialect, id, hash, now))
+                    .execute(self.pool())
                     .await
                     .context("changing a password")?;
-                $query(&admin::revoke_all_refresh($dialect, id, now))
-                    .execute(&mut *tx)
-                    .await
-                    .context("revoking refresh tokens after a password change")?;
-                tx.commit().await.context("committing a password change")
+                Ok(())
             }
         }
 
         #[async_trait::async_trait]
         impl $crate::store::TokenRepository for $store {
-            async fn insert_refresh(
+            async fn start_session(
                 &self,
-                token: &$crate::store::NewRefreshToken,
-            ) -> Result<(), $crate::store::StoreError> {
+                session: &$crate::store::NewSession,
+                first: &$crate::store::NextRefreshToken,
+            ) -> Result<bool, $crate::store::StoreError> {
                 use $crate::store::{SqlxResultExt as _, accounts};
-                $query(&accounts::insert_refresh($dialect, token))
-                    .execute(self.pool())
+                let mut tx = self.begin_write().await.context("beginning a session")?;
+                let started = $query(&accounts::start_session($dialect, session))
+                    .execute(&mut *tx)
                     .await
-                    .context("storing a refresh token")?;
-                Ok(())
+                    .context("starting a session")?
+                    .rows_affected()
+                    == 1;
+                if !started {
+                    return Ok(false);
+                }
+                $query(&accounts::insert_refresh(
+                    $dialect,
+                    session.user_id,
+                    session.id,
+                    None,
+                    first,
+                    session.created_at,
+                ))
+                .execute(&mut *tx)
+                .await
+                .context("storing a refresh token")?;
+                tx.commit().await.context("committing a new session")?;
+                Ok(true)
             }
 
             async fn rotate_refresh(
@@ -311,11 +534,12 @@ macro_rules! account_repository {
                 presented: &$crate::auth::refresh::TokenHash,
                 next: &$crate::store::NextRefreshToken,
                 now: time::OffsetDateTime,
+                max_age: std::time::Duration,
             ) -> Result<$crate::store::Rotation, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 use $crate::store::{Rotation, SqlxResultExt as _, accounts};
                 let mut tx = self.begin_write().await.context("beginning a rotation")?;
-                let spent = $query(&accounts::spend_refresh($dialect, presented, now))
+                let spent = $query(&accounts::spend_refresh($dialect, presented, now, max_age))
                     .fetch_optional(&mut *tx)
                     .await
                     .context("spending a refresh token")?;
@@ -323,15 +547,32 @@ macro_rules! account_repository {
                     let id: uuid::Uuid = row.try_get("id").context("reading a token id")?;
                     let user: uuid::Uuid =
                         row.try_get("user_id").context("reading a token user")?;
-                    let family: uuid::Uuid =
-                        row.try_get("family_id").context("reading a token family")?;
-                    $query(&accounts::insert_rotated(
-                        $dialect, next, user, family, id, now,
+                    let session: uuid::Uuid = row
+                        .try_get("family_id")
+                        .context("reading a token session")?;
+                    let started =
+                        $time_of(&row, "session_started").context("reading a session start")?;
+                    // No token outlives its session's absolute age.
+                    let next = $crate::store::NextRefreshToken {
+                        expires_at: next.expires_at.min(started + max_age),
+                        ..next.clone()
+                    };
+                    $query(&accounts::insert_refresh(
+                        $dialect,
+                        user,
+                        session,
+                        Some(id),
+                        &next,
+                        now,
                     ))
                     .execute(&mut *tx)
                     .await
                     .context("storing the rotated refresh token")?;
-                    Rotation::Rotated { user_id: user }
+                    Rotation::Rotated {
+                        user_id: user,
+                        session_id: session,
+                        expires_at: next.expires_at,
+                    }
                 } else {
                     let row = $query(&accounts::classify_refresh($dialect, presented))
                         .fetch_optional(&mut *tx)
@@ -341,13 +582,15 @@ macro_rules! account_repository {
                         Some(row)
                             if row.try_get::<bool, _>("spent").context("reading spent")? =>
                         {
-                            let family: uuid::Uuid =
-                                row.try_get("family_id").context("reading a family")?;
-                            $query(&accounts::revoke_family($dialect, family, now))
+                            let session: uuid::Uuid =
+                                row.try_get("family_id").context("reading a session")?;
+                            let user: uuid::Uuid =
+                                row.try_get("user_id").context("reading a token user")?;
+                            $query(&accounts::revoke_session($dialect, session, now))
                                 .execute(&mut *tx)
                                 .await
-                                .context("revoking a family after reuse")?;
-                            Rotation::Reused
+                                .context("revoking a session after reuse")?;
+                            Rotation::Reused { user_id: user }
                         }
                         _ => Rotation::Invalid,
                     }
@@ -356,60 +599,109 @@ macro_rules! account_repository {
                 Ok(outcome)
             }
 
-            async fn revoke_family_of(
+            async fn revoke_session_of(
                 &self,
                 presented: &$crate::auth::refresh::TokenHash,
                 now: time::OffsetDateTime,
             ) -> Result<(), $crate::store::StoreError> {
                 use $crate::store::{SqlxResultExt as _, accounts};
-                $query(&accounts::revoke_family_of($dialect, presented, now))
+                $query(&accounts::revoke_session_of($dialect, presented, now))
                     .execute(self.pool())
                     .await
-                    .context("revoking a refresh family")?;
+                    .context("revoking a session")?;
                 Ok(())
             }
 
-            async fn login_locked_until(
+            async fn reserve_login_attempt(
                 &self,
                 email: &str,
                 now: time::OffsetDateTime,
                 throttle: $crate::config::LoginThrottle,
-            ) -> Result<Option<time::OffsetDateTime>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, accounts};
-                let row = $query(&accounts::login_lock($dialect, email, now, throttle))
-                    .fetch_optional(self.pool())
+            ) -> Result<$crate::store::LoginAttempt, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                use $crate::store::{LoginAttempt, SqlxResultExt as _, accounts};
+                let row = $query(&accounts::reserve_attempt($dialect, email, now, throttle))
+                    .fetch_one(self.pool())
                     .await
-                    .context("checking the login throttle")?;
-                row.map(|r| $time_of(&r, "window_start"))
-                    .transpose()
-                    .map(|start| start.map(|s| s + throttle.window))
-                    .context("reading the login throttle")
+                    .context("reserving a login attempt")?;
+                let allowed: i32 = row.try_get("allowed").context("reading the decision")?;
+                let failures: i32 = row.try_get("failures").context("reading the count")?;
+                let window_start = $time_of(&row, "window_start").context("reading the window")?;
+                Ok(LoginAttempt {
+                    allowed: allowed == 1,
+                    reserved: u32::try_from(failures).unwrap_or(u32::MAX),
+                    window_start,
+                    retry_after: (window_start + throttle.window - now)
+                        .try_into()
+                        .unwrap_or_default(),
+                })
             }
 
-            async fn record_login_failure(
+            async fn return_login_attempt(
                 &self,
                 email: &str,
+                attempt: &$crate::store::LoginAttempt,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::{SqlxResultExt as _, accounts};
+                $query(&accounts::return_attempt(
+                    $dialect,
+                    email,
+                    attempt.window_start,
+                ))
+                .execute(self.pool())
+                .await
+                .context("returning a login attempt")?;
+                Ok(())
+            }
+
+            async fn take_client_request(
+                &self,
+                client: &str,
                 now: time::OffsetDateTime,
-                throttle: $crate::config::LoginThrottle,
-            ) -> Result<(), $crate::store::StoreError> {
+                limit: $crate::config::AuthRateLimit,
+            ) -> Result<Result<(), std::time::Duration>, $crate::store::StoreError> {
+                use sqlx::Row as _;
                 use $crate::store::{SqlxResultExt as _, accounts};
-                $query(&accounts::record_failure($dialect, email, now, throttle))
-                    .execute(self.pool())
-                    .await
-                    .context("counting a failed login")?;
-                Ok(())
+                let gcra = accounts::Gcra::new(limit);
+                let now_us = $crate::models::unix_micros(now);
+                let row = $query(&accounts::take_client_request(
+                    $dialect, client, now_us, gcra,
+                ))
+                .fetch_one(self.pool())
+                .await
+                .context("counting a client's credential request")?;
+                let allowed: i32 = row.try_get("allowed").context("reading the decision")?;
+                let tat: i64 = row.try_get("tat_us").context("reading the bucket")?;
+                Ok(if allowed == 1 {
+                    Ok(())
+                } else {
+                    Err(gcra.wait(tat, now_us))
+                })
             }
 
-            async fn clear_login_failures(
+            async fn prune(
                 &self,
-                email: &str,
-            ) -> Result<(), $crate::store::StoreError> {
+                policy: &$crate::store::PrunePolicy,
+            ) -> Result<Vec<(&'static str, u64)>, $crate::store::StoreError> {
                 use $crate::store::{SqlxResultExt as _, accounts};
-                $query(&accounts::clear_failures($dialect, email))
-                    .execute(self.pool())
-                    .await
-                    .context("clearing failed logins")?;
-                Ok(())
+                const BATCH: i64 = 5_000;
+                let mut counts = Vec::new();
+                for (what, sql) in accounts::prune_statements($dialect, policy, BATCH) {
+                    let mut total = 0;
+                    loop {
+                        let deleted = $query(&sql)
+                            .execute(self.pool())
+                            .await
+                            .context("pruning expired rows")?
+                            .rows_affected();
+                        total += deleted;
+                        if deleted < BATCH.unsigned_abs() {
+                            break;
+                        }
+                    }
+                    counts.push((what, total));
+                }
+                Ok(counts)
             }
         }
     };

@@ -14,7 +14,7 @@ use super::sql::{Dialect, Param, Sql};
 use crate::models::{AuditAction, Role, UserChange, UserQuery};
 
 pub const USER_COLUMNS: &str =
-    "id, email, name, role, disabled, created_at, updated_at, password_hash";
+    "id, email, name, role, disabled, created_at, updated_at, password_hash, session_epoch";
 
 /// The ids of enabled admins, locked until the transaction ends.
 pub fn lock_enabled_admins(d: Dialect) -> Sql {
@@ -60,13 +60,11 @@ pub fn update_user(d: Dialect, id: Uuid, change: &UserChange, now: OffsetDateTim
     sql
 }
 
-pub fn revoke_all_refresh(d: Dialect, user: Uuid, now: OffsetDateTime) -> Sql {
+/// Ends every session of `user` (their refresh tokens and access tokens stop working).
+pub fn end_all_sessions(d: Dialect, user: Uuid) -> Sql {
     let mut sql = Sql::new(d);
-    sql.push("UPDATE refresh_tokens SET revoked_at = ")
-        .bind(Param::Time(now))
-        .push(" WHERE user_id = ")
-        .bind(Param::Uuid(user))
-        .push(" AND revoked_at IS NULL");
+    sql.push("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ")
+        .bind(Param::Uuid(user));
     sql
 }
 
@@ -235,10 +233,10 @@ macro_rules! admin_repository {
                 if let Some(disabled) = disabled_changes {
                     let action = if disabled { AuditAction::Disabled } else { AuditAction::Enabled };
                     if disabled {
-                        $query(&admin::revoke_all_refresh($dialect, target, now))
+                        $query(&admin::end_all_sessions($dialect, target))
                             .execute(&mut *tx)
                             .await
-                            .context("revoking a disabled user's refresh tokens")?;
+                            .context("ending a disabled user's sessions")?;
                     }
                     $query(&admin::insert_audit($dialect, actor, action, target, &serde_json::json!({}), now))
                         .execute(&mut *tx)

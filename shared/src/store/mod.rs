@@ -6,7 +6,7 @@
 //! Pools are lazy: building a store opens no connection, so a Lambda cold start never waits
 //! on the database. Migrations are embedded and run only when asked (`local-server`).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::refresh::TokenHash,
-    config::{DatabaseKind, DbConfig, LoginThrottle},
+    config::{AuthRateLimit, DatabaseKind, DbConfig, LoginThrottle},
     error::{ApiError, ErrorKind},
     models::{
         AuditEntry, Email, NewTask, NewUser, Precondition, Stats, Task, TaskPatch, TaskQuery, User,
@@ -161,6 +161,17 @@ pub trait Store: Send + Sync + 'static {
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+    /// The user's session epoch when the hash was read: a session started from this check
+    /// is live only if no password change or disable moved the epoch on meanwhile.
+    pub session_epoch: i64,
+}
+
+/// The user an access token names, as the database has them now.
+#[derive(Debug, Clone)]
+pub struct TokenUser {
+    pub user: User,
+    /// The token's session is neither revoked nor ended by a password change or disable.
+    pub session_live: bool,
 }
 
 #[async_trait]
@@ -168,6 +179,12 @@ pub trait UserRepository: Send + Sync {
     /// Inserts a user; a taken email is `Conflict(EmailTaken)`, decided by the unique index.
     async fn create(&self, user: &NewUser) -> Result<User, StoreError>;
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+    /// The user of an access token and whether its session is live, in one round trip.
+    async fn for_access_token(
+        &self,
+        user: Uuid,
+        session: Uuid,
+    ) -> Result<Option<TokenUser>, StoreError>;
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError>;
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError>;
     /// Replaces the hash only (an upgrade to stronger parameters after a login).
@@ -177,7 +194,7 @@ pub trait UserRepository: Send + Sync {
         hash: &str,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
-    /// Sets a new password and revokes every refresh family of the user, in one transaction.
+    /// Sets a new password and ends every session of the user, in one statement.
     async fn change_password(
         &self,
         id: Uuid,
@@ -186,18 +203,17 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// A refresh token to store (its hash only).
+/// A session to start: one login, whose refresh tokens form its family.
 #[derive(Debug, Clone)]
-pub struct NewRefreshToken {
+pub struct NewSession {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub family_id: Uuid,
-    pub hash: TokenHash,
-    pub issued_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
+    /// [`Credentials::session_epoch`] of the check that allowed the login.
+    pub epoch: i64,
+    pub created_at: OffsetDateTime,
 }
 
-/// The replacement issued by a rotation.
+/// A refresh token to store (its hash only): a session's first, or a rotation's successor.
 #[derive(Debug, Clone)]
 pub struct NextRefreshToken {
     pub id: Uuid,
@@ -208,46 +224,91 @@ pub struct NextRefreshToken {
 /// Outcome of presenting a refresh token for rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
-    /// The token was live; it is now spent and its successor stored in the same family.
-    Rotated { user_id: Uuid },
-    /// The token had been spent before: its whole family is now revoked.
-    Reused,
-    /// Unknown, expired or revoked.
+    /// The token was live; it is now spent and its successor stored in the same session,
+    /// expiring at `expires_at` (capped by the session's absolute age).
+    Rotated {
+        user_id: Uuid,
+        session_id: Uuid,
+        expires_at: OffsetDateTime,
+    },
+    /// The token had been spent before: its whole session is now revoked.
+    Reused { user_id: Uuid },
+    /// Unknown, expired, revoked, or its session is over.
     Invalid,
+}
+
+/// A reserved login attempt (or the refusal of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginAttempt {
+    /// The budget had room: the caller may verify one password.
+    pub allowed: bool,
+    /// Reservations in the window, this one included when allowed.
+    pub reserved: u32,
+    pub window_start: OffsetDateTime,
+    /// Until the window passes.
+    pub retry_after: Duration,
+}
+
+/// What the prune command removes: rows no request can use again.
+#[derive(Debug, Clone, Copy)]
+pub struct PrunePolicy {
+    pub now: OffsetDateTime,
+    pub session_max_age: Duration,
+    pub access_ttl: Duration,
+    pub login_window: Duration,
 }
 
 #[async_trait]
 pub trait TokenRepository: Send + Sync {
-    async fn insert_refresh(&self, token: &NewRefreshToken) -> Result<(), StoreError>;
-    /// Spends `presented` and stores `next` in its family, atomically: of concurrent
-    /// rotations of one token exactly one sees `Rotated`.
+    /// Starts `session` with its first refresh token, unless the user was disabled or moved
+    /// to another epoch since their credentials were read (then nothing is stored: `false`).
+    async fn start_session(
+        &self,
+        session: &NewSession,
+        first: &NextRefreshToken,
+    ) -> Result<bool, StoreError>;
+    /// Spends `presented` and stores `next` in its session, atomically: of concurrent
+    /// rotations of one token exactly one sees `Rotated`. A session older than `max_age`,
+    /// revoked or ended by its user's epoch rotates nothing.
     async fn rotate_refresh(
         &self,
         presented: &TokenHash,
         next: &NextRefreshToken,
         now: OffsetDateTime,
+        max_age: Duration,
     ) -> Result<Rotation, StoreError>;
-    /// Revokes the family `presented` belongs to; nothing happens for an unknown token.
-    async fn revoke_family_of(
+    /// Revokes the session `presented` belongs to; nothing happens for an unknown token.
+    async fn revoke_session_of(
         &self,
         presented: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
-    /// When `email` is locked out, until when.
-    async fn login_locked_until(
+    /// Reserves one attempt of `email`'s failure budget before a password is verified, in
+    /// one conditional upsert: of any number of concurrent callers, at most
+    /// `throttle.max_failures` per window are allowed.
+    async fn reserve_login_attempt(
         &self,
         email: &str,
         now: OffsetDateTime,
         throttle: LoginThrottle,
-    ) -> Result<Option<OffsetDateTime>, StoreError>;
-    /// Counts one failed login (atomic upsert; a window older than `throttle.window` restarts).
-    async fn record_login_failure(
+    ) -> Result<LoginAttempt, StoreError>;
+    /// Gives an allowed attempt back (the password was right, or was never checked).
+    async fn return_login_attempt(
         &self,
         email: &str,
-        now: OffsetDateTime,
-        throttle: LoginThrottle,
+        attempt: &LoginAttempt,
     ) -> Result<(), StoreError>;
-    async fn clear_login_failures(&self, email: &str) -> Result<(), StoreError>;
+    /// Counts one credential request of `client` against its bucket: `Err(wait)` when the
+    /// bucket is empty.
+    async fn take_client_request(
+        &self,
+        client: &str,
+        now: OffsetDateTime,
+        limit: AuthRateLimit,
+    ) -> Result<Result<(), Duration>, StoreError>;
+    /// Deletes expired sessions, refresh tokens and throttle rows in bounded batches;
+    /// returns how many rows of each kind went.
+    async fn prune(&self, policy: &PrunePolicy) -> Result<Vec<(&'static str, u64)>, StoreError>;
 }
 
 /// Start of the window that is still open at `now`.

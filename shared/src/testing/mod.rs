@@ -36,11 +36,12 @@ pub const POSTGRES_URL_VAR: &str = "TEST_DATABASE_URL";
 /// The password of users made by [`TestApp::create_user`].
 pub const TEST_PASSWORD: &str = "test password 0123456789";
 
-/// A user made for a test, with a valid access token.
+/// A user made for a test, with a valid access token of a session of their own.
 #[derive(Debug, Clone)]
 pub struct TestUser {
     pub id: uuid::Uuid,
     pub token: String,
+    pub session_id: uuid::Uuid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +224,9 @@ impl TestApp {
         .await;
     }
 
-    async fn raw_user_statement(&self, sqlite: &str, postgres: &str, id: uuid::Uuid) {
+    /// Runs one statement straight on the test database, bypassing the store: `sqlite` or
+    /// `postgres` by backend, with `id` bound as its one parameter.
+    pub async fn raw_user_statement(&self, sqlite: &str, postgres: &str, id: uuid::Uuid) {
         use sqlx::Connection as _;
         let url = &self.db.url;
         if url.starts_with("sqlite:") {
@@ -355,11 +358,33 @@ pub async fn create_user(state: &AppState, email: &str, role: crate::models::Rol
         })
         .await
         .expect("creating a test user");
+    let session = crate::store::NewSession {
+        id: uuid::Uuid::now_v7(),
+        user_id: user.id,
+        epoch: 0,
+        created_at: now,
+    };
+    let first = crate::store::NextRefreshToken {
+        id: uuid::Uuid::now_v7(),
+        hash: crate::auth::refresh::generate().1,
+        expires_at: now + state.config.jwt.refresh_ttl,
+    };
+    let started = state
+        .store
+        .tokens()
+        .start_session(&session, &first)
+        .await
+        .expect("starting a test session");
+    assert!(started, "a new user's session starts");
     let token = state
         .jwt
-        .issue(user.id, user.role, now)
+        .issue(user.id, user.role, session.id, now)
         .expect("signing a test token");
-    TestUser { id: user.id, token }
+    TestUser {
+        id: user.id,
+        token,
+        session_id: session.id,
+    }
 }
 
 pub fn request(method: Method, path: &str) -> axum::http::request::Builder {

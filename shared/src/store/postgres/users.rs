@@ -27,6 +27,7 @@ fn credentials_from_row(row: &PgRow) -> Result<Credentials, sqlx::Error> {
     Ok(Credentials {
         user: user_from_row(row)?,
         password_hash: row.try_get("password_hash")?,
+        session_epoch: row.try_get("session_epoch")?,
     })
 }
 
