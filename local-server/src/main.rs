@@ -3,6 +3,7 @@
 //! ```text
 //! local-server [--host H] [--port P] [serve]   serve the API (default)
 //! local-server migrate                         apply migrations to DATABASE_URL and exit
+//! local-server prune                           delete expired sessions, tokens, throttle rows
 //! local-server create-admin --email E --name N create an admin (password on stdin)
 //! local-server create-admin --email E --promote  make an existing user an admin
 //! local-server openapi                         print the OpenAPI document
@@ -41,6 +42,10 @@ enum Command {
     },
     /// Apply pending migrations to DATABASE_URL and exit.
     Migrate,
+    /// Delete sessions, refresh tokens and throttle rows that can never be used again
+    /// (expired, revoked, past SESSION_MAX_AGE_SECS), in bounded batches, and exit. Safe to
+    /// run at any time and as often as you like; schedule it (cron, an EventBridge rule).
+    Prune,
     /// Exit 0 when the server on this machine answers `GET /health` with 200 (for container
     /// health checks; needs no configuration, opens no database).
     Healthcheck,
@@ -152,6 +157,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             state.store.migrate().await.context("applying migrations")?;
             tracing::info!(database = %state.store.kind(), "migrations applied");
             state.store.close().await;
+            Ok(())
+        }
+        Command::Prune => {
+            let config = &state.config;
+            let policy = shared::store::PrunePolicy {
+                now: shared::models::now(),
+                session_max_age: config.session_max_age,
+                access_ttl: config.jwt.access_ttl,
+                login_window: config.login_throttle.window,
+            };
+            let pruned = state.store.tokens().prune(&policy).await;
+            state.store.close().await;
+            let mut out = std::io::stdout().lock();
+            for (what, count) in pruned.context("pruning expired rows")? {
+                std::io::Write::write_fmt(&mut out, format_args!("pruned {count} {what}\n"))
+                    .context("writing the summary")?;
+            }
             Ok(())
         }
         Command::Healthcheck | Command::Openapi => {

@@ -102,6 +102,85 @@ fn migrate_subcommand_applies_migrations_and_exits() {
 }
 
 #[test]
+fn prune_subcommand_deletes_what_can_never_be_used_and_keeps_live_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", "sqlite://./prune.db")];
+    let server = Server::start(dir.path(), &env, &[]);
+    let json = [("content-type", "application/json")];
+    let register = support::request(
+        server.port,
+        "POST",
+        "/v1/auth/register",
+        &json,
+        br#"{"email": "keep@example.com", "password": "keep password 123", "name": "K"}"#,
+    );
+    assert_eq!(register.status, 201, "{}", register.body);
+    let login = || {
+        support::request(
+            server.port,
+            "POST",
+            "/v1/auth/login",
+            &json,
+            br#"{"email": "keep@example.com", "password": "keep password 123"}"#,
+        )
+    };
+    let (kept, ended) = (login(), login());
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    let refresh_of = |r: &support::Response| {
+        serde_json::json!({"refresh_token": r.json()["refresh_token"]}).to_string()
+    };
+    let out = support::request(
+        server.port,
+        "POST",
+        "/v1/auth/logout",
+        &json,
+        refresh_of(&ended).as_bytes(),
+    );
+    assert_eq!(out.status, 204);
+    let failed = support::request(
+        server.port,
+        "POST",
+        "/v1/auth/login",
+        &json,
+        br#"{"email": "nobody@example.com", "password": "not a password"}"#,
+    );
+    assert_eq!(failed.status, 401);
+
+    // A one-second login window has passed by the time prune runs.
+    std::thread::sleep(Duration::from_millis(1100));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_local-server"))
+        .env_clear()
+        .envs(env)
+        .env("LOGIN_WINDOW_SECS", "1")
+        .current_dir(dir.path())
+        .arg("prune")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("pruned 1 sessions"), "{stdout}");
+    assert!(stdout.contains("pruned 2 login throttle rows"), "{stdout}");
+    // The live session still refreshes; the logged-out one is gone for good.
+    let rotated = support::request(
+        server.port,
+        "POST",
+        "/v1/auth/refresh",
+        &json,
+        refresh_of(&kept).as_bytes(),
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let gone = support::request(
+        server.port,
+        "POST",
+        "/v1/auth/refresh",
+        &json,
+        refresh_of(&ended).as_bytes(),
+    );
+    assert_eq!(gone.status, 401);
+    assert_eq!(gone.json()["code"], "invalid_refresh_token");
+}
+
+#[test]
 fn bad_configuration_stops_start_up_with_one_line_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_local-server"))

@@ -612,22 +612,6 @@ async fn scenario(shape: &Shape<'_>) -> Vec<(String, Reply)> {
     );
     step!("get task", "GET", &task, &auth, None);
 
-    let refreshed = step!(
-        "refresh",
-        "POST",
-        "/v1/auth/refresh",
-        &[],
-        Some(&json!({"refresh_token": pair["refresh_token"]}))
-    );
-    assert!(refreshed["access_token"].is_string());
-    step!(
-        "refresh replayed",
-        "POST",
-        "/v1/auth/refresh",
-        &[],
-        Some(&json!({"refresh_token": pair["refresh_token"]}))
-    );
-
     let admin = step!(
         "admin login",
         "POST",
@@ -648,6 +632,24 @@ async fn scenario(shape: &Shape<'_>) -> Vec<(String, Reply)> {
     step!("delete", "DELETE", &task, &auth, None);
     step!("get deleted", "GET", &task, &auth, None);
     step!("no token", "GET", "/v1/tasks", &[], None);
+    // Last of the user's steps: a replayed refresh token ends the whole session, its
+    // access tokens included.
+    let refreshed = step!(
+        "refresh",
+        "POST",
+        "/v1/auth/refresh",
+        &[],
+        Some(&json!({"refresh_token": pair["refresh_token"]}))
+    );
+    assert!(refreshed["access_token"].is_string());
+    step!(
+        "refresh replayed",
+        "POST",
+        "/v1/auth/refresh",
+        &[],
+        Some(&json!({"refresh_token": pair["refresh_token"]}))
+    );
+    step!("after reuse", "GET", "/v1/tasks", &auth, None);
     step!("health", "GET", "/health", &[], None);
     step!("ready", "GET", "/ready", &[], None);
     step!("version", "GET", "/version", &[], None);
@@ -721,4 +723,5 @@ async fn the_local_server_and_the_lambda_functions_answer_alike() {
     assert_eq!(status("refresh replayed"), 401);
     assert_eq!(status("admin stats"), 200);
     assert_eq!(status("delete"), 204);
+    assert_eq!(status("after reuse"), 401);
 }

@@ -76,3 +76,174 @@ async fn auth_binary_serves_register_login_me_and_refresh_under_lambda() {
     );
     assert_eq!(other.json()["code"], "not_found");
 }
+
+/// Four instances of the `auth` binary on one Postgres, as Lambda scales them out.
+async fn four_instances(extra_env: &[(&str, &str)]) -> Vec<LambdaFunction> {
+    let db = LambdaFunction::database().await;
+    let binary = Path::new(env!("CARGO_BIN_EXE_auth"));
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        instances.push(LambdaFunction::start_on(db.clone(), binary, "auth", extra_env).await);
+    }
+    instances
+}
+
+fn json_body(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+async fn lambda_login(
+    function: &LambdaFunction,
+    email: &str,
+    password: &str,
+) -> shared::testing::lambda::LambdaResponse {
+    let body = json_body(&json!({"email": email, "password": password}));
+    function
+        .call("POST", "/v1/auth/login", &[JSON], Some(&body))
+        .await
+}
+
+async fn lambda_register(function: &LambdaFunction, email: &str, password: &str) {
+    let body = json_body(&json!({"email": email, "password": password, "name": "Target"}));
+    let created = function
+        .call("POST", "/v1/auth/register", &[JSON], Some(&body))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_lambda_instances_verify_at_most_five_of_fifty_parallel_wrong_logins() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let instances = four_instances(&[("AUTH_RATE_LIMIT_PER_MINUTE", "0")]).await;
+    let password = "correct horse battery staple";
+    lambda_register(&instances[0], "target@example.com", password).await;
+    let results =
+        futures::future::join_all(
+            (0..50).map(|i| {
+                let function = &instances[i % 4];
+                async move {
+                    lambda_login(function, "target@example.com", &format!("wrong {i:03}")).await
+                }
+            }),
+        )
+        .await;
+    let statuses: Vec<u16> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        45,
+        "{statuses:?}"
+    );
+    for r in results.iter().filter(|r| r.status == 429) {
+        assert_eq!(r.json()["code"], "too_many_requests");
+        assert!(r.header("retry-after").is_some());
+    }
+    for function in &instances {
+        let right = lambda_login(function, "target@example.com", password).await;
+        assert_eq!(right.status, 429, "{}", right.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_lambda_instances_leave_no_working_token_after_a_racing_password_change() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let instances = four_instances(&[
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+        ("LOGIN_MAX_FAILURES", "1000"),
+    ])
+    .await;
+    let (old, new) = ("the old password 123", "the new password 456");
+    lambda_register(&instances[0], "racer@example.com", old).await;
+    let first = lambda_login(&instances[0], "racer@example.com", old).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let bearer = format!("Bearer {}", first.json()["access_token"].as_str().unwrap());
+    let logins = futures::future::join_all((0..32u64).map(|i| {
+        let function = &instances[usize::try_from(i % 3).unwrap() + 1];
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(15 * i)).await;
+            lambda_login(function, "racer@example.com", old).await
+        }
+    }));
+    let change = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let body = json_body(&json!({"current_password": old, "new_password": new}));
+        instances[0]
+            .call(
+                "POST",
+                "/v1/auth/password",
+                &[JSON, ("authorization", &bearer)],
+                Some(&body),
+            )
+            .await
+    };
+    let (results, changed) = tokio::join!(logins, change);
+    assert_eq!(changed.status, 204, "{}", changed.body);
+    let mut issued = 0;
+    for (i, r) in results.iter().enumerate() {
+        if r.status != 200 {
+            assert_eq!(r.status, 401, "{}", r.body);
+            continue;
+        }
+        issued += 1;
+        let pair = r.json();
+        let function = &instances[i % 4];
+        let bearer = format!("Bearer {}", pair["access_token"].as_str().unwrap());
+        let me = function
+            .call("GET", "/v1/auth/me", &[("authorization", &bearer)], None)
+            .await;
+        assert_eq!(me.status, 401, "an access token survived the change");
+        let refresh = json_body(&json!({"refresh_token": pair["refresh_token"]}));
+        let rotated = function
+            .call("POST", "/v1/auth/refresh", &[JSON], Some(&refresh))
+            .await;
+        assert_eq!(rotated.status, 401, "a refresh token survived the change");
+    }
+    eprintln!("{issued} of 32 raced logins were issued tokens; none works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_lambda_instances_share_the_per_client_limit_by_source_ip() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let instances = four_instances(&[
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "1"),
+        ("AUTH_RATE_LIMIT_BURST", "6"),
+    ])
+    .await;
+    let from = |source_ip: &str, i: usize| {
+        let body =
+            json_body(&json!({"email": format!("n{i}@example.com"), "password": "some password"}));
+        let mut event = shared::testing::lambda::http_api_event(
+            "POST",
+            "/v1/auth/login",
+            &[JSON, ("x-forwarded-for", "10.9.8.7")],
+            Some(&body),
+        );
+        event["requestContext"]["http"]["sourceIp"] = json!(source_ip);
+        event
+    };
+    let results = futures::future::join_all((0..20).map(|i| {
+        let function = &instances[i % 4];
+        let event = from("198.51.100.7", i);
+        async move { function.invoke(&event).await }
+    }))
+    .await;
+    let statuses: Vec<u16> = results.iter().map(|r| r.status).collect();
+    // The caller's own X-Forwarded-For changes nothing: API Gateway's source IP counts.
+    assert_eq!(
+        statuses.iter().filter(|s| **s != 429).count(),
+        6,
+        "{statuses:?}"
+    );
+    let other = instances[0].invoke(&from("198.51.100.8", 99)).await;
+    assert_eq!(other.status, 401, "{}", other.body);
+}

@@ -631,9 +631,13 @@ macro_rules! account_repository {
                     allowed: allowed == 1,
                     reserved: u32::try_from(failures).unwrap_or(u32::MAX),
                     window_start,
-                    retry_after: (window_start + throttle.window - now)
-                        .try_into()
-                        .unwrap_or_default(),
+                    // A concurrent request may have opened the window a moment after
+                    // this one read the clock: never more than the window itself.
+                    retry_after: std::time::Duration::try_from(
+                        window_start + throttle.window - now,
+                    )
+                    .unwrap_or_default()
+                    .min(throttle.window),
                 })
             }
 
