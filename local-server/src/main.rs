@@ -160,14 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Prune => {
-            let config = &state.config;
-            let policy = shared::store::PrunePolicy {
-                now: shared::models::now(),
-                session_max_age: config.session_max_age,
-                access_ttl: config.jwt.access_ttl,
-                login_window: config.login_throttle.window,
-            };
-            let pruned = state.store.tokens().prune(&policy).await;
+            let pruned = state.store.tokens().prune(shared::models::now()).await;
             state.store.close().await;
             let mut out = std::io::stdout().lock();
             for (what, count) in pruned.context("pruning expired rows")? {

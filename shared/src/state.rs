@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use crate::{
-    auth::{JwtKeys, PasswordHasher},
+    auth::{JwtKeys, PasswordHasher, throttle::KnownRefusals},
     config::{Config, Runtime},
     metrics::Metrics,
     pagination::CursorSigner,
@@ -21,6 +21,8 @@ pub struct AppState {
     pub passwords: Arc<PasswordHasher>,
     pub cursors: Arc<CursorSigner>,
     pub metrics: Arc<Metrics>,
+    /// The per-client credential limit's refusals, remembered until they pass.
+    pub client_refusals: Arc<KnownRefusals>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -69,6 +71,7 @@ impl AppState {
             passwords,
             cursors,
             metrics,
+            client_refusals: Arc::new(KnownRefusals::default()),
         }
     }
 }

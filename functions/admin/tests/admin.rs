@@ -692,3 +692,41 @@ shared::backend_tests!(
     stats_are_exact_after_a_scripted_mix,
     the_user_list_filters_and_paginates,
 );
+
+/// A non-admin knocking on an admin route is a security event naming the user, with the
+/// request id of the refusal.
+fn admin_route_refusals_are_security_events(backend: Backend) {
+    if backend == Backend::Postgres && !Backend::Postgres.available() {
+        return;
+    }
+    let ((user, request_id), logs) = shared::testing::capture_logs(async {
+        let (app, _) = start(backend).await;
+        let user = app.create_user("curious@example.com", Role::User).await;
+        let refused = call(
+            &app,
+            Method::GET,
+            "/v1/admin/stats",
+            Some(&user.token),
+            None,
+        )
+        .await;
+        let body = refused.assert_problem(403, "forbidden");
+        (user, body["request_id"].as_str().unwrap().to_owned())
+    });
+    let event = logs
+        .lines()
+        .find(|l| l.contains("admin_route_refused"))
+        .unwrap_or_else(|| panic!("no security event:\n{logs}"));
+    assert!(event.contains(&user.id.to_string()), "{event}");
+    assert!(event.contains(&request_id), "{event}");
+}
+
+#[test]
+fn admin_route_refusals_are_security_events_sqlite() {
+    admin_route_refusals_are_security_events(Backend::Sqlite);
+}
+
+#[test]
+fn admin_route_refusals_are_security_events_postgres() {
+    admin_route_refusals_are_security_events(Backend::Postgres);
+}

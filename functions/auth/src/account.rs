@@ -37,8 +37,6 @@ pub struct ChangePassword {
     request_body = ChangePassword,
     responses(
         (status = 204, description = "Changed; every session of the user has ended."),
-        (status = 429, description = "`too_many_requests`: the email's failure budget or the client's credential limit is spent; see `Retry-After`.",
-            body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials`: the current password is wrong (or `unauthorized`, see the bearer token).",
             body = Problem, content_type = "application/problem+json"),
     ))]
@@ -48,7 +46,7 @@ pub async fn change_password(
     auth: AuthUser,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> ApiResult<StatusCode> {
-    guard::limit_client(&state, client).await?;
+    guard::admit(&state, client).await?;
     let mut errors = FieldErrors::new();
     let new_password = errors.check("new_password", Password::parse(&body.new_password));
     errors.finish()?;
@@ -60,31 +58,40 @@ pub async fn change_password(
         ApiError::new(ErrorKind::InvalidCredentials).with_detail("the current password is wrong")
     };
     let reserved = guard::reserve(&state, auth.user.email.as_str(), client, now()).await?;
-    let matches = match verify_current(&state, &auth, &body.current_password).await {
-        Ok(matches) => matches,
+    let epoch = match verify_current(&state, &auth, &body.current_password).await {
+        Ok(Some(epoch)) => epoch,
+        Ok(None) => {
+            reserved.failed(&state, SecurityEvent::PasswordChangeFailed, Some(auth.id));
+            return Err(wrong());
+        }
         Err(err) => {
             reserved.give_back(&state).await?;
             return Err(err);
         }
     };
-    if !matches {
-        reserved.failed(&state, SecurityEvent::PasswordChangeFailed, Some(auth.id));
-        return Err(wrong());
-    }
     reserved.give_back(&state).await?;
     let hash = state.passwords.hash(new_password.expose()).await?;
-    state
+    let changed = state
         .store
         .users()
-        .change_password(auth.id, &hash, now())
+        .change_password(auth.id, &hash, epoch, now())
         .await?;
+    if !changed {
+        // Another change (or a disable) committed after the current password was checked:
+        // the password checked is no longer the current one.
+        return Err(wrong());
+    }
     tracing::info!(user_id = %auth.id, "password changed; every session ended");
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Whether `current` is the caller's password (outside the length rule it cannot be, and
-/// nothing is hashed).
-async fn verify_current(state: &AppState, auth: &AuthUser, current: &str) -> ApiResult<bool> {
+/// The user's session epoch when `current` is their password, `None` when it is not
+/// (outside the length rule it cannot be, and nothing is hashed).
+async fn verify_current(
+    state: &AppState,
+    auth: &AuthUser,
+    current: &str,
+) -> ApiResult<Option<i64>> {
     let credentials = state
         .store
         .users()
@@ -92,11 +99,11 @@ async fn verify_current(state: &AppState, auth: &AuthUser, current: &str) -> Api
         .await?
         .ok_or_else(ApiError::unauthorized)?;
     if Password::parse(current).is_err() {
-        return Ok(false);
+        return Ok(None);
     }
     let verification = state
         .passwords
         .verify(current, &credentials.password_hash)
         .await?;
-    Ok(verification.matches)
+    Ok(verification.matches.then_some(credentials.session_epoch))
 }

@@ -15,25 +15,44 @@ use time::OffsetDateTime;
 /// Longest throttle key kept: longer input cannot be an email anyway.
 const MAX_THROTTLE_KEY_CHARS: usize = 320;
 
-/// Counts one request of `client` to an endpoint that hashes; 429 with `Retry-After` when
-/// the client is over `AUTH_RATE_LIMIT_PER_MINUTE` / `AUTH_RATE_LIMIT_BURST`. No client
-/// address (an in-process call) or the limit turned off (`0`): nothing to count.
-pub async fn limit_client(state: &AppState, client: ClientAddr) -> ApiResult<()> {
+/// Admits one request to an endpoint that hashes, before it does any other work: 503 at once
+/// when the hashing queue is full (it would be refused there anyway), then one count of
+/// `client` against `AUTH_RATE_LIMIT_PER_MINUTE` / `AUTH_RATE_LIMIT_BURST`, 429 with
+/// `Retry-After` when it is over. No client address (an in-process call) or the limit
+/// turned off (`0`): nothing to count.
+pub async fn admit(state: &AppState, client: ClientAddr) -> ApiResult<()> {
+    if state.passwords.is_saturated() {
+        return Err(shared::auth::password::busy());
+    }
     let (Some(limit), Some(ip)) = (state.config.auth_rate_limit, client.0) else {
         return Ok(());
     };
-    let counted = state
-        .store
-        .tokens()
-        .take_client_request(&ip.to_string(), now(), limit)
-        .await?;
+    let key = ip.to_string();
+    let started = std::time::Instant::now();
+    let counted = match state.client_refusals.refused_for(&key, started) {
+        // The database refused this client until then: it would again.
+        Some(wait) => Err(wait),
+        None => {
+            let counted = state
+                .store
+                .tokens()
+                .take_client_request(&key, now(), limit)
+                .await?;
+            if let Err(wait) = counted {
+                // Logged once per refusal period and instance, not once per request of
+                // a flood.
+                security::record(
+                    SecurityEvent::ClientThrottled,
+                    client,
+                    Subject::Nobody,
+                    &state.config.password_pepper,
+                );
+                state.client_refusals.remember(&key, started, wait);
+            }
+            counted
+        }
+    };
     counted.map_err(|wait| {
-        security::record(
-            SecurityEvent::ClientThrottled,
-            client,
-            Subject::Nobody,
-            &state.config.password_pepper,
-        );
         ApiError::new(ErrorKind::TooManyRequests)
             .with_detail("too many sign-in requests from this client; try again later")
             .with_retry_after(whole_seconds(wait))

@@ -43,15 +43,13 @@ pub struct RegisterRequest {
         (status = 201, description = "Registered.", body = User,
             headers(("Location" = String, description = "`/v1/auth/me`"))),
         (status = 409, description = "`email_taken`.", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_requests`: the client's credential limit is spent; see `Retry-After`.",
-            body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register(
     State(state): State<AppState>,
     client: ClientAddr,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    guard::limit_client(&state, client).await?;
+    guard::admit(&state, client).await?;
     let mut errors = FieldErrors::new();
     let email = errors.check("email", Email::parse(&body.email));
     let password = errors.check("password", Password::parse(&body.password));

@@ -52,8 +52,8 @@ fn invalid_credentials() -> ApiError {
 
 /// What a login's password check found.
 enum Checked {
-    /// No such account (a dummy hash was verified, for the same timing), or a password
-    /// outside the length rule (nothing was hashed: it cannot match).
+    /// No such account (a dummy hash was verified, for the same timing, unless the password
+    /// is outside the length rule: then nothing is hashed, as for a known account).
     Unknown,
     Wrong(Uuid),
     Right(Credentials, Verification),
@@ -71,15 +71,13 @@ enum Checked {
             body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_disabled`: the right password of a disabled account.",
             body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_requests`: the email's failure budget or the client's credential limit is spent; see `Retry-After`.",
-            body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
     client: ClientAddr,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    guard::limit_client(&state, client).await?;
+    guard::admit(&state, client).await?;
     let now = now();
     let key = guard::throttle_key(&body.email).ok_or_else(invalid_credentials)?;
     let reserved = guard::reserve(&state, &key, client, now).await?;
@@ -107,13 +105,7 @@ pub async fn login(
         );
     }
     if verification.needs_rehash {
-        let upgraded = state.passwords.hash(&body.password).await?;
-        state
-            .store
-            .users()
-            .upgrade_password_hash(user.id, &upgraded, now)
-            .await?;
-        tracing::info!(user_id = %user.id, "password hash upgraded to current parameters");
+        upgrade_hash(&state, &credentials.password_hash, user.id, &body.password).await;
     }
 
     let session = NewSession {
@@ -121,17 +113,13 @@ pub async fn login(
         user_id: user.id,
         epoch: credentials.session_epoch,
         created_at: now,
+        expires_at: now + state.config.session_max_age,
     };
     let (refresh_token, hash) = refresh::generate();
     let first = NextRefreshToken {
         id: Uuid::now_v7(),
         hash,
-        expires_at: now
-            + state
-                .config
-                .jwt
-                .refresh_ttl
-                .min(state.config.session_max_age),
+        expires_at: refresh_expiry(&state, now).min(session.expires_at),
     };
     if !state.store.tokens().start_session(&session, &first).await? {
         // The password changed or the account was disabled while this login was checking
@@ -150,6 +138,33 @@ pub async fn login(
     .map(Json)
 }
 
+/// Stores the password at the current Argon2 parameters, best effort: a busy hashing queue
+/// or a password change that committed meanwhile (the stored hash is no longer the one
+/// verified) leaves the old hash, and the login goes on either way.
+async fn upgrade_hash(state: &AppState, verified: &str, user: Uuid, password: &str) {
+    let upgraded = match state.passwords.hash(password).await {
+        Ok(upgraded) => upgraded,
+        Err(err) => {
+            tracing::info!(user_id = %user, error = %err, "password hash upgrade skipped");
+            return;
+        }
+    };
+    match state
+        .store
+        .users()
+        .upgrade_password_hash(user, verified, &upgraded, now())
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(user_id = %user, "password hash upgraded to current parameters");
+        }
+        Ok(false) => tracing::info!(user_id = %user, "password changed meanwhile: no upgrade"),
+        Err(err) => {
+            tracing::warn!(user_id = %user, error = %shared::error::chain(&err), "password hash upgrade failed");
+        }
+    }
+}
+
 /// Looks the account up and verifies the password (a dummy hash for an unknown email).
 async fn check(state: &AppState, body: &LoginRequest) -> ApiResult<Checked> {
     let credentials = match Email::parse(&body.email) {
@@ -161,7 +176,8 @@ async fn check(state: &AppState, body: &LoginRequest) -> ApiResult<Checked> {
         return Ok(credentials.map_or(Checked::Unknown, |c| Checked::Wrong(c.user.id)));
     }
     let Some(credentials) = credentials else {
-        // Same work as a wrong password for a real account: no timing oracle.
+        // The same work as a wrong password for an account whose hash has the current
+        // parameters (older, weaker hashes are faster until their next login upgrades them).
         state.passwords.verify_dummy(&body.password).await?;
         return Ok(Checked::Unknown);
     };
@@ -204,7 +220,7 @@ pub async fn refresh(
     match state
         .store
         .tokens()
-        .rotate_refresh(&presented, &next, now, state.config.session_max_age)
+        .rotate_refresh(&presented, &next, now)
         .await?
     {
         Rotation::Rotated {

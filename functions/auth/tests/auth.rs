@@ -703,7 +703,7 @@ async fn expired_refresh_tokens_are_invalid(backend: Backend) {
         .state
         .store
         .tokens()
-        .rotate_refresh(&hash, &next, later, app.state.config.session_max_age)
+        .rotate_refresh(&hash, &next, later)
         .await
         .unwrap();
     assert_eq!(outcome, shared::store::Rotation::Invalid);

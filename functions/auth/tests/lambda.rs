@@ -247,3 +247,45 @@ async fn four_lambda_instances_share_the_per_client_limit_by_source_ip() {
     let other = instances[0].invoke(&from("198.51.100.8", 99)).await;
     assert_eq!(other.status, 401, "{}", other.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_lambda_instances_share_the_budget_of_password_change_guesses() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let instances = four_instances(&[("AUTH_RATE_LIMIT_PER_MINUTE", "0")]).await;
+    let password = "correct horse battery staple";
+    lambda_register(&instances[0], "stolen@example.com", password).await;
+    let pair = lambda_login(&instances[0], "stolen@example.com", password).await;
+    assert_eq!(pair.status, 200, "{}", pair.body);
+    let bearer = format!("Bearer {}", pair.json()["access_token"].as_str().unwrap());
+    let results = futures::future::join_all((0..24).map(|i| {
+        let (function, bearer) = (&instances[i % 4], &bearer);
+        async move {
+            let body = json_body(&json!({
+                "current_password": format!("guess number {i:03}"),
+                "new_password": "the thief's new password",
+            }));
+            function
+                .call(
+                    "POST",
+                    "/v1/auth/password",
+                    &[JSON, ("authorization", bearer)],
+                    Some(&body),
+                )
+                .await
+        }
+    }))
+    .await;
+    let statuses: Vec<u16> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        19,
+        "{statuses:?}"
+    );
+}

@@ -283,15 +283,25 @@ async fn a_session_cannot_start_from_credentials_read_before_a_password_change(b
     let email = shared::models::Email::parse("stale@example.com").unwrap();
     let read = users.credentials_by_email(&email).await.unwrap().unwrap();
     let now = shared::models::now();
-    users
-        .change_password(read.user.id, &read.password_hash, now)
-        .await
-        .unwrap();
+    assert!(
+        users
+            .change_password(read.user.id, &read.password_hash, read.session_epoch, now)
+            .await
+            .unwrap()
+    );
+    // A second change that checked the password at the old epoch changes nothing.
+    assert!(
+        !users
+            .change_password(read.user.id, "not a hash", read.session_epoch, now)
+            .await
+            .unwrap()
+    );
     let session = |epoch| shared::store::NewSession {
         id: uuid::Uuid::now_v7(),
         user_id: read.user.id,
         epoch,
         created_at: now,
+        expires_at: now + time::Duration::days(30),
     };
     let first = || shared::store::NextRefreshToken {
         id: uuid::Uuid::now_v7(),
@@ -463,14 +473,67 @@ async fn a_session_cannot_be_refreshed_past_its_absolute_age(backend: Backend) {
         .unwrap()
         .user
         .id;
-    // The session began a day and a second ago; its refresh token has not expired.
+    // The session began a day and a second ago, so it ended a second ago; its refresh
+    // token has not expired.
     app.raw_user_statement(
-        "UPDATE sessions SET created_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-86401 seconds') WHERE user_id = ?1",
-        "UPDATE sessions SET created_at = now() - interval '86401 seconds' WHERE user_id = $1",
+        "UPDATE sessions SET created_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-86401 seconds'), expires_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-1 seconds') WHERE user_id = ?1",
+        "UPDATE sessions SET created_at = now() - interval '86401 seconds', expires_at = now() - interval '1 second' WHERE user_id = $1",
         user_id,
     )
     .await;
     refresh(&app, &token)
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+}
+
+async fn prune_deletes_ended_sessions_and_their_tokens_and_keeps_live_ones(backend: Backend) {
+    let app = TestApp::start(backend, auth::router).await;
+    register(&app, "live@example.com").await;
+    register(&app, "aged@example.com").await;
+    let (_, live) = pair(&login(&app, "live@example.com", PASSWORD).await);
+    let (_, out) = pair(&login(&app, "live@example.com", PASSWORD).await);
+    let logout = call(
+        &app,
+        None,
+        "/v1/auth/logout",
+        json!({"refresh_token": out}),
+        None,
+    )
+    .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    pair(&login(&app, "aged@example.com", PASSWORD).await);
+    let aged = app
+        .state
+        .store
+        .users()
+        .credentials_by_email(&shared::models::Email::parse("aged@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .user
+        .id;
+    // Ended two days ago: past any access token's lifetime.
+    app.raw_user_statement(
+        "UPDATE sessions SET created_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-3 days'), expires_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-2 days') WHERE user_id = ?1",
+        "UPDATE sessions SET created_at = now() - interval '3 days', expires_at = now() - interval '2 days' WHERE user_id = $1",
+        aged,
+    )
+    .await;
+    let pruned = app
+        .state
+        .store
+        .tokens()
+        .prune(shared::models::now())
+        .await
+        .unwrap();
+    let count = |what: &str| pruned.iter().find(|(w, _)| *w == what).unwrap().1;
+    assert_eq!(count("sessions"), 2, "{pruned:?}");
+    assert_eq!(count("refresh tokens"), 2, "{pruned:?}");
+    // Throttle rows of this very minute stay.
+    assert_eq!(count("login throttle rows"), 0, "{pruned:?}");
+    assert_eq!(count("client throttle rows"), 0, "{pruned:?}");
+    assert_eq!(refresh(&app, &live).await.status, StatusCode::OK);
+    refresh(&app, &out)
         .await
         .assert_problem(401, "invalid_refresh_token");
 }
@@ -532,6 +595,7 @@ shared::backend_tests!(
     each_credential_endpoint_is_limited_per_client_before_hashing,
     the_client_limit_holds_for_parallel_requests_and_across_instances,
     a_session_cannot_be_refreshed_past_its_absolute_age,
+    prune_deletes_ended_sessions_and_their_tokens_and_keeps_live_ones,
     a_request_waiting_for_a_hash_holds_no_global_slot_and_a_full_queue_is_503,
 );
 

@@ -7,6 +7,7 @@ pub mod jwt;
 pub mod password;
 pub mod refresh;
 pub mod security;
+pub mod throttle;
 
 pub use extractor::{AdminUser, AuthUser};
 pub use jwt::{Claims, JwtKeys};

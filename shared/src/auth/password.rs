@@ -90,6 +90,16 @@ impl PasswordHasher {
         })
     }
 
+    /// Every hashing thread is busy and every queue place taken: the next hash would be
+    /// refused. A hint for callers to refuse before doing any other work; the refusal
+    /// itself is decided when a hash is admitted.
+    pub fn is_saturated(&self) -> bool {
+        self.workers
+            .started
+            .get()
+            .is_some_and(|started| started.admission.available_permits() == 0)
+    }
+
     /// Hashing jobs started since this hasher was made (for tests and diagnostics).
     pub fn jobs_started(&self) -> u64 {
         self.workers.jobs.load(Ordering::Relaxed)
@@ -168,6 +178,14 @@ impl PasswordHasher {
     }
 }
 
+/// The answer when the hashing queue is full: 503 at once, retry in a second.
+pub fn busy() -> ApiError {
+    tracing::warn!("password hashing queue is full: refusing a hash");
+    ApiError::new(ErrorKind::ServiceUnavailable)
+        .with_detail("the server is busy checking passwords; retry shortly")
+        .with_retry_after(1)
+}
+
 /// How much lower than the rest of the process the hashing threads run, in nice steps
 /// (Linux only; elsewhere they run at the process's priority).
 const HASHING_NICE_STEPS: i32 = 10;
@@ -220,12 +238,11 @@ impl Workers {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let started = self.start();
-        let admitted = started.admission.clone().try_acquire_owned().map_err(|_| {
-            tracing::warn!("password hashing queue is full: refusing a hash");
-            ApiError::new(ErrorKind::ServiceUnavailable)
-                .with_detail("the server is busy checking passwords; retry shortly")
-                .with_retry_after(1)
-        })?;
+        let admitted = started
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| busy())?;
         let permit = started
             .permits
             .clone()

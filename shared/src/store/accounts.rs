@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    NewSession, NextRefreshToken, PrunePolicy,
+    NewSession, NextRefreshToken,
     sql::{Dialect, Param, Sql},
     window_floor,
 };
@@ -62,27 +62,46 @@ pub fn user_by_email(d: Dialect, email: &Email) -> Sql {
     sql
 }
 
-pub fn set_password_hash(d: Dialect, id: Uuid, hash: &str, now: OffsetDateTime) -> Sql {
+/// Replaces a hash with a stronger one of the same password, only if it is still the hash
+/// that was verified: a password change that committed meanwhile is never undone.
+pub fn upgrade_password_hash(
+    d: Dialect,
+    id: Uuid,
+    verified: &str,
+    upgraded: &str,
+    now: OffsetDateTime,
+) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("UPDATE users SET password_hash = ")
-        .bind(Param::Text(hash.to_owned()))
+        .bind(Param::Text(upgraded.to_owned()))
         .push(", updated_at = ")
         .bind(Param::Time(now))
         .push(" WHERE id = ")
-        .bind(Param::Uuid(id));
+        .bind(Param::Uuid(id))
+        .push(" AND password_hash = ")
+        .bind(Param::Text(verified.to_owned()));
     sql
 }
 
 /// A new password that also ends every session of the user (their epoch moves on), in one
-/// statement: no session can slip in between the two.
-pub fn change_password(d: Dialect, id: Uuid, hash: &str, now: OffsetDateTime) -> Sql {
+/// statement, only if the user is still at the epoch read when the current password was
+/// checked: a change that lost a race to another change (or a disable) changes nothing.
+pub fn change_password(
+    d: Dialect,
+    id: Uuid,
+    hash: &str,
+    expected_epoch: i64,
+    now: OffsetDateTime,
+) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("UPDATE users SET password_hash = ")
         .bind(Param::Text(hash.to_owned()))
         .push(", updated_at = ")
         .bind(Param::Time(now))
         .push(", session_epoch = session_epoch + 1 WHERE id = ")
-        .bind(Param::Uuid(id));
+        .bind(Param::Uuid(id))
+        .push(" AND session_epoch = ")
+        .bind(Param::Int(expected_epoch));
     sql
 }
 
@@ -104,10 +123,12 @@ pub fn user_for_token(d: Dialect, user: Uuid, session: Uuid) -> Sql {
 /// inserts nothing.
 pub fn start_session(d: Dialect, s: &NewSession) -> Sql {
     let mut sql = Sql::new(d);
-    sql.push("INSERT INTO sessions (id, user_id, epoch, created_at) SELECT ")
+    sql.push("INSERT INTO sessions (id, user_id, epoch, created_at, expires_at) SELECT ")
         .bind(Param::Uuid(s.id))
         .push(", id, session_epoch, ")
         .bind(Param::Time(s.created_at))
+        .push(", ")
+        .bind(Param::Time(s.expires_at))
         .push(" FROM users WHERE id = ")
         .bind(Param::Uuid(s.user_id))
         .push(" AND session_epoch = ")
@@ -140,26 +161,23 @@ pub fn insert_refresh(
     sql
 }
 
-/// Spends a live token of a live session younger than `max_age`, returning its id, user,
-/// session and the session's start; no row when any of that fails.
-pub fn spend_refresh(
-    d: Dialect,
-    presented: &TokenHash,
-    now: OffsetDateTime,
-    max_age: Duration,
-) -> Sql {
+/// Spends a live token of a live, unexpired session, returning its id, user, session and
+/// the session's end; no row when any of that fails. (`revoked_at` of the token itself is
+/// what the release before sessions revoked; it is still honoured.)
+pub fn spend_refresh(d: Dialect, presented: &TokenHash, now: OffsetDateTime) -> Sql {
+    let now = Param::Time(now);
     let mut sql = Sql::new(d);
     sql.push("UPDATE refresh_tokens SET spent_at = ")
-        .bind(Param::Time(now))
+        .bind(now.clone())
         .push(" WHERE token_hash = ")
         .bind(Param::Bytes(presented.to_vec()))
-        .push(" AND spent_at IS NULL AND expires_at > ")
-        .bind(Param::Time(now))
+        .push(" AND spent_at IS NULL AND revoked_at IS NULL AND expires_at > ")
+        .bind(now.clone())
         .push(" AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = refresh_tokens.family_id AND s.revoked_at IS NULL AND s.epoch = u.session_epoch AND u.disabled = ")
         .bind(Param::Bool(false))
-        .push(" AND s.created_at > ")
-        .bind(Param::Time(now - max_age))
-        .push(") RETURNING id, user_id, family_id, (SELECT created_at FROM sessions WHERE id = refresh_tokens.family_id) AS session_started");
+        .push(" AND s.expires_at > ")
+        .bind(now)
+        .push(") RETURNING id, user_id, family_id, (SELECT expires_at FROM sessions WHERE id = refresh_tokens.family_id) AS session_expires");
     sql
 }
 
@@ -330,17 +348,26 @@ fn delete_batch(
     sql
 }
 
+/// Longest a row is kept after it can no longer matter to a request under any allowed
+/// configuration: `LOGIN_WINDOW_SECS` and `ACCESS_TOKEN_TTL_SECS` are at most a day. Prune
+/// decides by what each row says (its own expiry), never by the configuration of whatever
+/// machine runs it, so it cannot shorten a window or a session the API still relies on.
+const PRUNE_GRACE: Duration = Duration::from_secs(86_400);
+
 /// The prune command's statements, each deleting one batch of rows nobody can use again.
-pub fn prune_statements(d: Dialect, p: &PrunePolicy, batch: i64) -> [(&'static str, Sql); 4] {
+pub fn prune_statements(d: Dialect, now: OffsetDateTime, batch: i64) -> [(&'static str, Sql); 4] {
+    let grace_ago = now - PRUNE_GRACE;
     [
         (
             "sessions",
+            // Revoked or at an old epoch: refused already. Expired: no refresh since
+            // `expires_at`, so no access token of it outlives the grace.
             delete_batch(
                 d,
                 "sessions",
                 "id",
-                "revoked_at IS NOT NULL OR created_at <= {} OR epoch <> (SELECT session_epoch FROM users WHERE users.id = sessions.user_id)",
-                vec![Param::Time(p.now - p.session_max_age - p.access_ttl)],
+                "revoked_at IS NOT NULL OR expires_at <= {} OR epoch <> (SELECT session_epoch FROM users WHERE users.id = sessions.user_id)",
+                vec![Param::Time(grace_ago)],
                 batch,
             ),
         ),
@@ -350,8 +377,8 @@ pub fn prune_statements(d: Dialect, p: &PrunePolicy, batch: i64) -> [(&'static s
                 d,
                 "refresh_tokens",
                 "id",
-                "expires_at <= {}",
-                vec![Param::Time(p.now)],
+                "expires_at <= {} OR NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = refresh_tokens.family_id)",
+                vec![Param::Time(now)],
                 batch,
             ),
         ),
@@ -362,18 +389,19 @@ pub fn prune_statements(d: Dialect, p: &PrunePolicy, batch: i64) -> [(&'static s
                 "login_attempts",
                 "email",
                 "window_start <= {}",
-                vec![Param::Time(p.now - p.login_window)],
+                vec![Param::Time(grace_ago)],
                 batch,
             ),
         ),
         (
             "client throttle rows",
+            // A bucket whose theoretical arrival time has passed is full: the same as none.
             delete_batch(
                 d,
                 "client_throttle",
                 "client",
                 "tat_us <= {}",
-                vec![Param::Int(crate::models::unix_micros(p.now))],
+                vec![Param::Int(crate::models::unix_micros(now))],
                 batch,
             ),
         ),
@@ -470,29 +498,39 @@ macro_rules! account_repository {
             async fn upgrade_password_hash(
                 &self,
                 id: uuid::Uuid,
-                hash: &str,
+                verified: &str,
+                upgraded: &str,
                 now: time::OffsetDateTime,
-            ) -> Result<(), $crate::store::StoreError> {
+            ) -> Result<bool, $crate::store::StoreError> {
                 use $crate::store::{SqlxResultExt as _, accounts};
-                $query(&accounts::set_password_hash($dialect, id, hash, now))
-                    .execute(self.pool())
-                    .await
-                    .context("upgrading a password hash")?;
-                Ok(())
+                let done = $query(&accounts::upgrade_password_hash(
+                    $dialect, id, verified, upgraded, now,
+                ))
+                .execute(self.pool())
+                .await
+                .context("upgrading a password hash")?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn change_password(
                 &self,
                 id: uuid::Uuid,
                 hash: &str,
+                expected_epoch: i64,
                 now: time::OffsetDateTime,
-            ) -> Result<(), $crate::store::StoreError> {
+            ) -> Result<bool, $crate::store::StoreError> {
                 use $crate::store::{SqlxResultExt as _, accounts};
-                $query(&accounts::change_password($dialect, id, hash, now))
-                    .execute(self.pool())
-                    .await
-                    .context("changing a password")?;
-                Ok(())
+                let done = $query(&accounts::change_password(
+                    $dialect,
+                    id,
+                    hash,
+                    expected_epoch,
+                    now,
+                ))
+                .execute(self.pool())
+                .await
+                .context("changing a password")?;
+                Ok(done.rows_affected() == 1)
             }
         }
 
@@ -534,12 +572,11 @@ macro_rules! account_repository {
                 presented: &$crate::auth::refresh::TokenHash,
                 next: &$crate::store::NextRefreshToken,
                 now: time::OffsetDateTime,
-                max_age: std::time::Duration,
             ) -> Result<$crate::store::Rotation, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 use $crate::store::{Rotation, SqlxResultExt as _, accounts};
                 let mut tx = self.begin_write().await.context("beginning a rotation")?;
-                let spent = $query(&accounts::spend_refresh($dialect, presented, now, max_age))
+                let spent = $query(&accounts::spend_refresh($dialect, presented, now))
                     .fetch_optional(&mut *tx)
                     .await
                     .context("spending a refresh token")?;
@@ -550,11 +587,11 @@ macro_rules! account_repository {
                     let session: uuid::Uuid = row
                         .try_get("family_id")
                         .context("reading a token session")?;
-                    let started =
-                        $time_of(&row, "session_started").context("reading a session start")?;
+                    let session_expires =
+                        $time_of(&row, "session_expires").context("reading a session's end")?;
                     // No token outlives its session's absolute age.
                     let next = $crate::store::NextRefreshToken {
-                        expires_at: next.expires_at.min(started + max_age),
+                        expires_at: next.expires_at.min(session_expires),
                         ..next.clone()
                     };
                     $query(&accounts::insert_refresh(
@@ -685,12 +722,12 @@ macro_rules! account_repository {
 
             async fn prune(
                 &self,
-                policy: &$crate::store::PrunePolicy,
+                now: time::OffsetDateTime,
             ) -> Result<Vec<(&'static str, u64)>, $crate::store::StoreError> {
                 use $crate::store::{SqlxResultExt as _, accounts};
                 const BATCH: i64 = 5_000;
                 let mut counts = Vec::new();
-                for (what, sql) in accounts::prune_statements($dialect, policy, BATCH) {
+                for (what, sql) in accounts::prune_statements($dialect, now, BATCH) {
                     let mut total = 0;
                     loop {
                         let deleted = $query(&sql)

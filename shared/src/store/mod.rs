@@ -187,20 +187,26 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<Option<TokenUser>, StoreError>;
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError>;
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError>;
-    /// Replaces the hash only (an upgrade to stronger parameters after a login).
+    /// Replaces the hash `verified` by `upgraded` (the same password at stronger
+    /// parameters, after a login); `false` when the hash changed meanwhile (a password
+    /// change won), and nothing is written.
     async fn upgrade_password_hash(
         &self,
         id: Uuid,
-        hash: &str,
+        verified: &str,
+        upgraded: &str,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-    /// Sets a new password and ends every session of the user, in one statement.
+    ) -> Result<bool, StoreError>;
+    /// Sets a new password and ends every session of the user, in one statement, if the
+    /// user is still at `expected_epoch` (read with the current password that was checked);
+    /// `false`, with nothing changed, when another change or a disable came first.
     async fn change_password(
         &self,
         id: Uuid,
         hash: &str,
+        expected_epoch: i64,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 }
 
 /// A session to start: one login, whose refresh tokens form its family.
@@ -211,6 +217,8 @@ pub struct NewSession {
     /// [`Credentials::session_epoch`] of the check that allowed the login.
     pub epoch: i64,
     pub created_at: OffsetDateTime,
+    /// The absolute end: no refresh after it (`SESSION_MAX_AGE_SECS` after the login).
+    pub expires_at: OffsetDateTime,
 }
 
 /// A refresh token to store (its hash only): a session's first, or a rotation's successor.
@@ -249,15 +257,6 @@ pub struct LoginAttempt {
     pub retry_after: Duration,
 }
 
-/// What the prune command removes: rows no request can use again.
-#[derive(Debug, Clone, Copy)]
-pub struct PrunePolicy {
-    pub now: OffsetDateTime,
-    pub session_max_age: Duration,
-    pub access_ttl: Duration,
-    pub login_window: Duration,
-}
-
 #[async_trait]
 pub trait TokenRepository: Send + Sync {
     /// Starts `session` with its first refresh token, unless the user was disabled or moved
@@ -268,14 +267,13 @@ pub trait TokenRepository: Send + Sync {
         first: &NextRefreshToken,
     ) -> Result<bool, StoreError>;
     /// Spends `presented` and stores `next` in its session, atomically: of concurrent
-    /// rotations of one token exactly one sees `Rotated`. A session older than `max_age`,
+    /// rotations of one token exactly one sees `Rotated`. A session past its `expires_at`,
     /// revoked or ended by its user's epoch rotates nothing.
     async fn rotate_refresh(
         &self,
         presented: &TokenHash,
         next: &NextRefreshToken,
         now: OffsetDateTime,
-        max_age: Duration,
     ) -> Result<Rotation, StoreError>;
     /// Revokes the session `presented` belongs to; nothing happens for an unknown token.
     async fn revoke_session_of(
@@ -306,9 +304,10 @@ pub trait TokenRepository: Send + Sync {
         now: OffsetDateTime,
         limit: AuthRateLimit,
     ) -> Result<Result<(), Duration>, StoreError>;
-    /// Deletes expired sessions, refresh tokens and throttle rows in bounded batches;
-    /// returns how many rows of each kind went.
-    async fn prune(&self, policy: &PrunePolicy) -> Result<Vec<(&'static str, u64)>, StoreError>;
+    /// Deletes ended sessions, expired refresh tokens and stale throttle rows in bounded
+    /// batches, judged by each row's own expiry (never by configuration); returns how many
+    /// rows of each kind went.
+    async fn prune(&self, now: OffsetDateTime) -> Result<Vec<(&'static str, u64)>, StoreError>;
 }
 
 /// Start of the window that is still open at `now`.
@@ -411,8 +410,8 @@ pub enum AdminOutcome<T> {
 
 #[async_trait]
 pub trait AdminRepository: Send + Sync {
-    /// Changes role and/or disabled state with the last-admin guard, the refresh-token
-    /// revocation a disable implies and one audit entry per actual change, in one
+    /// Changes role and/or disabled state with the last-admin guard, the end of every
+    /// session a disable implies and one audit entry per actual change, in one
     /// transaction. `actor` is `None` for the command line.
     async fn change_user(
         &self,

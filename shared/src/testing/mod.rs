@@ -363,6 +363,7 @@ pub async fn create_user(state: &AppState, email: &str, role: crate::models::Rol
         user_id: user.id,
         epoch: 0,
         created_at: now,
+        expires_at: now + state.config.session_max_age,
     };
     let first = crate::store::NextRefreshToken {
         id: uuid::Uuid::now_v7(),
