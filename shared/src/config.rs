@@ -349,7 +349,7 @@ impl Config {
             &get,
             "SESSION_MAX_AGE_SECS",
             30 * 86_400u64,
-            60..=366 * 86_400,
+            1..=366 * 86_400,
         )?);
         let issuer = get("JWT_ISSUER").unwrap_or_else(|| "task-api".to_owned());
         let audience = get("JWT_AUDIENCE").unwrap_or_else(|| "task-api".to_owned());

@@ -34,8 +34,12 @@ pub struct Claims {
     pub exp: i64,
     pub jti: Uuid,
     /// The session (refresh family) the token belongs to: it stops working when that
-    /// session ends (logout, reuse, password change, disable), not at `exp`.
-    pub sid: Uuid,
+    /// session ends (logout, reuse, password change, disable), not at `exp`. Every token
+    /// this release issues has one; a token without (issued before sessions existed) is
+    /// taken as belonging to the user's first epoch, so it stops at their first password
+    /// change or disable, and otherwise at its `exp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 /// Why a token was refused; logged at debug, never shown (the client always gets one 401).
@@ -142,7 +146,7 @@ impl JwtKeys {
             iat,
             exp: iat + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
             jti: Uuid::now_v7(),
-            sid: session_id,
+            sid: Some(session_id),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(TOKEN_TYPE.to_owned());

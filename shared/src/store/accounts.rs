@@ -106,15 +106,25 @@ pub fn change_password(
 }
 
 /// The user behind an access token, and whether the token's session is still live: one
-/// round trip for every authenticated request.
-pub fn user_for_token(d: Dialect, user: Uuid, session: Uuid) -> Sql {
+/// round trip for every authenticated request. A token without a session (issued before
+/// sessions existed) is live while its user is still at their first epoch.
+pub fn user_for_token(d: Dialect, user: Uuid, session: Option<Uuid>) -> Sql {
     let mut sql = Sql::new(d);
-    sql.push(&format!(
-        "SELECT {USER_COLUMNS}, EXISTS (SELECT 1 FROM sessions s WHERE s.id = "
-    ))
-    .bind(Param::Uuid(session))
-    .push(" AND s.user_id = users.id AND s.revoked_at IS NULL AND s.epoch = users.session_epoch) AS session_live FROM users WHERE id = ")
-    .bind(Param::Uuid(user));
+    match session {
+        Some(session) => {
+            sql.push(&format!(
+                "SELECT {USER_COLUMNS}, EXISTS (SELECT 1 FROM sessions s WHERE s.id = "
+            ))
+            .bind(Param::Uuid(session))
+            .push(" AND s.user_id = users.id AND s.revoked_at IS NULL AND s.epoch = users.session_epoch) AS session_live");
+        }
+        None => {
+            sql.push(&format!(
+                "SELECT {USER_COLUMNS}, session_epoch = 0 AS session_live"
+            ));
+        }
+    }
+    sql.push(" FROM users WHERE id = ").bind(Param::Uuid(user));
     sql
 }
 
@@ -446,7 +456,7 @@ macro_rules! account_repository {
             async fn for_access_token(
                 &self,
                 user: uuid::Uuid,
-                session: uuid::Uuid,
+                session: Option<uuid::Uuid>,
             ) -> Result<Option<$crate::store::TokenUser>, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 use $crate::store::{SqlxResultExt as _, TokenUser, accounts};

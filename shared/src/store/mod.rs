@@ -179,11 +179,12 @@ pub trait UserRepository: Send + Sync {
     /// Inserts a user; a taken email is `Conflict(EmailTaken)`, decided by the unique index.
     async fn create(&self, user: &NewUser) -> Result<User, StoreError>;
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
-    /// The user of an access token and whether its session is live, in one round trip.
+    /// The user of an access token and whether its session is live, in one round trip
+    /// (`session` is `None` for a token issued before sessions existed).
     async fn for_access_token(
         &self,
         user: Uuid,
-        session: Uuid,
+        session: Option<Uuid>,
     ) -> Result<Option<TokenUser>, StoreError>;
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError>;
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError>;
