@@ -103,6 +103,17 @@ async fn lambda_login(
         .await
 }
 
+/// Four instances (after `Backend::Postgres.available()`) and one registered user.
+async fn four_instances_with_user(
+    extra_env: &[(&str, &str)],
+    email: &str,
+    password: &str,
+) -> Vec<LambdaFunction> {
+    let instances = four_instances(extra_env).await;
+    lambda_register(&instances[0], email, password).await;
+    instances
+}
+
 async fn lambda_register(function: &LambdaFunction, email: &str, password: &str) {
     let body = json_body(&json!({"email": email, "password": password, "name": "Target"}));
     let created = function
@@ -116,9 +127,13 @@ async fn four_lambda_instances_verify_at_most_five_of_fifty_parallel_wrong_login
     if !Backend::Postgres.available() {
         return;
     }
-    let instances = four_instances(&[("AUTH_RATE_LIMIT_PER_MINUTE", "0")]).await;
     let password = "correct horse battery staple";
-    lambda_register(&instances[0], "target@example.com", password).await;
+    let instances = four_instances_with_user(
+        &[("AUTH_RATE_LIMIT_PER_MINUTE", "0")],
+        "target@example.com",
+        password,
+    )
+    .await;
     let results =
         futures::future::join_all(
             (0..50).map(|i| {
@@ -253,9 +268,13 @@ async fn four_lambda_instances_share_the_budget_of_password_change_guesses() {
     if !Backend::Postgres.available() {
         return;
     }
-    let instances = four_instances(&[("AUTH_RATE_LIMIT_PER_MINUTE", "0")]).await;
     let password = "correct horse battery staple";
-    lambda_register(&instances[0], "stolen@example.com", password).await;
+    let instances = four_instances_with_user(
+        &[("AUTH_RATE_LIMIT_PER_MINUTE", "0")],
+        "stolen@example.com",
+        password,
+    )
+    .await;
     let pair = lambda_login(&instances[0], "stolen@example.com", password).await;
     assert_eq!(pair.status, 200, "{}", pair.body);
     let bearer = format!("Bearer {}", pair.json()["access_token"].as_str().unwrap());

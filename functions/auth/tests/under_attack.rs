@@ -106,6 +106,28 @@ fn pair(response: &TestResponse) -> (String, String) {
     )
 }
 
+async fn user_id(app: &TestApp, email: &str) -> uuid::Uuid {
+    let email = shared::models::Email::parse(email).unwrap();
+    let found = app.state.store.users().credentials_by_email(&email).await;
+    found.unwrap().unwrap().user.id
+}
+
+/// Moves every session of `user` into the past: begun `begun_secs_ago`, ended
+/// `ended_secs_ago`, straight in the database.
+async fn age_sessions(app: &TestApp, user: uuid::Uuid, begun_secs_ago: u32, ended_secs_ago: u32) {
+    let sqlite_ago =
+        |secs| format!("strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-{secs} seconds')");
+    let sqlite = format!(
+        "UPDATE sessions SET created_at = {}, expires_at = {} WHERE user_id = ?1",
+        sqlite_ago(begun_secs_ago),
+        sqlite_ago(ended_secs_ago)
+    );
+    let postgres = format!(
+        "UPDATE sessions SET created_at = now() - interval '{begun_secs_ago} seconds', expires_at = now() - interval '{ended_secs_ago} seconds' WHERE user_id = $1"
+    );
+    app.raw_user_statement(&sqlite, &postgres, user).await;
+}
+
 fn statuses(responses: &[TestResponse]) -> Vec<u16> {
     responses.iter().map(|r| r.status.as_u16()).collect()
 }
@@ -463,24 +485,10 @@ async fn a_session_cannot_be_refreshed_past_its_absolute_age(backend: Backend) {
     assert_eq!(login.json()["refresh_expires_in"], 86_400);
     let (_, token) = pair(&login);
     let (_, token) = pair(&refresh(&app, &token).await);
-    let user_id: uuid::Uuid = app
-        .state
-        .store
-        .users()
-        .credentials_by_email(&shared::models::Email::parse("old@example.com").unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .user
-        .id;
     // The session began a day and a second ago, so it ended a second ago; its refresh
     // token has not expired.
-    app.raw_user_statement(
-        "UPDATE sessions SET created_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-86401 seconds'), expires_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-1 seconds') WHERE user_id = ?1",
-        "UPDATE sessions SET created_at = now() - interval '86401 seconds', expires_at = now() - interval '1 second' WHERE user_id = $1",
-        user_id,
-    )
-    .await;
+    let user = user_id(&app, "old@example.com").await;
+    age_sessions(&app, user, 86_401, 1).await;
     refresh(&app, &token)
         .await
         .assert_problem(401, "invalid_refresh_token");
@@ -502,23 +510,9 @@ async fn prune_deletes_ended_sessions_and_their_tokens_and_keeps_live_ones(backe
     .await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     pair(&login(&app, "aged@example.com", PASSWORD).await);
-    let aged = app
-        .state
-        .store
-        .users()
-        .credentials_by_email(&shared::models::Email::parse("aged@example.com").unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .user
-        .id;
     // Ended two days ago: past any access token's lifetime.
-    app.raw_user_statement(
-        "UPDATE sessions SET created_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-3 days'), expires_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-2 days') WHERE user_id = ?1",
-        "UPDATE sessions SET created_at = now() - interval '3 days', expires_at = now() - interval '2 days' WHERE user_id = $1",
-        aged,
-    )
-    .await;
+    let aged = user_id(&app, "aged@example.com").await;
+    age_sessions(&app, aged, 3 * 86_400, 2 * 86_400).await;
     let pruned = app
         .state
         .store
