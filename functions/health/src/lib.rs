@@ -1,14 +1,15 @@
 //! The `health` function: liveness, readiness and version probes. No authentication.
 //!
 //! `/health` touches nothing; `/ready` pings the database with a hard 2-second bound so a
-//! hanging database yields a 503, never a hung probe.
+//! hanging database yields a 503, never a hung probe, and reuses a check for up to a second
+//! across every caller, so it cannot be used to hammer the database.
 
 mod probes;
 
 use axum::{Router, routing::get};
 use shared::AppState;
 
-pub use probes::READY_TIMEOUT;
+pub use probes::{READY_REUSE, READY_TIMEOUT};
 
 /// This function's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
@@ -21,5 +22,5 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(probes::health))
         .route("/ready", get(probes::ready))
         .route("/version", get(probes::version))
-        .with_state(state)
+        .with_state(probes::ProbeState::new(state.store))
 }

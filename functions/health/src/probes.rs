@@ -1,6 +1,9 @@
 //! Probe handlers.
 
-use std::time::Duration;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{Json, extract::State};
 use serde::Serialize;
@@ -10,6 +13,60 @@ use utoipa::ToSchema;
 
 /// `/ready` answers within this bound even when the database hangs.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one database check answers every `/ready` caller.
+pub const READY_REUSE: Duration = Duration::from_secs(1);
+
+/// What the probes need: the store, and the last readiness check.
+#[derive(Clone)]
+pub struct ProbeState {
+    store: DynStore,
+    last_check: Arc<LastCheck>,
+}
+
+impl ProbeState {
+    pub fn new(store: DynStore) -> Self {
+        Self {
+            store,
+            last_check: Arc::new(LastCheck::default()),
+        }
+    }
+}
+
+/// The outcome of the last database check and when it finished. Callers take turns on the
+/// lock, so concurrent callers wait for one check rather than each running their own, and
+/// a check younger than [`READY_REUSE`] answers without touching the database.
+#[derive(Default)]
+struct LastCheck(tokio::sync::Mutex<Option<(Instant, Result<(), &'static str>)>>);
+
+impl LastCheck {
+    /// `Ok` or the failing check's name, within [`READY_TIMEOUT`] of the call however long
+    /// the database or an earlier caller's check takes.
+    async fn database(&self, store: &DynStore) -> Result<(), &'static str> {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        let Ok(mut last) = tokio::time::timeout_at(deadline, self.0.lock()).await else {
+            tracing::warn!("readiness: an earlier database check is still running");
+            return Err("timeout");
+        };
+        if let Some((at, outcome)) = *last {
+            if at.elapsed() < READY_REUSE {
+                return outcome;
+            }
+        }
+        let outcome = match tokio::time::timeout_at(deadline, store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %shared::error::chain(&err), "readiness: database check failed");
+                Err("unavailable")
+            }
+            Err(_) => {
+                tracing::warn!("readiness: database check timed out");
+                Err("timeout")
+            }
+        };
+        *last = Some((Instant::now(), outcome));
+        outcome
+    }
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -38,7 +95,8 @@ pub struct Checks {
     database: &'static str,
 }
 
-/// Readiness: pings the database, answering within 2 s even when it hangs.
+/// Readiness: pings the database, answering within 2 s even when it hangs; one check serves
+/// every caller for up to a second.
 #[utoipa::path(get, path = "/ready", operation_id = "ready", tag = "health",
     responses(
         (status = 200, description = "The database answers.", body = Ready),
@@ -46,22 +104,12 @@ pub struct Checks {
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
     ))]
-pub async fn ready(State(store): State<DynStore>) -> Result<Json<Ready>, ApiError> {
-    let failure = match tokio::time::timeout(READY_TIMEOUT, store.ping()).await {
-        Ok(Ok(())) => {
-            return Ok(Json(Ready {
-                status: "ready",
-                checks: Checks { database: "ok" },
-            }));
-        }
-        Ok(Err(err)) => {
-            tracing::warn!(error = %shared::error::chain(&err), "readiness: database check failed");
-            "unavailable"
-        }
-        Err(_) => {
-            tracing::warn!("readiness: database check timed out");
-            "timeout"
-        }
+pub async fn ready(State(probes): State<ProbeState>) -> Result<Json<Ready>, ApiError> {
+    let Err(failure) = probes.last_check.database(&probes.store).await else {
+        return Ok(Json(Ready {
+            status: "ready",
+            checks: Checks { database: "ok" },
+        }));
     };
     Err(ApiError::new(ErrorKind::ServiceUnavailable)
         .with_detail(format!("database check failed: {failure}"))

@@ -130,3 +130,47 @@ async fn ready_is_503_within_bound_when_the_database_accepts_but_never_answers()
     assert_not_ready_quickly_but_healthy(app).await;
     hold.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ready_calls_share_one_database_check_and_reuse_it() {
+    // A "database" that counts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let app = app_on(&format!("postgres://app:secret@127.0.0.1:{port}/app"));
+    let ready = || {
+        send(
+            &app,
+            shared::testing::request(axum::http::Method::GET, "/ready")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+    };
+    let started = Instant::now();
+    let answers = futures::future::join_all((0..30).map(|_| ready())).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    for answer in &answers {
+        answer.assert_problem(503, "service_unavailable");
+    }
+    // Thirty callers, one check: one connection attempt, not one per caller (the pool
+    // would have opened up to ten).
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Within a second of that check, the answer comes from it, at once.
+    let again = Instant::now();
+    ready().await.assert_problem(503, "service_unavailable");
+    assert!(again.elapsed() < Duration::from_millis(100));
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    hold.abort();
+}

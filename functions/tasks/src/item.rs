@@ -135,7 +135,7 @@ pub async fn patch(
     ApiJson(body): ApiJson<PatchTask>,
 ) -> ApiResult<Response> {
     let patch = body.parse()?;
-    let precondition = if_match(&headers);
+    let precondition = if_match(&headers)?;
     match state
         .store
         .tasks()
@@ -169,7 +169,7 @@ pub async fn delete(
     match state
         .store
         .tasks()
-        .delete(auth.id, id, &if_match(&headers))
+        .delete(auth.id, id, &if_match(&headers)?)
         .await?
     {
         WriteOutcome::Done(()) => Ok(StatusCode::NO_CONTENT),
@@ -183,32 +183,51 @@ fn precondition_failed() -> ApiError {
         .with_detail("If-Match does not match the task's current version")
 }
 
+/// Most entity tags an `If-Match` may list, and most bytes its values may hold: a client
+/// names the one or two versions it has seen, never thousands.
+const IF_MATCH_MAX_ENTRIES: usize = 32;
+const IF_MATCH_MAX_BYTES: usize = 4096;
+
 /// `If-Match`: absent or `*` matches any existing task; otherwise a list of strong ETags
 /// (`"3"`, `"3", "4"`). Weak or malformed entries match nothing, as RFC 9110 requires of
-/// strong comparison.
-fn if_match(headers: &HeaderMap) -> Precondition {
+/// strong comparison. A list longer than [`IF_MATCH_MAX_ENTRIES`] entries or
+/// [`IF_MATCH_MAX_BYTES`] bytes is 412 before the task is even looked up: it cannot be a
+/// precondition a client means, and nothing changes.
+fn if_match(headers: &HeaderMap) -> Result<Precondition, ApiError> {
     let values: Vec<&str> = headers
         .get_all(header::IF_MATCH)
         .iter()
         .map(|v| v.to_str().unwrap_or(""))
         .collect();
     if values.is_empty() {
-        return Precondition::Any;
+        return Ok(Precondition::Any);
+    }
+    let too_long = || {
+        ApiError::new(ErrorKind::PreconditionFailed).with_detail(format!(
+            "If-Match may list at most {IF_MATCH_MAX_ENTRIES} entity tags in {IF_MATCH_MAX_BYTES} bytes"
+        ))
+    };
+    if values.iter().map(|v| v.len()).sum::<usize>() > IF_MATCH_MAX_BYTES {
+        return Err(too_long());
     }
     let entries: Vec<&str> = values
         .iter()
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
-    if entries.contains(&"*") {
-        return Precondition::Any;
+    if entries.len() > IF_MATCH_MAX_ENTRIES {
+        return Err(too_long());
     }
-    Precondition::Versions(
-        entries
-            .iter()
-            .filter_map(|e| e.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
-            .collect(),
-    )
+    if entries.contains(&"*") {
+        return Ok(Precondition::Any);
+    }
+    let mut versions: Vec<i64> = entries
+        .iter()
+        .filter_map(|e| e.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    Ok(Precondition::Versions(versions))
 }
 
 #[cfg(test)]
@@ -225,20 +244,43 @@ mod tests {
 
     #[test]
     fn if_match_forms() {
-        assert_eq!(if_match(&headers(&[])), Precondition::Any);
-        assert_eq!(if_match(&headers(&["*"])), Precondition::Any);
+        let parse = |values: &[&str]| if_match(&headers(values)).unwrap();
+        assert_eq!(parse(&[]), Precondition::Any);
+        assert_eq!(parse(&["*"]), Precondition::Any);
+        assert_eq!(parse(&["\"3\""]), Precondition::Versions(vec![3]));
         assert_eq!(
-            if_match(&headers(&["\"3\""])),
-            Precondition::Versions(vec![3])
-        );
-        assert_eq!(
-            if_match(&headers(&["\"3\", \"4\"", "\"7\""])),
+            parse(&["\"7\", \"4\"", "\"3\", \"4\""]),
             Precondition::Versions(vec![3, 4, 7])
         );
+        assert_eq!(parse(&["W/\"3\""]), Precondition::Versions(vec![]));
+        assert_eq!(parse(&["3"]), Precondition::Versions(vec![]));
         assert_eq!(
-            if_match(&headers(&["W/\"3\""])),
+            parse(&["\"99999999999999999999999\""]),
             Precondition::Versions(vec![])
         );
-        assert_eq!(if_match(&headers(&["3"])), Precondition::Versions(vec![]));
+    }
+
+    #[test]
+    fn long_if_match_lists_are_412_whatever_their_entries() {
+        let list = |n: usize| {
+            (0..n)
+                .map(|i| format!("\"{i}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        assert!(if_match(&headers(&[&list(32)])).is_ok());
+        for values in [
+            vec![list(33)],
+            vec![list(20), list(13)],
+            vec!["*, ".repeat(40)],
+            vec![format!("\"1\", {}", " ".repeat(5000))],
+        ] {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            let err = if_match(&headers(&values)).unwrap_err();
+            assert_eq!(
+                axum::response::IntoResponse::into_response(err).status(),
+                StatusCode::PRECONDITION_FAILED
+            );
+        }
     }
 }

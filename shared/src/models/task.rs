@@ -79,11 +79,19 @@ impl TaskDescription {
     }
 }
 
-/// Parses an RFC 3339 timestamp, normalised to UTC at microsecond precision.
+/// Parses an RFC 3339 timestamp, normalised to UTC at microsecond precision. Only years
+/// 0001 to 9999 *in UTC* are accepted: an offset can push a valid-looking local time out of
+/// that range (`9999-12-31T23:59:59-23:59`), and both backends store four-digit years.
 pub fn parse_timestamp(raw: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map(|t| super::truncate_to_micros(t.to_offset(time::UtcOffset::UTC)))
-        .map_err(|_| "must be an RFC 3339 timestamp such as 2026-11-21T10:15:00Z".to_owned())
+    let parsed = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| "must be an RFC 3339 timestamp such as 2026-11-21T10:15:00Z".to_owned())?;
+    parsed
+        .checked_to_offset(time::UtcOffset::UTC)
+        .filter(|t| (1..=9999).contains(&t.year()))
+        .map(super::truncate_to_micros)
+        .ok_or_else(|| {
+            "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z in UTC".to_owned()
+        })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -256,6 +264,23 @@ mod tests {
         let t = parse_timestamp("2026-11-21T12:15:00+02:00").unwrap();
         assert_eq!(t, parse_timestamp("2026-11-21T10:15:00Z").unwrap());
         assert!(parse_timestamp("tomorrow").is_err());
+        // Offsets that push the time out of the storable range are errors, not panics.
+        for out_of_range in [
+            "9999-12-31T23:59:59-23:59",
+            "9999-12-31T23:00:00-01:00",
+            "0001-01-01T00:00:00+00:01",
+            "0000-06-01T00:00:00Z",
+        ] {
+            assert!(
+                parse_timestamp(out_of_range)
+                    .unwrap_err()
+                    .contains("between"),
+                "{out_of_range}"
+            );
+        }
+        assert!(parse_timestamp("9999-12-31T23:59:59Z").is_ok());
+        assert!(parse_timestamp("0001-01-01T00:00:00Z").is_ok());
+        assert!(parse_timestamp("9999-12-31T23:59:59.999999999+00:00").is_ok());
         assert!(parse_timestamp("2026-13-01T00:00:00Z").is_err());
     }
 

@@ -1,0 +1,231 @@
+//! Hostile input to the tasks function, on SQLite and Postgres: every answer is a 4xx
+//! problem+json and the database is left as it was. (The "no 5xx from input" issue.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::{
+    body::Body,
+    http::{Method, StatusCode},
+};
+use serde_json::{Value, json};
+use shared::{
+    models::Role,
+    testing::{Backend, TestApp, TestResponse, TestUser, request},
+};
+
+async fn start(backend: Backend) -> (TestApp, TestUser) {
+    let app = TestApp::start(backend, tasks::router).await;
+    let user = app.create_user("hostile@example.com", Role::User).await;
+    (app, user)
+}
+
+async fn send(
+    app: &TestApp,
+    user: &TestUser,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> TestResponse {
+    let mut builder =
+        request(method, path).header("authorization", format!("Bearer {}", user.token));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let body = match body {
+        Some(body) => {
+            builder = builder.header("content-type", "application/json");
+            Body::from(body.to_string())
+        }
+        None => Body::empty(),
+    };
+    app.send(builder.body(body).unwrap()).await
+}
+
+/// The user's tasks, as the API lists them: what "the database is unchanged" compares.
+async fn all_tasks(app: &TestApp, user: &TestUser) -> Value {
+    let page = send(app, user, Method::GET, "/v1/tasks?limit=100", None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    page.json()["items"].clone()
+}
+
+/// Timestamps that parse as RFC 3339 but leave the storable range once in UTC, or that are
+/// not timestamps at all.
+const BAD_DATES: &[&str] = &[
+    "9999-12-31T23:59:59-23:59",
+    "9999-12-31T23:30:00-00:31",
+    "0001-01-01T00:00:00+00:01",
+    "0000-01-01T00:00:00Z",
+    "2026-02-30T00:00:00Z",
+    "2026-11-21T10:15:00+24:00",
+    "2026-11-21T10:15:00",
+    "+10000-01-01T00:00:00Z",
+    "",
+];
+
+async fn out_of_range_dates_are_422_in_bodies_and_400_in_filters(backend: Backend) {
+    let (app, user) = start(backend).await;
+    let created = send(
+        &app,
+        &user,
+        Method::POST,
+        "/v1/tasks",
+        Some(json!({"title": "keep"})),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let before = all_tasks(&app, &user).await;
+    for date in BAD_DATES {
+        let create = send(
+            &app,
+            &user,
+            Method::POST,
+            "/v1/tasks",
+            Some(json!({"title": "new", "due_date": date})),
+            &[],
+        )
+        .await;
+        let body = create.assert_problem(422, "validation_failed");
+        assert_eq!(body["errors"][0]["field"], "due_date", "{date}: {body}");
+        let patch = send(
+            &app,
+            &user,
+            Method::PATCH,
+            &format!("/v1/tasks/{id}"),
+            Some(json!({"due_date": date})),
+            &[],
+        )
+        .await;
+        let body = patch.assert_problem(422, "validation_failed");
+        assert_eq!(body["errors"][0]["field"], "due_date", "{date}: {body}");
+        for filter in ["due_before", "due_after"] {
+            let encoded: String = date
+                .bytes()
+                .map(|b| match b {
+                    b'+' => "%2B".to_owned(),
+                    b':' => "%3A".to_owned(),
+                    other => (other as char).to_string(),
+                })
+                .collect();
+            let list = send(
+                &app,
+                &user,
+                Method::GET,
+                &format!("/v1/tasks?{filter}={encoded}"),
+                None,
+                &[],
+            )
+            .await;
+            let body = list.assert_problem(400, "invalid_query");
+            assert!(
+                body["detail"].as_str().unwrap().contains(filter),
+                "{date}: {body}"
+            );
+        }
+    }
+    assert_eq!(all_tasks(&app, &user).await, before, "nothing changed");
+    // The edges of the range are fine.
+    for date in ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"] {
+        let ok = send(
+            &app,
+            &user,
+            Method::PATCH,
+            &format!("/v1/tasks/{id}"),
+            Some(json!({"due_date": date})),
+            &[],
+        )
+        .await;
+        assert_eq!(ok.status, StatusCode::OK, "{date}: {:?}", ok.body);
+        assert_eq!(ok.json()["due_date"], *date);
+    }
+}
+
+async fn huge_if_match_lists_are_412_and_change_nothing(backend: Backend) {
+    let (app, user) = start(backend).await;
+    let created = send(
+        &app,
+        &user,
+        Method::POST,
+        "/v1/tasks",
+        Some(json!({"title": "keep"})),
+        &[],
+    )
+    .await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/tasks/{id}");
+    let before = all_tasks(&app, &user).await;
+    // 35,000 entries (the issue's 270 KB) and 33, one over the limit; the current version
+    // is in both, so only the length can refuse them.
+    let list = |n: usize| {
+        (1..=n)
+            .map(|i| format!("\"{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for entries in [35_000, 33] {
+        let value = list(entries);
+        let patch = send(
+            &app,
+            &user,
+            Method::PATCH,
+            &path,
+            Some(json!({"title": "changed"})),
+            &[("if-match", &value)],
+        )
+        .await;
+        patch.assert_problem(412, "precondition_failed");
+        let delete = send(
+            &app,
+            &user,
+            Method::DELETE,
+            &path,
+            None,
+            &[("if-match", &value)],
+        )
+        .await;
+        delete.assert_problem(412, "precondition_failed");
+    }
+    // Many short header lines add up the same way.
+    let many: Vec<(&str, &str)> = std::iter::repeat_n(("if-match", "\"1\""), 40).collect();
+    send(&app, &user, Method::DELETE, &path, None, &many)
+        .await
+        .assert_problem(412, "precondition_failed");
+    assert_eq!(all_tasks(&app, &user).await, before, "nothing changed");
+    // 32 entries, one of them current: accepted.
+    let ok = send(
+        &app,
+        &user,
+        Method::PATCH,
+        &path,
+        Some(json!({"title": "changed"})),
+        &[("if-match", &list(32))],
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    // Entries that are not numbers, or beyond i64, match nothing (412), never a 500.
+    for odd in [
+        "\"99999999999999999999999\"",
+        "\"-1\"",
+        "\"\"",
+        "\"3.5\"",
+        "W/\"2\"",
+    ] {
+        send(
+            &app,
+            &user,
+            Method::DELETE,
+            &path,
+            None,
+            &[("if-match", odd)],
+        )
+        .await
+        .assert_problem(412, "precondition_failed");
+    }
+}
+
+shared::backend_tests!(
+    out_of_range_dates_are_422_in_bodies_and_400_in_filters,
+    huge_if_match_lists_are_412_and_change_nothing,
+);
