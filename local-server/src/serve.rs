@@ -1,15 +1,52 @@
 //! Serving over TCP with graceful shutdown: on SIGINT or SIGTERM the listener stops
 //! accepting, in-flight requests get up to the grace period to finish, then the pool closes.
+//!
+//! Connections are served by hyper directly, not `axum::serve`, for the connection hygiene
+//! `axum::serve` does not offer:
+//! - a **header-read timeout** (`HTTP_HEADER_TIMEOUT_SECS`): a connection must deliver a
+//!   request's headers within it, counted from when it opened or finished its previous
+//!   request, so it is also the keep-alive idle timeout. A client that trickles header
+//!   bytes, or sends nothing, is closed (slowloris);
+//! - a **cap on open connections** (`HTTP_MAX_CONNECTIONS`): at the cap the server stops
+//!   accepting, and new connections wait in the kernel's backlog until one closes;
+//! - accept errors (out of file descriptors) are logged and retried after a pause, never
+//!   fatal.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
+use axum::{Router, extract::ConnectInfo};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower::ServiceExt as _;
 
 use shared::AppState;
 
 /// How long in-flight requests may run on after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// Pause after a failed `accept` (typically: no file descriptor left) before the next.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// How connections are served.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    pub fn of(state: &AppState) -> Self {
+        Self {
+            header_timeout: state.config.http.header_timeout,
+            max_connections: state.config.http.max_connections,
+        }
+    }
+}
 
 pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
@@ -19,32 +56,74 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     tracing::info!(url = %format!("http://{local}"), "listening");
 
     let store = state.store.clone();
+    let limits = ConnectionLimits::of(&state);
     let app = crate::app(state);
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown signal received: finishing in-flight requests");
-        let _ = signalled_tx.send(());
-    });
-
-    // Graceful, but bounded: a stuck request must not keep the process alive for ever.
-    let outcome = tokio::select! {
-        result = server => result.context("serving HTTP"),
-        () = async {
-            let _ = signalled_rx.await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::warn!("grace period over: dropping the remaining requests");
-            Ok(())
-        }
-    };
+    serve_app(listener, app, limits, shutdown_signal()).await?;
     store.close().await;
     tracing::info!("stopped");
-    outcome
+    Ok(())
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish for up to [`SHUTDOWN_GRACE`].
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        // At the cap, wait for a connection to close before accepting another: the ones
+        // arriving meanwhile queue in the kernel's backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.context("the connection cap closed")?,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed; retrying shortly");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = app
+            .clone()
+            .map_request(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away or times out ends its connection; nothing to report.
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    tracing::info!("shutdown signal received: finishing in-flight requests");
+    drop(listener);
+    // Graceful, but bounded: a stuck request must not keep the process alive for ever.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over: dropping the remaining requests");
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -63,6 +63,11 @@ pub struct HttpConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Abuse protection; always off under Lambda, where API Gateway throttles.
     pub limits: LimitsConfig,
+    /// A connection must deliver a request's headers within this, counted from when it
+    /// opened or finished its previous request (so also the keep-alive idle timeout).
+    pub header_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's accept backlog.
+    pub max_connections: usize,
 }
 
 /// Per-client rate limit and global concurrency limit of the local server and container.
@@ -382,6 +387,13 @@ impl Config {
                 request_timeout: Duration::from_millis(timeout_ms),
                 cors_allowed_origins,
                 limits,
+                header_timeout: Duration::from_secs(parse_num(
+                    &get,
+                    "HTTP_HEADER_TIMEOUT_SECS",
+                    10u64,
+                    1..=3600,
+                )?),
+                max_connections: parse_num(&get, "HTTP_MAX_CONNECTIONS", 1000usize, 1..=1_000_000)?,
             },
             log_format,
             log_filter,
@@ -747,6 +759,8 @@ mod tests {
             ("AUTH_RATE_LIMIT_BURST", "0"),
             ("SESSION_MAX_AGE_SECS", "0"),
             ("PASSWORD_HASH_QUEUE", "lots"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
         ] {
             let err = load(Runtime::LocalServer, &[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{name}={value}");
