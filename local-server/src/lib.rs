@@ -1,6 +1,7 @@
 //! The local server: the four function routers, exactly as the Lambda binaries mount them,
-//! merged into one app, plus what only a long-running server has: `/metrics` and
-//! `/openapi.json`. The binary (`main.rs`) adds the command line, serving and shutdown.
+//! merged into one app, plus what only a long-running server has: `/openapi.json` on the
+//! API's port and `/metrics` on a private listener of its own ([`metrics_app`]). The
+//! binary (`main.rs`) adds the command line, serving and shutdown.
 
 use axum::{
     Router,
@@ -25,12 +26,19 @@ pub fn routes(state: AppState) -> Router {
         .merge(auth::router(state.clone()))
         .merge(tasks::router(state.clone()))
         .merge(admin::router(state.clone()))
-        .merge(
-            Router::new()
-                .route("/metrics", get(metrics))
-                .route("/openapi.json", get(openapi_json))
-                .with_state(state),
-        )
+        .merge(Router::new().route("/openapi.json", get(openapi_json)))
+}
+
+/// The private metrics listener's app: `/metrics` behind the same stack (so a scrape is
+/// counted too), and nothing else. Never merged into the API's routes: route names,
+/// status counts and pool sizes are for the operator's scraper, not for anyone who can
+/// reach the API.
+pub fn metrics_app(state: AppState) -> Router {
+    let stack_config = StackConfig::new(&state);
+    let routes = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    stack(routes, &stack_config)
 }
 
 /// The whole app as served: routes plus the stack.
@@ -55,9 +63,6 @@ async fn openapi_json() -> impl IntoResponse {
 }
 
 /// Prometheus text exposition of the request and database pool metrics.
-#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "local server",
-    responses((status = 200, description = "Prometheus text format 0.0.4.",
-        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document of the whole API: each function crate's operations (described
-//! beside their handlers), the local server's own `/metrics` and `/openapi.json`, and what
+//! beside their handlers), the local server's own `/openapi.json`, and what
 //! the shared stack answers to every request. `openapi.json` at the repository root is a
 //! copy that a test keeps equal to [`document`]; regenerate it with
 //! `cargo run -p local-server -- openapi > openapi.json`.
@@ -14,11 +14,12 @@ use shared::openapi::StackResponses;
         title = "Task API",
         description = "Owner-scoped tasks with JWT auth, an admin surface and health probes. \
             The same contract is served by the AWS Lambda functions and the local server; \
-            `/metrics` and `/openapi.json` exist only on the local server and the container. \
+            `/openapi.json` exists only on the local server and the container, which serve \
+            Prometheus `/metrics` on a private listener of their own (`METRICS_ADDR`). \
             Every error is `application/problem+json`.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    paths(crate::metrics, crate::openapi_json),
+    paths(crate::openapi_json),
     components(schemas(shared::error::Problem)),
     tags(
         (name = "auth", description = "Registration, sessions and the caller's account."),

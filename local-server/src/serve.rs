@@ -25,7 +25,7 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::Semaphore};
 use tower::ServiceExt as _;
 
-use shared::AppState;
+use shared::{AppState, config::MetricsListener};
 
 /// How long in-flight requests may run on after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -57,11 +57,58 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
 
     let store = state.store.clone();
     let limits = ConnectionLimits::of(&state);
+    let metrics = metrics_listener(&state).await?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
+    };
+    let metrics_server = metrics.map(|listener| {
+        let app = crate::metrics_app(state.clone());
+        tokio::spawn(serve_app(listener, app, limits, stopped()))
+    });
     let app = crate::app(state);
-    serve_app(listener, app, limits, shutdown_signal()).await?;
+    let api = serve_app(listener, app, limits, stopped());
+    let signal = async {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    let (served, ()) = tokio::join!(api, signal);
+    served?;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.await.context("the metrics listener")??;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds the private `/metrics` listener, if there is to be one. An address set in
+/// `METRICS_ADDR` must bind; the default may be taken by another local server on the same
+/// machine, and then this one runs without metrics rather than not at all.
+async fn metrics_listener(state: &AppState) -> anyhow::Result<Option<TcpListener>> {
+    let (addr, explicit) = match state.config.http.metrics {
+        MetricsListener::Off => return Ok(None),
+        MetricsListener::Default(addr) => (addr, false),
+        MetricsListener::At(addr) => (addr, true),
+    };
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let bound = listener
+                .local_addr()
+                .context("reading the metrics address")?;
+            // Not a URL on purpose: tools read the API's address from the first URL logged.
+            tracing::info!(metrics_addr = %bound, "metrics listener: GET /metrics");
+            Ok(Some(listener))
+        }
+        Err(error) if !explicit => {
+            tracing::warn!(%error, metrics_addr = %addr, "the default metrics address is taken: serving without /metrics (set METRICS_ADDR)");
+            Ok(None)
+        }
+        Err(error) => Err(error).with_context(|| format!("binding METRICS_ADDR {addr}")),
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests

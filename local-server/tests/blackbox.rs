@@ -415,3 +415,58 @@ fn behind_a_trusted_proxy_the_forwarded_client_is_throttled() {
     assert_eq!(client("203.0.113.1"), 429);
     assert_eq!(client("203.0.113.2"), 200);
 }
+
+#[test]
+fn metrics_are_served_on_their_own_listener_and_not_on_the_api_port() {
+    let dir = tempfile::tempdir().unwrap();
+    // A free port for the metrics listener.
+    let metrics_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("DATABASE_URL", "sqlite://./metrics.db"),
+            ("METRICS_ADDR", &metrics_addr),
+        ],
+        &[],
+    );
+    assert_eq!(server.get("/health").status, 200);
+    let public = server.get("/metrics");
+    assert_eq!(public.status, 404);
+    assert_eq!(public.json()["code"], "not_found");
+    let private = support::request(metrics_port, "GET", "/metrics", &[], b"");
+    assert_eq!(private.status, 200, "{}", private.body);
+    assert!(
+        private
+            .body
+            .contains(r#"http_requests_total{method="GET",route="/health",status="200"} 1"#),
+        "{}",
+        private.body
+    );
+    // Only /metrics lives there.
+    assert_eq!(
+        support::request(metrics_port, "GET", "/health", &[], b"").status,
+        404
+    );
+}
+
+#[test]
+fn an_explicit_metrics_address_that_cannot_bind_stops_the_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_local-server"))
+        .env_clear()
+        .env("DATABASE_URL", "sqlite://./m.db")
+        .env("METRICS_ADDR", &addr)
+        .current_dir(dir.path())
+        .args(["--port", "0", "serve"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("METRICS_ADDR"), "{stderr}");
+}

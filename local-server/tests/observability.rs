@@ -1,5 +1,5 @@
-//! Metrics of the local server, through the real app (all four routers,
-//! `/metrics`, the whole stack).
+//! Metrics of the local server, through the real app (all four routers, the whole stack)
+//! and the private metrics app that serves `/metrics`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,8 +8,20 @@ use serde_json::json;
 use shared::{
     backend_tests,
     models::Role,
-    testing::{Backend, TestApp, request},
+    testing::{Backend, TestApp, TestResponse, request, send},
 };
+
+/// A scrape, on the metrics listener's app (the API's port has no `/metrics`).
+async fn scrape(app: &TestApp) -> TestResponse {
+    let metrics = local_server::metrics_app(app.state.clone());
+    send(
+        &metrics,
+        request(Method::GET, "/metrics")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
 
 fn get_with(path: &str, token: &str) -> axum::http::Request<Body> {
     request(Method::GET, path)
@@ -55,7 +67,7 @@ async fn metrics_show_exact_counts_per_route_template(backend: Backend) {
     let r = app.json(Method::PUT, "/health", json!({}), None).await;
     assert_eq!(r.status, 405);
 
-    let metrics = app.get("/metrics").await;
+    let metrics = scrape(&app).await;
     assert_eq!(metrics.status, 200);
     assert!(
         metrics
@@ -112,8 +124,21 @@ async fn metrics_show_exact_counts_per_route_template(backend: Backend) {
     assert!(!text.contains("/no/such/route"));
 
     // And the scrape itself is counted afterwards.
-    let again = String::from_utf8(app.get("/metrics").await.body.to_vec()).unwrap();
+    let again = String::from_utf8(scrape(&app).await.body.to_vec()).unwrap();
     assert!(again.contains(r#"http_requests_total{method="GET",route="/metrics",status="200"} 1"#));
 }
 
-backend_tests!(metrics_show_exact_counts_per_route_template);
+async fn the_api_port_answers_metrics_with_the_404_problem(backend: Backend) {
+    let app = TestApp::start(backend, local_server::routes).await;
+    let public = app.get("/metrics").await;
+    let body = public.assert_problem(404, "not_found");
+    assert!(
+        !String::from_utf8_lossy(&public.body).contains("http_requests_total"),
+        "{body}"
+    );
+}
+
+backend_tests!(
+    metrics_show_exact_counts_per_route_template,
+    the_api_port_answers_metrics_with_the_404_problem,
+);

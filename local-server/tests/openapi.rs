@@ -61,8 +61,8 @@ fn the_document_is_openapi_3_1_with_unique_operation_ids_and_a_bearer_scheme() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), count, "operationIds must be unique");
-    // API.md's 20 operations plus /metrics and /openapi.json.
-    assert_eq!(count, 22);
+    // API.md's 20 operations plus /openapi.json (/metrics is not on the API's port).
+    assert_eq!(count, 21);
 }
 
 #[tokio::test]
@@ -98,7 +98,9 @@ fn every_declared_route_is_documented() {
         }
     }
     assert!(declared.len() >= 17, "found only {declared:?}");
-    for path in declared {
+    // `/metrics` is routed only by the private metrics listener's app, never on the API's
+    // port, so it is not part of the API's document.
+    for path in declared.into_iter().filter(|p| p != "/metrics") {
         assert!(
             doc["paths"].get(&path).is_some(),
             "route {path} is not in openapi.json"

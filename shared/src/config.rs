@@ -68,6 +68,23 @@ pub struct HttpConfig {
     pub header_timeout: Duration,
     /// Connections served at once; more wait in the kernel's accept backlog.
     pub max_connections: usize,
+    /// Where `/metrics` is served, never on the API's port; `None`: nowhere.
+    pub metrics: MetricsListener,
+}
+
+/// The private listener of `/metrics` (`METRICS_ADDR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListener {
+    Off,
+    /// The default address: if it is taken (another local server on this machine), the
+    /// server runs without metrics and says so, rather than failing to start.
+    Default(std::net::SocketAddr),
+    /// Set explicitly: failing to bind it stops the start-up.
+    At(std::net::SocketAddr),
+}
+
+impl MetricsListener {
+    pub const DEFAULT_ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 9464);
 }
 
 /// Per-client rate limit and global concurrency limit of the local server and container.
@@ -394,6 +411,16 @@ impl Config {
                     1..=3600,
                 )?),
                 max_connections: parse_num(&get, "HTTP_MAX_CONNECTIONS", 1000usize, 1..=1_000_000)?,
+                metrics: match get("METRICS_ADDR").as_deref().map(str::trim) {
+                    None => MetricsListener::Default(MetricsListener::DEFAULT_ADDR.into()),
+                    Some("off") => MetricsListener::Off,
+                    Some(addr) => MetricsListener::At(addr.parse().map_err(|_| {
+                        ConfigError::new(
+                            "METRICS_ADDR",
+                            "must be an address with a port (127.0.0.1:9464) or `off`",
+                        )
+                    })?),
+                },
             },
             log_format,
             log_filter,
@@ -761,6 +788,7 @@ mod tests {
             ("PASSWORD_HASH_QUEUE", "lots"),
             ("HTTP_HEADER_TIMEOUT_SECS", "0"),
             ("HTTP_MAX_CONNECTIONS", "0"),
+            ("METRICS_ADDR", "localhost"),
         ] {
             let err = load(Runtime::LocalServer, &[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{name}={value}");
