@@ -165,6 +165,8 @@ pub struct Config {
     pub auth_rate_limit: Option<AuthRateLimit>,
     /// Absolute age of a session (refresh family): no refresh past it.
     pub session_max_age: Duration,
+    /// Most tasks one user may own; `None` when `MAX_TASKS_PER_USER=0`.
+    pub max_tasks_per_user: Option<u32>,
     pub http: HttpConfig,
     pub log_format: LogFormat,
     pub log_filter: String,
@@ -398,6 +400,13 @@ impl Config {
             login_throttle,
             auth_rate_limit,
             session_max_age,
+            max_tasks_per_user: Some(parse_num(
+                &get,
+                "MAX_TASKS_PER_USER",
+                10_000u32,
+                0..=100_000_000,
+            )?)
+            .filter(|max| *max > 0),
             http: HttpConfig {
                 host,
                 port,
@@ -789,6 +798,7 @@ mod tests {
             ("HTTP_HEADER_TIMEOUT_SECS", "0"),
             ("HTTP_MAX_CONNECTIONS", "0"),
             ("METRICS_ADDR", "localhost"),
+            ("MAX_TASKS_PER_USER", "-1"),
         ] {
             let err = load(Runtime::LocalServer, &[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{name}={value}");

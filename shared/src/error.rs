@@ -37,6 +37,7 @@ pub enum ErrorKind {
     EmailTaken,
     LastAdmin,
     IdempotencyInProgress,
+    TaskLimitReached,
     PreconditionFailed,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -59,7 +60,9 @@ impl ErrorKind {
             Forbidden | AccountDisabled => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            EmailTaken | LastAdmin | IdempotencyInProgress => StatusCode::CONFLICT,
+            EmailTaken | LastAdmin | IdempotencyInProgress | TaskLimitReached => {
+                StatusCode::CONFLICT
+            }
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -89,6 +92,7 @@ impl ErrorKind {
             EmailTaken => "email_taken",
             LastAdmin => "last_admin",
             IdempotencyInProgress => "idempotency_request_in_progress",
+            TaskLimitReached => "task_limit_reached",
             PreconditionFailed => "precondition_failed",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
@@ -119,6 +123,7 @@ impl ErrorKind {
             EmailTaken => "Email taken",
             LastAdmin => "Last admin",
             IdempotencyInProgress => "Idempotent request in progress",
+            TaskLimitReached => "Task limit reached",
             PreconditionFailed => "Precondition failed",
             PayloadTooLarge => "Payload too large",
             UnsupportedMediaType => "Unsupported media type",

@@ -59,7 +59,7 @@ pub struct CreateTask {
             ("Location" = String, description = "`/v1/tasks/{id}`"),
             ("Idempotent-Replayed" = String, description = "`true` on a replay."),
         )),
-        (status = 409, description = "`idempotency_request_in_progress`: the original request with this key is still running.",
+        (status = 409, description = "`idempotency_request_in_progress`: the original request with this key is still running (with `Retry-After`); or `task_limit_reached`: the caller has `MAX_TASKS_PER_USER` tasks already.",
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))),
         (status = 422, description = "`validation_failed` (invalid fields or `Idempotency-Key`), or `idempotency_key_reused` (the key was used with a different body).",
@@ -107,7 +107,13 @@ pub async fn create(
         due_date,
         now,
     };
-    match state.store.tasks().create(&task, claim.as_ref()).await? {
+    let max_tasks = state.config.max_tasks_per_user;
+    match state
+        .store
+        .tasks()
+        .create(&task, claim.as_ref(), max_tasks)
+        .await?
+    {
         CreateOutcome::Created(task) => Ok(created(
             task.id,
             task.version,
@@ -120,6 +126,12 @@ pub async fn create(
         CreateOutcome::InProgress => Err(ApiError::new(ErrorKind::IdempotencyInProgress)
             .with_detail("a request with this Idempotency-Key is still in progress")
             .with_retry_after(1)),
+        CreateOutcome::LimitReached => Err(ApiError::new(ErrorKind::TaskLimitReached).with_detail(
+            format!(
+                "you have {} tasks, the most allowed; delete some first",
+                max_tasks.unwrap_or_default()
+            ),
+        )),
     }
 }
 

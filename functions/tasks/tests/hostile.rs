@@ -225,7 +225,125 @@ async fn huge_if_match_lists_are_412_and_change_nothing(backend: Backend) {
     }
 }
 
+async fn concurrent_creates_never_pass_the_task_cap(backend: Backend) {
+    let app = TestApp::start_with(backend, tasks::router, &[("MAX_TASKS_PER_USER", "5")]).await;
+    let user = app.create_user("capped@example.com", Role::User).await;
+    let results = futures::future::join_all((0..20).map(|i| {
+        let (app, user) = (&app, &user);
+        async move {
+            send(
+                app,
+                user,
+                Method::POST,
+                "/v1/tasks",
+                Some(json!({"title": format!("task {i}")})),
+                &[],
+            )
+            .await
+        }
+    }))
+    .await;
+    let created = results
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 5);
+    for refused in results.iter().filter(|r| r.status != StatusCode::CREATED) {
+        refused.assert_problem(409, "task_limit_reached");
+    }
+    let tasks = all_tasks(&app, &user).await;
+    assert_eq!(tasks.as_array().unwrap().len(), 5);
+
+    // A refused create does not spend its idempotency key: after a delete, the same key
+    // creates the task.
+    let keyed = [("idempotency-key", "retry-me")];
+    let body = json!({"title": "sixth"});
+    send(
+        &app,
+        &user,
+        Method::POST,
+        "/v1/tasks",
+        Some(body.clone()),
+        &keyed,
+    )
+    .await
+    .assert_problem(409, "task_limit_reached");
+    let first = tasks[0]["id"].as_str().unwrap();
+    let deleted = send(
+        &app,
+        &user,
+        Method::DELETE,
+        &format!("/v1/tasks/{first}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let retried = send(&app, &user, Method::POST, "/v1/tasks", Some(body), &keyed).await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{:?}", retried.body);
+    assert!(retried.header("idempotent-replayed").is_none());
+    // Another user has a cap of their own.
+    let other = app.create_user("free@example.com", Role::User).await;
+    let theirs = send(
+        &app,
+        &other,
+        Method::POST,
+        "/v1/tasks",
+        Some(json!({"title": "mine"})),
+        &[],
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::CREATED);
+}
+
+async fn prune_deletes_expired_idempotency_records_of_every_user(backend: Backend) {
+    let (app, user) = start(backend).await;
+    let keyed = [("idempotency-key", "once")];
+    let created = send(
+        &app,
+        &user,
+        Method::POST,
+        "/v1/tasks",
+        Some(json!({"title": "a"})),
+        &keyed,
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    // The user never creates again; their record expired a minute ago.
+    app.raw_user_statement(
+        "UPDATE idempotency_keys SET expires_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-60 seconds') WHERE user_id = ?1",
+        "UPDATE idempotency_keys SET expires_at = now() - interval '60 seconds' WHERE user_id = $1",
+        user.id,
+    )
+    .await;
+    let pruned = app
+        .state
+        .store
+        .tokens()
+        .prune(shared::models::now())
+        .await
+        .unwrap();
+    let records = pruned
+        .iter()
+        .find(|(what, _)| *what == "idempotency records")
+        .unwrap();
+    assert_eq!(records.1, 1, "{pruned:?}");
+    // The key is free again: the same key with another body creates another task.
+    let again = send(
+        &app,
+        &user,
+        Method::POST,
+        "/v1/tasks",
+        Some(json!({"title": "b"})),
+        &keyed,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+}
+
 shared::backend_tests!(
     out_of_range_dates_are_422_in_bodies_and_400_in_filters,
     huge_if_match_lists_are_412_and_change_nothing,
+    concurrent_creates_never_pass_the_task_cap,
+    prune_deletes_expired_idempotency_records_of_every_user,
 );

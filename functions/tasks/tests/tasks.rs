@@ -751,7 +751,7 @@ async fn an_expired_idempotency_key_is_cleaned_up_and_free_again(backend: Backen
         .state
         .store
         .tasks()
-        .create(&task, Some(&stale))
+        .create(&task, Some(&stale), None)
         .await
         .unwrap();
     assert!(matches!(outcome, shared::store::CreateOutcome::Created(_)));

@@ -344,7 +344,7 @@ fn delete_batch(
 ) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(&format!(
-        "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE "
+        "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE "
     ));
     // `condition` holds `{}` where each parameter goes.
     let mut pieces = condition.split("{}");
@@ -365,7 +365,7 @@ fn delete_batch(
 const PRUNE_GRACE: Duration = Duration::from_secs(86_400);
 
 /// The prune command's statements, each deleting one batch of rows nobody can use again.
-pub fn prune_statements(d: Dialect, now: OffsetDateTime, batch: i64) -> [(&'static str, Sql); 4] {
+pub fn prune_statements(d: Dialect, now: OffsetDateTime, batch: i64) -> [(&'static str, Sql); 5] {
     let grace_ago = now - PRUNE_GRACE;
     [
         (
@@ -400,6 +400,18 @@ pub fn prune_statements(d: Dialect, now: OffsetDateTime, batch: i64) -> [(&'stat
                 "email",
                 "window_start <= {}",
                 vec![Param::Time(grace_ago)],
+                batch,
+            ),
+        ),
+        (
+            "idempotency records",
+            // Every user's, not only those of users who create again.
+            delete_batch(
+                d,
+                "idempotency_keys",
+                "user_id, key",
+                "expires_at <= {}",
+                vec![Param::Time(now)],
                 batch,
             ),
         ),

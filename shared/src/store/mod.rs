@@ -358,6 +358,8 @@ pub enum CreateOutcome {
     KeyReused,
     /// The key's first request has not finished.
     InProgress,
+    /// The owner already has the most tasks allowed; nothing was stored (nor the key).
+    LimitReached,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,10 +373,14 @@ pub enum WriteOutcome<T> {
 pub trait TaskRepository: Send + Sync {
     /// Inserts a task; with a claim, the key, the task and the recorded answer are one
     /// transaction, so a duplicate racing the original waits and then replays.
+    /// With `max_tasks`, the insert happens only while the owner has fewer tasks than
+    /// that, decided under a lock on the owner (Postgres: their user row; SQLite: the
+    /// write lock), so concurrent creates never pass the cap.
     async fn create(
         &self,
         task: &NewTask,
         idempotency: Option<&IdempotencyClaim>,
+        max_tasks: Option<u32>,
     ) -> Result<CreateOutcome, StoreError>;
     async fn get(&self, owner: Uuid, id: Uuid) -> Result<Option<Task>, StoreError>;
     /// Rows in query order, `query.fetch` at most.

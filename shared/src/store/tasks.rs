@@ -10,10 +10,11 @@ use crate::models::{NewTask, Precondition, SortKey, SortValue, TaskPatch, TaskQu
 pub const TASK_COLUMNS: &str =
     "id, owner_id, title, description, completed, due_date, created_at, updated_at, version";
 
-pub fn insert(d: Dialect, t: &NewTask) -> Sql {
+/// Inserts a task; with `max_tasks`, only while its owner has fewer (no row otherwise).
+pub fn insert(d: Dialect, t: &NewTask, max_tasks: Option<u32>) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(
-        "INSERT INTO tasks (id, owner_id, title, title_folded, description, completed, due_date, created_at, updated_at, version) VALUES (",
+        "INSERT INTO tasks (id, owner_id, title, title_folded, description, completed, due_date, created_at, updated_at, version) SELECT ",
     );
     sql.bind_list([
         Param::Uuid(t.id),
@@ -27,8 +28,27 @@ pub fn insert(d: Dialect, t: &NewTask) -> Sql {
         Param::Time(t.now),
         Param::Int(1),
     ]);
-    sql.push(&format!(") RETURNING {TASK_COLUMNS}"));
+    if let Some(max) = max_tasks {
+        sql.push(" WHERE (SELECT count(*) FROM tasks WHERE owner_id = ")
+            .bind(Param::Uuid(t.owner_id))
+            .push(") < ")
+            .bind(Param::Int(i64::from(max)));
+    }
+    sql.push(&format!(" RETURNING {TASK_COLUMNS}"));
     sql
+}
+
+/// Postgres: holds the owner's row until the transaction ends, so their creates counting
+/// against the cap take turns (it does not block foreign-key checks, which take a weaker
+/// lock). SQLite needs nothing: its write lock already serialises writers.
+pub fn lock_owner(d: Dialect, owner: Uuid) -> Option<Sql> {
+    (d == Dialect::Postgres).then(|| {
+        let mut sql = Sql::new(d);
+        sql.push("SELECT 1 FROM users WHERE id = ")
+            .bind(Param::Uuid(owner))
+            .push(" FOR NO KEY UPDATE");
+        sql
+    })
 }
 
 pub fn get(d: Dialect, owner: Uuid, id: Uuid) -> Sql {
@@ -264,6 +284,7 @@ macro_rules! task_repository {
                 &self,
                 task: &$crate::models::NewTask,
                 idempotency: Option<&$crate::store::IdempotencyClaim>,
+                max_tasks: Option<u32>,
             ) -> Result<$crate::store::CreateOutcome, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 use $crate::store::{CreateOutcome, SqlxResultExt as _, tasks};
@@ -314,10 +335,22 @@ macro_rules! task_repository {
                         });
                     }
                 }
-                let row = $query(&tasks::insert($dialect, task))
-                    .fetch_one(&mut *tx)
+                if max_tasks.is_some() {
+                    if let Some(lock) = tasks::lock_owner($dialect, task.owner_id) {
+                        $query(&lock)
+                            .execute(&mut *tx)
+                            .await
+                            .context("locking the owner for the task cap")?;
+                    }
+                }
+                let Some(row) = $query(&tasks::insert($dialect, task, max_tasks))
+                    .fetch_optional(&mut *tx)
                     .await
-                    .context("inserting a task")?;
+                    .context("inserting a task")?
+                else {
+                    // Dropping the transaction rolls back the key's claim too.
+                    return Ok(CreateOutcome::LimitReached);
+                };
                 let created = $task_from_row(&row).context("reading the new task")?;
                 if let Some(claim) = idempotency {
                     let body = serde_json::to_string(&created)
