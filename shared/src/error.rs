@@ -535,6 +535,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if !decodes_to_utf8(query) {
+            // The form decoder would replace the bytes with U+FFFD and search for that.
+            return Err(ApiError::new(ErrorKind::InvalidQuery)
+                .with_detail("the query string is not UTF-8 once percent-decoded"));
+        }
         serde_urlencoded::from_str(query)
             .map(ApiQuery)
             .map_err(|e| {
@@ -544,6 +549,34 @@ where
                 ))
             })
     }
+}
+
+/// Whether every name and value of a query string is UTF-8 once percent-decoded (`+` is a
+/// space and cannot break it). A `%` not followed by two hex digits stays as it is, as the
+/// form decoder leaves it.
+fn decodes_to_utf8(query: &str) -> bool {
+    let bytes = query.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
 }
 
 /// `Path<T>` whose rejection is 400 `invalid_path`.
@@ -569,6 +602,25 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn query_strings_must_decode_to_utf8() {
+        use super::decodes_to_utf8;
+        for good in [
+            "",
+            "q=abc",
+            "q=%C3%A9t%C3%A9",
+            "q=100%",
+            "q=%zz",
+            "a=1&b=%2B+2",
+            "q=%e2%82%ac",
+        ] {
+            assert!(decodes_to_utf8(good), "{good}");
+        }
+        for bad in ["q=%FF", "q=%C3", "q=ok&r=%FE%FF", "%80=1", "q=%e2%82"] {
+            assert!(!decodes_to_utf8(bad), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[derive(Debug, serde::Deserialize)]
