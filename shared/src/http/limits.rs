@@ -210,17 +210,17 @@ fn client_ip_of(
     if hops == 0 {
         return peer;
     }
-    let forwarded: Vec<&str> = headers
+    // Walked from the right, lazily: the work is `hops` entries however long the list a
+    // caller sends.
+    headers
         .get_all("x-forwarded-for")
         .iter()
+        .rev()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+        .flat_map(|v| v.rsplit(','))
         .map(str::trim)
-        .collect();
-    forwarded
-        .len()
-        .checked_sub(hops)
-        .and_then(|i| forwarded[i].parse::<IpAddr>().ok())
+        .nth(hops - 1)
+        .and_then(|entry| entry.parse::<IpAddr>().ok())
         .or(peer)
 }
 
@@ -399,5 +399,9 @@ mod tests {
             client_ip(&request_from("10.1.1.1", &["not-an-ip"]), 1),
             Some(ip("10.1.1.1"))
         );
+        // A long forged list: the entry the proxy appended is still the one that counts.
+        let forged = format!("{}203.0.113.9", "1.1.1.1,".repeat(200_000));
+        let request = request_from("10.1.1.1", &[&forged, "198.51.100.1"]);
+        assert_eq!(client_ip(&request, 2), Some(ip("203.0.113.9")));
     }
 }

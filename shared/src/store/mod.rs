@@ -74,6 +74,9 @@ impl StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => Self::Unavailable { context, source },
+            sqlx::Error::Database(db) if is_contention(db.code().as_deref()) => {
+                Self::Unavailable { context, source }
+            }
             sqlx::Error::Database(db) => match db.constraint() {
                 Some(name) => Self::Constraint {
                     context,
@@ -89,6 +92,20 @@ impl StoreError {
             },
             _ => Self::Other { context, source },
         }
+    }
+}
+
+/// Errors that say "two transactions collided, try again", not "this request is wrong":
+/// Postgres's deadlock, serialization failure, lock and statement timeouts (SQLSTATE
+/// 40P01, 40001, 55P03, 57014) and SQLite's busy or locked database (primary result codes
+/// 5 and 6, in any extended form). They become 503 with `Retry-After`, never 500.
+fn is_contention(code: Option<&str>) -> bool {
+    match code {
+        Some("40P01" | "40001" | "55P03" | "57014") => true,
+        Some(sqlite) => sqlite
+            .parse::<i32>()
+            .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6)),
+        None => false,
     }
 }
 
@@ -118,6 +135,24 @@ pub trait SqlxResultExt<T> {
 impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
     fn context(self, what: &'static str) -> Result<T, StoreError> {
         self.map_err(|e| StoreError::from_sqlx(what, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_contention;
+
+    #[test]
+    fn collisions_between_transactions_are_retryable_not_bugs() {
+        for code in [
+            "40P01", "40001", "55P03", "57014", "5", "6", "517", "261", "262",
+        ] {
+            assert!(is_contention(Some(code)), "{code}");
+        }
+        for code in ["23505", "23514", "42P01", "19", "2067", "1"] {
+            assert!(!is_contention(Some(code)), "{code}");
+        }
+        assert!(!is_contention(None));
     }
 }
 
