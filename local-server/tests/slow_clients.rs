@@ -138,3 +138,40 @@ fn past_the_connection_cap_new_connections_wait_and_are_then_served() {
     // And the process is still serving.
     assert_eq!(server.get("/health").status, 200);
 }
+
+#[test]
+fn a_trickled_body_holds_no_slot_and_gets_408_when_its_time_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(
+        dir.path(),
+        &[("HTTP_BODY_TIMEOUT_SECS", "1"), ("CONCURRENCY_LIMIT", "2")],
+    );
+    // Twice the concurrency limit in stalled bodies: headers complete, body never does.
+    let stalled: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut stream = connect(server.port);
+            stream
+                .write_all(
+                    b"POST /v1/auth/logout HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{",
+                )
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // They hold no concurrency slot: a request that needs one is served at once.
+    let version = server.get("/version");
+    assert_eq!(version.status, 200, "{}", version.body);
+    for mut stream in stalled {
+        let started = Instant::now();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "not a 408 after {:?}: {answer}",
+            started.elapsed()
+        );
+        assert!(answer.contains("application/problem+json"), "{answer}");
+        assert!(answer.contains("request_timeout"), "{answer}");
+    }
+}

@@ -97,6 +97,10 @@ pub struct LimitsConfig {
     /// How many proxies in front of us append to `X-Forwarded-For`; 0 means the peer
     /// address is the client and forwarded headers are ignored.
     pub trusted_proxy_hops: usize,
+    /// A request body must arrive whole within this of the request's start, and is read
+    /// before the request takes a concurrency slot; `None` under Lambda, where bodies arrive
+    /// whole with the event.
+    pub body_timeout: Option<Duration>,
 }
 
 impl LimitsConfig {
@@ -105,6 +109,7 @@ impl LimitsConfig {
         rate: None,
         concurrency: None,
         trusted_proxy_hops: 0,
+        body_timeout: None,
     };
 }
 
@@ -512,6 +517,12 @@ fn parse_limits(get: &impl Fn(&str) -> Option<String>) -> Result<LimitsConfig, C
         rate,
         concurrency: (concurrency > 0).then_some(concurrency),
         trusted_proxy_hops,
+        body_timeout: Some(Duration::from_secs(parse_num(
+            get,
+            "HTTP_BODY_TIMEOUT_SECS",
+            10u64,
+            1..=3600,
+        )?)),
     })
 }
 
@@ -799,6 +810,7 @@ mod tests {
             ("HTTP_MAX_CONNECTIONS", "0"),
             ("METRICS_ADDR", "localhost"),
             ("MAX_TASKS_PER_USER", "-1"),
+            ("HTTP_BODY_TIMEOUT_SECS", "0"),
         ] {
             let err = load(Runtime::LocalServer, &[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{name}={value}");
@@ -817,6 +829,7 @@ mod tests {
                 }),
                 concurrency: Some(512),
                 trusted_proxy_hops: 0,
+                body_timeout: Some(Duration::from_secs(10)),
             }
         );
         let lambda = load(

@@ -393,6 +393,7 @@ fn rate_limited(per_second: u32, burst: u32, trusted_proxy_hops: usize) -> Route
             rate: Some(RateLimit { per_second, burst }),
             concurrency: None,
             trusted_proxy_hops,
+            body_timeout: Some(std::time::Duration::from_secs(10)),
         },
         Arc::new(tokio::sync::Semaphore::new(0)),
     )
@@ -465,6 +466,7 @@ async fn over_the_concurrency_limit_extra_requests_get_503_at_once_and_none_hang
             rate: None,
             concurrency: Some(LIMIT),
             trusted_proxy_hops: 0,
+            body_timeout: Some(std::time::Duration::from_secs(10)),
         },
         gate.clone(),
     );

@@ -8,6 +8,11 @@
 //! bucket. IPv6 clients are bucketed by /64, the block one subscriber usually holds.
 //!
 //! Health probes are exempt, so an orchestrator never restarts a container for being busy.
+//!
+//! A request's body is read whole (within `HTTP_BODY_TIMEOUT_SECS` of the request's start,
+//! up to the 1 MiB limit) *before* the request takes a concurrency slot: a client that
+//! trickles a body holds a connection, never a slot every other request needs, and gets
+//! 408 `request_timeout` when the time is up.
 
 use std::{
     collections::HashMap,
@@ -45,18 +50,20 @@ pub struct Limiter {
     rate: Option<Buckets>,
     in_flight: Option<Arc<Semaphore>>,
     trusted_proxy_hops: usize,
+    body_timeout: Option<Duration>,
 }
 
 impl Limiter {
-    /// `None` when both limits are off, so the stack can leave the layer out.
+    /// `None` when every limit is off, so the stack can leave the layer out.
     pub fn new(config: &LimitsConfig) -> Option<Self> {
-        if config.rate.is_none() && config.concurrency.is_none() {
+        if config.rate.is_none() && config.concurrency.is_none() && config.body_timeout.is_none() {
             return None;
         }
         Some(Self {
             rate: config.rate.map(Buckets::new),
             in_flight: config.concurrency.map(|n| Arc::new(Semaphore::new(n))),
             trusted_proxy_hops: config.trusted_proxy_hops,
+            body_timeout: config.body_timeout,
         })
     }
 }
@@ -87,7 +94,7 @@ pub(super) struct Limit<S> {
 
 impl<S> Service<Request> for Limit<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response;
@@ -99,29 +106,91 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let permit = match self.limiter.admit(&request) {
-            Ok(permit) => permit,
-            Err(refusal) => return Box::pin(std::future::ready(Ok(refusal.into_response()))),
-        };
-        let response = self.inner.call(request);
+        // A cheap handle: the path template is shared, not copied.
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        if let Err(refusal) = self.limiter.check_rate(&request, route_of(route.as_ref())) {
+            return Box::pin(std::future::ready(Ok(refusal.into_response())));
+        }
+        let bodiless = !has_body(&request);
+        if bodiless || self.limiter.body_timeout.is_none() {
+            // Nothing to wait for: take the slot and go, without an extra task.
+            let permit = match self.limiter.take_slot(route_of(route.as_ref())) {
+                Ok(permit) => permit,
+                Err(refusal) => return Box::pin(std::future::ready(Ok(refusal.into_response()))),
+            };
+            let response = self.inner.call(request);
+            return Box::pin(async move {
+                let response = response.await;
+                drop(permit);
+                response
+            });
+        }
+        // The clone that was made ready is the one that gets called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limiter = self.limiter.clone();
         Box::pin(async move {
-            let response = response.await;
+            let request = match read_body(request, limiter.body_timeout).await {
+                Ok(request) => request,
+                Err(refusal) => return Ok(refusal.into_response()),
+            };
+            let permit = match limiter.take_slot(route_of(route.as_ref())) {
+                Ok(permit) => permit,
+                Err(refusal) => return Ok(refusal.into_response()),
+            };
+            let response = inner.call(request).await;
             drop(permit);
             response
         })
     }
 }
 
+fn route_of(route: Option<&MatchedPath>) -> Option<&str> {
+    route.map(MatchedPath::as_str)
+}
+
+/// Whether the request says a body follows (a non-zero length, or chunks).
+fn has_body(request: &Request) -> bool {
+    let headers = request.headers();
+    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0")
+}
+
+/// Reads the whole body within `deadline` (up to the stack's body limit, which the body
+/// already enforces), and hands the request on with the bytes in memory.
+async fn read_body(request: Request, deadline: Option<Duration>) -> Result<Request, ApiError> {
+    let (parts, body) = request.into_parts();
+    let reading = axum::body::to_bytes(body, usize::MAX);
+    let read = match deadline {
+        Some(deadline) => tokio::time::timeout(deadline, reading).await.map_err(|_| {
+            ApiError::new(ErrorKind::RequestTimeout)
+                .with_detail("the request body did not arrive in time")
+        })?,
+        None => reading.await,
+    };
+    let bytes = read.map_err(|error| {
+        // The body limit's error (a chunked body past 1 MiB), somewhere in the chain.
+        let too_large =
+            std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .any(|e| e.to_string().contains("length limit exceeded"));
+        if too_large {
+            ApiError::new(ErrorKind::PayloadTooLarge).with_detail("the body is larger than 1 MiB")
+        } else {
+            ApiError::new(ErrorKind::BadRequest).with_detail("the request body could not be read")
+        }
+    })?;
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
 impl Limiter {
-    /// Lets a request through (with its concurrency permit, if that limit is on) or gives
-    /// the answer that refuses it.
-    fn admit(&self, request: &Request) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str);
+    /// Counts the request against its client's rate, or gives the answer that refuses it.
+    fn check_rate(&self, request: &Request, route: Option<&str>) -> Result<(), ApiError> {
         if route.is_some_and(|route| EXEMPT_ROUTES.contains(&route)) {
-            return Ok(None);
+            return Ok(());
         }
         if let (Some(buckets), Some(client)) =
             (&self.rate, client_ip(request, self.trusted_proxy_hops))
@@ -132,7 +201,15 @@ impl Limiter {
                     .with_retry_after(wait.as_secs_f64().ceil() as u64));
             }
         }
-        if route.is_some_and(|route| HASHING_ROUTES.contains(&route)) {
+        Ok(())
+    }
+
+    /// The request's concurrency permit (none for exempt and hashing routes, or with that
+    /// limit off), or the 503 that sheds it.
+    fn take_slot(&self, route: Option<&str>) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        if route
+            .is_some_and(|route| EXEMPT_ROUTES.contains(&route) || HASHING_ROUTES.contains(&route))
+        {
             return Ok(None);
         }
         match &self.in_flight {
