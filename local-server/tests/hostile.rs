@@ -199,6 +199,20 @@ fn battery(task: &str) -> Vec<Case> {
         )
         .header("idempotency-key", "k".repeat(256))
         .json(r#"{"title": "x"}"#),
+        Case::new("a 64 KB x-request-id", Method::GET, "/v1/tasks/%00")
+            .header("x-request-id", big.clone()),
+        Case::new(
+            "a 64 KB X-Forwarded-For of commas",
+            Method::POST,
+            "/v1/auth/login",
+        )
+        .header("x-forwarded-for", ",".repeat(64 * 1024))
+        .json(r#"{"email": "nobody@example.com", "password": "short"}"#),
+        Case {
+            body: br#"{"title": "x"}"#.to_vec(),
+            ..Case::new("a 64 KB content type", Method::POST, "/v1/tasks")
+                .header("content-type", format!("application/{big}"))
+        },
         Case::new(
             "a JSON body under a form content type",
             Method::POST,
