@@ -42,6 +42,16 @@ async fn send(
     app.send(builder.body(body).unwrap()).await
 }
 
+/// `POST /v1/tasks` with `body`.
+async fn create(
+    app: &TestApp,
+    user: &TestUser,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> TestResponse {
+    send(app, user, Method::POST, "/v1/tasks", Some(body), headers).await
+}
+
 /// The user's tasks, as the API lists them: what "the database is unchanged" compares.
 async fn all_tasks(app: &TestApp, user: &TestUser) -> Value {
     let page = send(app, user, Method::GET, "/v1/tasks?limit=100", None, &[]).await;
@@ -65,29 +75,13 @@ const BAD_DATES: &[&str] = &[
 
 async fn out_of_range_dates_are_422_in_bodies_and_400_in_filters(backend: Backend) {
     let (app, user) = start(backend).await;
-    let created = send(
-        &app,
-        &user,
-        Method::POST,
-        "/v1/tasks",
-        Some(json!({"title": "keep"})),
-        &[],
-    )
-    .await;
+    let created = create(&app, &user, json!({"title": "keep"}), &[]).await;
     assert_eq!(created.status, StatusCode::CREATED);
     let id = created.json()["id"].as_str().unwrap().to_owned();
     let before = all_tasks(&app, &user).await;
     for date in BAD_DATES {
-        let create = send(
-            &app,
-            &user,
-            Method::POST,
-            "/v1/tasks",
-            Some(json!({"title": "new", "due_date": date})),
-            &[],
-        )
-        .await;
-        let body = create.assert_problem(422, "validation_failed");
+        let posted = create(&app, &user, json!({"title": "new", "due_date": date}), &[]).await;
+        let body = posted.assert_problem(422, "validation_failed");
         assert_eq!(body["errors"][0]["field"], "due_date", "{date}: {body}");
         let patch = send(
             &app,
@@ -144,15 +138,7 @@ async fn out_of_range_dates_are_422_in_bodies_and_400_in_filters(backend: Backen
 
 async fn huge_if_match_lists_are_412_and_change_nothing(backend: Backend) {
     let (app, user) = start(backend).await;
-    let created = send(
-        &app,
-        &user,
-        Method::POST,
-        "/v1/tasks",
-        Some(json!({"title": "keep"})),
-        &[],
-    )
-    .await;
+    let created = create(&app, &user, json!({"title": "keep"}), &[]).await;
     let id = created.json()["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/tasks/{id}");
     let before = all_tasks(&app, &user).await;
@@ -230,17 +216,7 @@ async fn concurrent_creates_never_pass_the_task_cap(backend: Backend) {
     let user = app.create_user("capped@example.com", Role::User).await;
     let results = futures::future::join_all((0..20).map(|i| {
         let (app, user) = (&app, &user);
-        async move {
-            send(
-                app,
-                user,
-                Method::POST,
-                "/v1/tasks",
-                Some(json!({"title": format!("task {i}")})),
-                &[],
-            )
-            .await
-        }
+        async move { create(app, user, json!({"title": format!("task {i}")}), &[]).await }
     }))
     .await;
     let created = results
@@ -258,16 +234,9 @@ async fn concurrent_creates_never_pass_the_task_cap(backend: Backend) {
     // creates the task.
     let keyed = [("idempotency-key", "retry-me")];
     let body = json!({"title": "sixth"});
-    send(
-        &app,
-        &user,
-        Method::POST,
-        "/v1/tasks",
-        Some(body.clone()),
-        &keyed,
-    )
-    .await
-    .assert_problem(409, "task_limit_reached");
+    create(&app, &user, body.clone(), &keyed)
+        .await
+        .assert_problem(409, "task_limit_reached");
     let first = tasks[0]["id"].as_str().unwrap();
     let deleted = send(
         &app,
@@ -279,35 +248,19 @@ async fn concurrent_creates_never_pass_the_task_cap(backend: Backend) {
     )
     .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let retried = send(&app, &user, Method::POST, "/v1/tasks", Some(body), &keyed).await;
+    let retried = create(&app, &user, body, &keyed).await;
     assert_eq!(retried.status, StatusCode::CREATED, "{:?}", retried.body);
     assert!(retried.header("idempotent-replayed").is_none());
     // Another user has a cap of their own.
     let other = app.create_user("free@example.com", Role::User).await;
-    let theirs = send(
-        &app,
-        &other,
-        Method::POST,
-        "/v1/tasks",
-        Some(json!({"title": "mine"})),
-        &[],
-    )
-    .await;
+    let theirs = create(&app, &other, json!({"title": "mine"}), &[]).await;
     assert_eq!(theirs.status, StatusCode::CREATED);
 }
 
 async fn prune_deletes_expired_idempotency_records_of_every_user(backend: Backend) {
     let (app, user) = start(backend).await;
     let keyed = [("idempotency-key", "once")];
-    let created = send(
-        &app,
-        &user,
-        Method::POST,
-        "/v1/tasks",
-        Some(json!({"title": "a"})),
-        &keyed,
-    )
-    .await;
+    let created = create(&app, &user, json!({"title": "a"}), &keyed).await;
     assert_eq!(created.status, StatusCode::CREATED);
     // The user never creates again; their record expired a minute ago.
     app.raw_user_statement(
@@ -329,15 +282,7 @@ async fn prune_deletes_expired_idempotency_records_of_every_user(backend: Backen
         .unwrap();
     assert_eq!(records.1, 1, "{pruned:?}");
     // The key is free again: the same key with another body creates another task.
-    let again = send(
-        &app,
-        &user,
-        Method::POST,
-        "/v1/tasks",
-        Some(json!({"title": "b"})),
-        &keyed,
-    )
-    .await;
+    let again = create(&app, &user, json!({"title": "b"}), &keyed).await;
     assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
 }
 
