@@ -31,6 +31,7 @@ pub mod responses {
     pub const UNAUTHORIZED: &str = "Unauthorized";
     pub const NOT_FOUND: &str = "NotFound";
     pub const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
+    pub const REQUEST_TIMEOUT: &str = "RequestTimeout";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UnsupportedMediaType";
     pub const VALIDATION_FAILED: &str = "ValidationFailed";
     pub const TOO_MANY_REQUESTS: &str = "TooManyRequests";
@@ -65,7 +66,7 @@ impl Modify for StackResponses {
                 .description(Some("Seconds to wait before trying again."))
                 .build()
         };
-        let shared: [(&str, Response); 10] = [
+        let shared: [(&str, Response); 11] = [
             (
                 BAD_REQUEST,
                 problem("`malformed_json` (body is not JSON), `invalid_query` or `invalid_path`."),
@@ -94,6 +95,10 @@ impl Modify for StackResponses {
             (
                 UNSUPPORTED_MEDIA_TYPE,
                 problem("`unsupported_media_type`: the body was not sent as JSON."),
+            ),
+            (
+                REQUEST_TIMEOUT,
+                problem("`request_timeout`: the body did not arrive whole within `HTTP_BODY_TIMEOUT_SECS` (local server and container)."),
             ),
             (
                 VALIDATION_FAILED,
@@ -171,6 +176,7 @@ fn add_stack_responses(operation: &mut Operation) {
     }
     if has_body {
         add("400", BAD_REQUEST);
+        add("408", REQUEST_TIMEOUT);
         add("413", PAYLOAD_TOO_LARGE);
         add("415", UNSUPPORTED_MEDIA_TYPE);
         add("422", VALIDATION_FAILED);

@@ -340,9 +340,10 @@ pub trait TokenRepository: Send + Sync {
         now: OffsetDateTime,
         limit: AuthRateLimit,
     ) -> Result<Result<(), Duration>, StoreError>;
-    /// Deletes ended sessions, expired refresh tokens and stale throttle rows in bounded
-    /// batches, judged by each row's own expiry (never by configuration); returns how many
-    /// rows of each kind went.
+    /// Deletes ended sessions, expired refresh tokens, stale throttle rows and every user's
+    /// expired idempotency records, in bounded batches, judged by each row's own expiry
+    /// (never by configuration); returns how many rows of each kind went. (It lives here,
+    /// beside the statements most of it runs, until the store is reorganised.)
     async fn prune(&self, now: OffsetDateTime) -> Result<Vec<(&'static str, u64)>, StoreError>;
 }
 
