@@ -154,8 +154,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
     match cli.command.unwrap_or(Command::Serve { no_migrate: false }) {
         Command::Migrate => {
-            state.store.migrate().await.context("applying migrations")?;
-            tracing::info!(database = %state.store.kind(), "migrations applied");
+            let report = state.store.migrate().await.context("applying migrations")?;
+            tracing::info!(database = %state.store.kind(), "{report}");
             state.store.close().await;
             Ok(())
         }
@@ -192,7 +192,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { no_migrate } => {
             if !no_migrate {
-                state.store.migrate().await.context("applying migrations")?;
+                let report = state.store.migrate().await.context("applying migrations")?;
+                tracing::info!(database = %state.store.kind(), "{report}");
             }
             local_server::serve::serve(state, addr).await
         }

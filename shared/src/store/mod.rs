@@ -24,6 +24,7 @@ use crate::{
 
 pub mod accounts;
 pub mod admin;
+pub mod migrations;
 pub mod sql;
 pub mod tasks;
 
@@ -180,8 +181,8 @@ pub trait Store: Send + Sync + 'static {
     fn kind(&self) -> DatabaseKind;
     /// One round trip; used by `/ready`.
     async fn ping(&self) -> Result<(), StoreError>;
-    /// Applies the embedded migrations of this backend.
-    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Applies the embedded migrations of this backend; see [`migrations`].
+    async fn migrate(&self) -> Result<migrations::MigrationReport, StoreError>;
     /// Closes the pool, waiting for checked-out connections to come back.
     async fn close(&self);
     fn pool_stats(&self) -> PoolStats;

@@ -109,9 +109,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
+    async fn migrate(&self) -> Result<super::migrations::MigrationReport, StoreError> {
+        super::migrations::run(&MIGRATOR, &self.pool).await
     }
 
     async fn close(&self) {
