@@ -1,6 +1,6 @@
-//! The four function binaries as Lambda processes, driven through the runtime-API emulator:
+//! The function binaries as Lambda processes, driven through the runtime-API emulator:
 //! cold-start behaviour, event formats, Lambda-only behaviour, and parity with the local
-//! server.
+//! server through the HTTP API routes `template.yaml` declares.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use shared::testing::{
     Backend,
-    lambda::{FunctionProcess, HttpRequestSpec, LambdaFunction, LambdaResponse, RuntimeEmulator},
+    lambda::{
+        FunctionProcess, Gateway, HttpRequestSpec, LambdaFunction, LambdaResponse, RuntimeEmulator,
+    },
 };
 use support::binaries::{FUNCTIONS, function_binary};
 
@@ -343,6 +345,10 @@ fn reply(status: u16, headers: impl Fn(&str) -> Option<String>, body: &str) -> R
         "cache-control",
         "www-authenticate",
         "allow",
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+        "content-security-policy",
     ] {
         if let Some(v) = headers(name) {
             kept.insert(
@@ -410,7 +416,8 @@ fn blank(value: &Value) -> Value {
 
 enum Shape<'a> {
     Tcp(u16),
-    Lambda(&'a [LambdaFunction]),
+    /// The functions behind the HTTP API of `template.yaml`.
+    Lambda(&'a Gateway),
 }
 
 impl Shape<'_> {
@@ -458,20 +465,8 @@ impl Shape<'_> {
                     raw,
                 )
             }
-            Shape::Lambda(functions) => {
-                // Routed by path prefix, as API Gateway routes in template.yaml.
-                let index = if path.starts_with("/v1/auth") {
-                    0
-                } else if path.starts_with("/v1/tasks") {
-                    1
-                } else if path.starts_with("/v1/admin") {
-                    2
-                } else {
-                    3
-                };
-                let r = functions[index]
-                    .call(method, path, &all, text.as_deref())
-                    .await;
+            Shape::Lambda(gateway) => {
+                let r = gateway.call(method, path, &all, text.as_deref()).await;
                 let raw = if r.body.is_empty() {
                     Value::Null
                 } else {
@@ -653,7 +648,20 @@ async fn scenario(shape: &Shape<'_>) -> Vec<(String, Reply)> {
     step!("health", "GET", "/health", &[], None);
     step!("ready", "GET", "/ready", &[], None);
     step!("version", "GET", "/version", &[], None);
+    // What no route of the template matches, or matches only for another method: API
+    // Gateway's $default route, served by a function whose router answers as the local
+    // server does.
     step!("wrong method", "DELETE", "/health", &[], None);
+    step!("wrong method on a probe", "PUT", "/health", &[], None);
+    step!("unknown path", "GET", "/nope", &[], None);
+    step!("near miss", "GET", "/v1/tasksx", &auth, None);
+    step!("prefix only", "GET", "/v1/admin", &[], None);
+    step!("root", "POST", "/", &[], None);
+    step!("deep unknown", "GET", "/v1/unknown/a/b?x=1", &[], None);
+    // Matched by a greedy or ANY route, answered by that function's router.
+    step!("wrong method on me", "DELETE", "/v1/auth/me", &auth, None);
+    step!("wrong method on tasks", "PUT", "/v1/tasks", &auth, None);
+    step!("unknown admin path", "GET", "/v1/admin/nope", &[], None);
     transcript
 }
 
@@ -697,17 +705,13 @@ async fn the_local_server_and_the_lambda_functions_answer_alike() {
     let local = scenario(&Shape::Tcp(server.port)).await;
     drop(server);
 
-    // The four functions, through the emulator, on Postgres.
+    // The functions, through the emulator, on Postgres, routed as template.yaml says.
     let db = LambdaFunction::database().await;
     let mut env = SECRETS.to_vec();
     env.push(("DATABASE_URL", &db.url));
     create_admin(dir.path(), &env);
-    let mut functions = Vec::new();
-    for name in ["auth", "tasks", "admin", "health"] {
-        functions
-            .push(LambdaFunction::start_on(db.clone(), &function_binary(name), name, &[]).await);
-    }
-    let lambda = scenario(&Shape::Lambda(&functions)).await;
+    let gateway = Gateway::start_on(db.clone(), function_binary).await;
+    let lambda = scenario(&Shape::Lambda(&gateway)).await;
 
     assert_eq!(local.len(), lambda.len());
     for ((step, l), (_, r)) in local.iter().zip(&lambda) {
@@ -724,4 +728,28 @@ async fn the_local_server_and_the_lambda_functions_answer_alike() {
     assert_eq!(status("admin stats"), 200);
     assert_eq!(status("delete"), 204);
     assert_eq!(status("after reuse"), 401);
+    for step in [
+        "unknown path",
+        "near miss",
+        "prefix only",
+        "root",
+        "deep unknown",
+    ] {
+        let reply = &local.iter().find(|(s, _)| s == step).unwrap().1;
+        assert_eq!(reply.status, 404, "{step}");
+        assert_eq!(reply.body["code"], "not_found", "{step}");
+        assert_eq!(reply.headers["content-type"], "application/problem+json");
+        assert_eq!(reply.headers["x-request-id"], "present");
+        assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+    }
+    for step in [
+        "wrong method on a probe",
+        "wrong method on me",
+        "wrong method on tasks",
+    ] {
+        let reply = &local.iter().find(|(s, _)| s == step).unwrap().1;
+        assert_eq!(reply.status, 405, "{step}");
+        assert_eq!(reply.body["code"], "method_not_allowed", "{step}");
+        assert!(reply.headers.contains_key("allow"), "{step}");
+    }
 }

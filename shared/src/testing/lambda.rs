@@ -7,9 +7,9 @@
 //! benchmarks see that a binary finished its init.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::SocketAddr,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
         Arc,
@@ -500,6 +500,73 @@ impl LambdaFunction {
     /// Sends any event through the function and reads its HTTP answer.
     pub async fn invoke(&self, event: &Value) -> LambdaResponse {
         LambdaResponse::from_outcome(self.emulator.invoke(event, Duration::from_secs(30)).await)
+    }
+}
+
+/// The template's HTTP API in front of the function binaries: one instance of each routed
+/// function on one database, requests routed as API Gateway routes them
+/// ([`super::template::HttpApiRoutes`]).
+pub struct Gateway {
+    routes: super::template::HttpApiRoutes,
+    functions: BTreeMap<String, LambdaFunction>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("functions", &self.functions.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Starts every function `template.yaml` routes to, on `db`; `binary` gives the path
+    /// of a function's compiled binary from its name.
+    pub async fn start_on(db: Arc<super::TestDb>, binary: impl Fn(&str) -> PathBuf) -> Self {
+        let routes = super::template::HttpApiRoutes::from_workspace_template();
+        let routed: BTreeSet<String> = routes
+            .routes()
+            .iter()
+            .map(|r| r.function.clone())
+            .chain(routes.default_function().map(str::to_owned))
+            .collect();
+        let mut functions = BTreeMap::new();
+        for name in routed {
+            let function = LambdaFunction::start_on(db.clone(), &binary(&name), &name, &[]).await;
+            functions.insert(name, function);
+        }
+        Self { routes, functions }
+    }
+
+    /// Sends one request through the HTTP API: to the function of the route API Gateway
+    /// would select (with its route key and path parameters in the event), or, when no
+    /// route matches, API Gateway's own 404.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> LambdaResponse {
+        let raw_path = path.split_once('?').map_or(path, |(p, _)| p);
+        let Some(selected) = self.routes.select(method, raw_path) else {
+            let (status, body) = super::template::gateway_not_found();
+            return LambdaResponse {
+                status,
+                headers: HashMap::from([(
+                    "content-type".to_owned(),
+                    "application/json".to_owned(),
+                )]),
+                body: body.to_string(),
+            };
+        };
+        let mut event = http_api_event(method, path, headers, body);
+        event["routeKey"] = Value::String(selected.route_key.clone());
+        event["requestContext"]["routeKey"] = Value::String(selected.route_key);
+        if !selected.path_parameters.is_empty() {
+            event["pathParameters"] = json!(selected.path_parameters);
+        }
+        self.functions[&selected.function].invoke(&event).await
     }
 }
 

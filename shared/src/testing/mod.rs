@@ -21,6 +21,7 @@ use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
 pub mod lambda;
+pub mod template;
 
 use crate::{
     config::{Config, Runtime},

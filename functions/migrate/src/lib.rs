@@ -1,0 +1,260 @@
+//! The `migrate` function: applies the database migrations as part of a deploy.
+//!
+//! It has no API route. `template.yaml` declares it as the handler of a CloudFormation
+//! custom resource (`Migrations`) whose properties carry a digest of `migrations/postgres`,
+//! so CloudFormation invokes it when a stack is created and whenever a deploy changes the
+//! migration set; the API functions depend on that resource, so their new code goes live
+//! only after the migrations succeeded, and a failed migration rolls the deploy back
+//! before any traffic reaches new code. The API functions never migrate, cold start or not.
+//!
+//! Every invocation ends with an answer to CloudFormation's pre-signed `ResponseURL`,
+//! `SUCCESS` or `FAILED` with the reason, whatever went wrong (bad configuration, an
+//! unreachable database, a failing migration, the function's own deadline): without one,
+//! CloudFormation would wait for the resource's `ServiceTimeout`.
+//!
+//! - `Create`, `Update`: apply pending migrations (each in its own transaction: a failing
+//!   one leaves nothing behind). Migrations the database has and this build does not know
+//!   (a rollback to the previous release after a newer one migrated) are left in place:
+//!   migrations are expand-only, so the older code runs on the newer schema.
+//! - `Delete` (the stack or the resource goes away): nothing. Data outlives stacks.
+
+pub mod respond;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use shared::store::migrations::MigrationReport;
+
+/// The physical id of the resource: one schema per database, whatever the stack.
+pub const PHYSICAL_RESOURCE_ID: &str = "task-api-schema";
+
+/// CloudFormation accepts a response body of at most 4 KiB; the reason gets this much.
+const MAX_REASON_BYTES: usize = 2048;
+
+/// The part of the function's time kept back to answer CloudFormation after the deadline
+/// of the migration itself.
+pub const ANSWER_MARGIN: Duration = Duration::from_secs(10);
+
+/// A custom-resource request, as CloudFormation sends it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomResourceEvent {
+    pub request_type: RequestType,
+    #[serde(rename = "ResponseURL")]
+    pub response_url: String,
+    pub stack_id: String,
+    pub request_id: String,
+    pub logical_resource_id: String,
+    /// Absent on `Create`.
+    #[serde(default)]
+    pub physical_resource_id: Option<String>,
+    #[serde(default)]
+    pub resource_properties: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum RequestType {
+    Create,
+    Update,
+    Delete,
+}
+
+/// What a request asks of the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Migrate,
+    Nothing,
+}
+
+impl CustomResourceEvent {
+    pub fn action(&self) -> Action {
+        match self.request_type {
+            RequestType::Create | RequestType::Update => Action::Migrate,
+            RequestType::Delete => Action::Nothing,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Success,
+    Failed,
+}
+
+/// The answer CloudFormation reads from the `ResponseURL`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomResourceResponse {
+    pub status: Status,
+    pub reason: String,
+    pub physical_resource_id: String,
+    pub stack_id: String,
+    pub request_id: String,
+    pub logical_resource_id: String,
+    pub no_echo: bool,
+    /// `Version` (the schema's highest migration) and `Applied` (this run's), for `!GetAtt`.
+    pub data: BTreeMap<String, String>,
+}
+
+/// What the function did: nothing, a migration run, or why it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Skipped,
+    Migrated(MigrationReport),
+    Failed(String),
+}
+
+/// The answer to `event` after `outcome`. The physical id never changes, so an `Update`
+/// never makes CloudFormation delete the "old" resource.
+pub fn response(event: &CustomResourceEvent, outcome: &Outcome) -> CustomResourceResponse {
+    let (status, reason, data) = match outcome {
+        Outcome::Skipped => (
+            Status::Success,
+            "Delete: nothing to do; the schema and its data are kept".to_owned(),
+            BTreeMap::new(),
+        ),
+        Outcome::Migrated(report) => {
+            let join = |v: &[i64]| {
+                v.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let data = BTreeMap::from([
+                ("Applied".to_owned(), join(&report.applied)),
+                (
+                    "Version".to_owned(),
+                    report.version.map(|v| v.to_string()).unwrap_or_default(),
+                ),
+            ]);
+            (Status::Success, report.to_string(), data)
+        }
+        Outcome::Failed(reason) => (Status::Failed, reason.clone(), BTreeMap::new()),
+    };
+    CustomResourceResponse {
+        status,
+        reason: truncate(reason, MAX_REASON_BYTES),
+        physical_resource_id: event
+            .physical_resource_id
+            .clone()
+            .unwrap_or_else(|| PHYSICAL_RESOURCE_ID.to_owned()),
+        stack_id: event.stack_id.clone(),
+        request_id: event.request_id.clone(),
+        logical_resource_id: event.logical_resource_id.clone(),
+        no_echo: false,
+        data,
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max - 3;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
+}
+
+/// Applies the migrations to the configured database, within `budget`.
+///
+/// The configuration is the API functions' own (the same variables), read here rather than
+/// at init so that a bad one is a `FAILED` answer naming the variable, not a function that
+/// never starts while CloudFormation waits.
+pub async fn migrate_database(budget: Duration) -> Outcome {
+    let config = match shared::config::Config::from_env(shared::config::Runtime::Lambda) {
+        Ok(config) => config,
+        Err(err) => return Outcome::Failed(format!("configuration: {err}")),
+    };
+    let store = match shared::store::connect_lazy(&config.db) {
+        Ok(store) => store,
+        Err(err) => return Outcome::Failed(shared::error::chain(&err)),
+    };
+    let outcome = match tokio::time::timeout(budget, store.migrate()).await {
+        Ok(Ok(report)) => Outcome::Migrated(report),
+        Ok(Err(err)) => Outcome::Failed(shared::error::chain(&err)),
+        // Dropping the run closes its connection, and the database rolls the unfinished
+        // migration's transaction back.
+        Err(_) => Outcome::Failed(format!(
+            "the migrations did not finish within {} s; the unfinished one was rolled back \
+             (raise the migrate function's Timeout)",
+            budget.as_secs()
+        )),
+    };
+    store.close().await;
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str) -> CustomResourceEvent {
+        serde_json::from_value(serde_json::json!({
+            "RequestType": kind,
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:migrate",
+            "ResponseURL": "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x?X-Amz-Signature=abc",
+            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/task-api/guid",
+            "RequestId": "req-1",
+            "LogicalResourceId": "Migrations",
+            "ResourceType": "Custom::Migrations",
+            "ResourceProperties": {"ServiceToken": "arn", "MigrationsDigest": "sha256:00"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn create_and_update_migrate_delete_does_nothing() {
+        assert_eq!(event("Create").action(), Action::Migrate);
+        assert_eq!(event("Update").action(), Action::Migrate);
+        assert_eq!(event("Delete").action(), Action::Nothing);
+        assert!(
+            serde_json::from_value::<CustomResourceEvent>(
+                serde_json::json!({"RequestType": "Create"})
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_response_echoes_the_request_and_keeps_the_physical_id() {
+        let create = event("Create");
+        let report = MigrationReport {
+            applied: vec![4, 5],
+            unknown: vec![],
+            version: Some(5),
+        };
+        let r = response(&create, &Outcome::Migrated(report));
+        assert_eq!(r.status, Status::Success);
+        assert_eq!(r.physical_resource_id, PHYSICAL_RESOURCE_ID);
+        assert_eq!(r.request_id, "req-1");
+        assert_eq!(r.logical_resource_id, "Migrations");
+        assert_eq!(r.stack_id, create.stack_id);
+        assert_eq!(r.data["Applied"], "4,5");
+        assert_eq!(r.data["Version"], "5");
+        assert_eq!(r.reason, "applied migrations 4, 5; schema at version 5");
+
+        let mut update = event("Update");
+        update.physical_resource_id = Some("kept-id".into());
+        let r = response(&update, &Outcome::Failed("boom".into()));
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.reason, "boom");
+        assert_eq!(r.physical_resource_id, "kept-id");
+        let body = serde_json::to_value(&r).unwrap();
+        assert_eq!(body["Status"], "FAILED");
+        assert_eq!(body["PhysicalResourceId"], "kept-id");
+        assert_eq!(body["NoEcho"], false);
+    }
+
+    #[test]
+    fn a_long_reason_is_cut_on_a_character_boundary() {
+        let r = response(&event("Create"), &Outcome::Failed("é".repeat(5000)));
+        assert!(r.reason.len() <= MAX_REASON_BYTES);
+        assert!(r.reason.ends_with("..."));
+        let body = serde_json::to_vec(&r).unwrap();
+        assert!(body.len() < 4096, "{} bytes", body.len());
+    }
+}

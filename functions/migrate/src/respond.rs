@@ -1,0 +1,57 @@
+//! The answer to CloudFormation: one `PUT` of the response JSON to the request's pre-signed
+//! `ResponseURL` (an S3 URL over HTTPS; plain HTTP is accepted for tests on loopback).
+//!
+//! No `Content-Type` is sent: the URL's signature covers an empty one. The `PUT` is tried
+//! three times, since a lost answer leaves the stack waiting for the resource's
+//! `ServiceTimeout`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Uri, header};
+use http_body_util::Full;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+use crate::CustomResourceResponse;
+
+const ATTEMPTS: u32 = 3;
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Delivers `response` to `url`; the last attempt's error when none succeeded.
+pub async fn send(url: &str, response: &CustomResourceResponse) -> Result<(), String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("the ResponseURL is not a URL: {e}"))?;
+    let body = Bytes::from(serde_json::to_vec(response).map_err(|e| e.to_string())?);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let mut last_error = String::new();
+    for attempt in 1..=ATTEMPTS {
+        if attempt > 1 {
+            tokio::time::sleep(Duration::from_secs(u64::from(attempt - 1))).await;
+        }
+        let request = Request::put(uri.clone())
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Full::new(body.clone()))
+            .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, client.request(request)).await {
+            Ok(Ok(answer)) if answer.status().is_success() => return Ok(()),
+            Ok(Ok(answer)) => last_error = format!("the ResponseURL answered {}", answer.status()),
+            Ok(Err(err)) => {
+                last_error = format!("sending to the ResponseURL: {}", shared::error::chain(&err))
+            }
+            Err(_) => {
+                last_error = format!(
+                    "the ResponseURL did not answer within {} s",
+                    ATTEMPT_TIMEOUT.as_secs()
+                )
+            }
+        }
+        tracing::warn!(attempt, error = %last_error, "answering CloudFormation failed");
+    }
+    Err(last_error)
+}

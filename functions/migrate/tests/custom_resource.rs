@@ -1,0 +1,472 @@
+//! The `migrate` binary as CloudFormation drives it on deploy: custom-resource requests
+//! through the runtime-API emulator, its answers caught by a local HTTP server standing in
+//! for the pre-signed `ResponseURL`, on a fresh Postgres schema per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::put};
+use serde_json::{Value, json};
+use shared::testing::{
+    Backend, TEST_JWT_SECRET, TEST_PEPPER, TestDb,
+    lambda::{FunctionProcess, Outcome, RuntimeEmulator},
+    template,
+};
+
+/// What CloudFormation received: one entry per `PUT`, answered or refused.
+#[derive(Default)]
+struct Received {
+    bodies: Mutex<Vec<(HeaderMap, Value)>>,
+    /// How many `PUT`s to refuse with a 500 before accepting.
+    refuse: AtomicU32,
+    puts: AtomicU32,
+}
+
+struct ResponseUrl {
+    base: String,
+    received: Arc<Received>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ResponseUrl {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl ResponseUrl {
+    async fn start(refuse: u32) -> Self {
+        let received = Arc::new(Received::default());
+        received.refuse.store(refuse, Ordering::SeqCst);
+        let app = Router::new()
+            .route("/{*path}", put(catch))
+            .with_state(received.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            base,
+            received,
+            server,
+        }
+    }
+
+    fn url(&self, request_id: &str) -> String {
+        // Shaped like the real thing: a path and a signed query string.
+        format!(
+            "{}/arn%3Aaws%3Acloudformation/{request_id}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=0f",
+            self.base
+        )
+    }
+
+    fn answers(&self) -> Vec<(HeaderMap, Value)> {
+        self.received.bodies.lock().unwrap().clone()
+    }
+}
+
+async fn catch(
+    State(received): State<Arc<Received>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::http::StatusCode {
+    received.puts.fetch_add(1, Ordering::SeqCst);
+    if received
+        .refuse
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    received.bodies.lock().unwrap().push((headers, value));
+    axum::http::StatusCode::OK
+}
+
+fn request(kind: &str, url: &str, request_id: &str, physical_id: Option<&str>) -> Value {
+    let mut event = json!({
+        "RequestType": kind,
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:task-api-MigrateFunction",
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/task-api/6e5f1c60",
+        "RequestId": request_id,
+        "LogicalResourceId": "Migrations",
+        "ResourceType": "Custom::Migrations",
+        "ResourceProperties": {
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:task-api-MigrateFunction",
+            "MigrationsDigest": "sha256:test"
+        }
+    });
+    if let Some(id) = physical_id {
+        event["PhysicalResourceId"] = json!(id);
+    }
+    event
+}
+
+/// The migrate binary under its own emulator, configured as the template configures it.
+struct Function {
+    // Killed before its emulator goes away.
+    _process: FunctionProcess,
+    emulator: RuntimeEmulator,
+}
+
+impl Function {
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let emulator = RuntimeEmulator::start().await;
+        let mut all = vec![("RUST_LOG", "warn"), ("DB_ACQUIRE_TIMEOUT_MS", "2000")];
+        all.extend_from_slice(env);
+        let process = FunctionProcess::spawn(
+            Path::new(env!("CARGO_BIN_EXE_migrate")),
+            &emulator,
+            "migrate",
+            &all,
+        );
+        Self {
+            _process: process,
+            emulator,
+        }
+    }
+
+    async fn on(db: &TestDb) -> Self {
+        Self::start(&[
+            ("DATABASE_URL", &db.url),
+            ("JWT_SECRET", TEST_JWT_SECRET),
+            ("PASSWORD_PEPPER", TEST_PEPPER),
+        ])
+        .await
+    }
+
+    /// Sends one request; what the function returned to the runtime.
+    async fn invoke(&self, event: &Value) -> Value {
+        match self.emulator.invoke(event, Duration::from_secs(60)).await {
+            Outcome::Response(value) => value,
+            Outcome::Error(error) => panic!("the function failed: {error}"),
+        }
+    }
+}
+
+async fn connect(db: &TestDb) -> sqlx::PgConnection {
+    <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap()
+}
+
+async fn applied(db: &TestDb) -> Vec<(i64, String)> {
+    sqlx::query_as(
+        "SELECT version, installed_on::text FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(&mut connect(db).await)
+    .await
+    .unwrap_or_default()
+}
+
+async fn columns(db: &TestDb, table: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns
+         WHERE table_schema = current_schema() AND table_name = $1 ORDER BY column_name",
+    )
+    .bind(table)
+    .fetch_all(&mut connect(db).await)
+    .await
+    .unwrap()
+}
+
+/// The versions of `migrations/postgres`, as the binary embeds them.
+fn embedded_versions() -> Vec<i64> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/postgres");
+    let mut versions: Vec<i64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".sql")?.split('_').next()?.parse().ok()
+        })
+        .collect();
+    versions.sort_unstable();
+    versions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_migrates_update_is_a_no_op_and_delete_keeps_everything() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let cfn = ResponseUrl::start(0).await;
+    let function = Function::on(&db).await;
+    let versions = embedded_versions();
+    let latest = versions.last().unwrap().to_string();
+    let all = versions
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+
+    let returned = function
+        .invoke(&request("Create", &cfn.url("create-1"), "create-1", None))
+        .await;
+    let answers = cfn.answers();
+    assert_eq!(answers.len(), 1, "one answer per request");
+    let (headers, answer) = &answers[0];
+    assert_eq!(answer, &returned, "the function returns what it sent");
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    assert_eq!(answer["RequestId"], "create-1");
+    assert_eq!(answer["LogicalResourceId"], "Migrations");
+    assert_eq!(
+        answer["StackId"],
+        "arn:aws:cloudformation:us-east-1:123456789012:stack/task-api/6e5f1c60"
+    );
+    assert_eq!(answer["PhysicalResourceId"], migrate::PHYSICAL_RESOURCE_ID);
+    assert_eq!(answer["Data"]["Applied"], all, "{answer}");
+    assert_eq!(answer["Data"]["Version"], latest, "{answer}");
+    assert!(
+        headers.get("content-type").is_none(),
+        "the pre-signed URL signs an empty content type: {headers:?}"
+    );
+    assert!(headers.get("content-length").is_some());
+    let after_create = applied(&db).await;
+    assert_eq!(
+        after_create.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        versions
+    );
+    assert!(
+        columns(&db, "users")
+            .await
+            .contains(&"session_epoch".into())
+    );
+
+    // A repeated Update (same migrations): nothing applied, nothing touched.
+    let physical = answer["PhysicalResourceId"].as_str().unwrap().to_owned();
+    let update = function
+        .invoke(&request(
+            "Update",
+            &cfn.url("update-1"),
+            "update-1",
+            Some(&physical),
+        ))
+        .await;
+    assert_eq!(update["Status"], "SUCCESS", "{update}");
+    assert_eq!(update["Data"]["Applied"], "", "{update}");
+    assert_eq!(
+        update["PhysicalResourceId"], physical,
+        "an Update keeps the id"
+    );
+    assert_eq!(
+        update["Reason"],
+        format!("no pending migration; schema at version {latest}")
+    );
+    assert_eq!(applied(&db).await, after_create, "installed_on unchanged");
+
+    // Delete: the stack goes away, the data stays.
+    let delete = function
+        .invoke(&request(
+            "Delete",
+            &cfn.url("delete-1"),
+            "delete-1",
+            Some(&physical),
+        ))
+        .await;
+    assert_eq!(delete["Status"], "SUCCESS", "{delete}");
+    assert_eq!(applied(&db).await, after_create);
+    assert!(!columns(&db, "tasks").await.is_empty(), "tables kept");
+    assert_eq!(cfn.answers().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_migration_answers_failed_with_the_reason_and_leaves_no_trace() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    // Something in the way of the last migration, which first adds a column to `users`
+    // and then creates `sessions`.
+    sqlx::query("CREATE TABLE sessions (squatter int)")
+        .execute(&mut connect(&db).await)
+        .await
+        .unwrap();
+    let cfn = ResponseUrl::start(0).await;
+    let function = Function::on(&db).await;
+    let answer = function
+        .invoke(&request("Create", &cfn.url("broken"), "broken", None))
+        .await;
+    assert_eq!(answer["Status"], "FAILED", "{answer}");
+    let reason = answer["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains("sessions") && reason.contains("already exists"),
+        "the reason names the failure: {reason}"
+    );
+    assert_eq!(answer["PhysicalResourceId"], migrate::PHYSICAL_RESOURCE_ID);
+    assert_eq!(cfn.answers().len(), 1);
+
+    // The earlier migrations are in; of the failing one, nothing.
+    let versions = embedded_versions();
+    let before_last = &versions[..versions.len() - 1];
+    assert_eq!(
+        applied(&db)
+            .await
+            .iter()
+            .map(|(v, _)| *v)
+            .collect::<Vec<_>>(),
+        before_last
+    );
+    assert!(
+        !columns(&db, "users")
+            .await
+            .contains(&"session_epoch".into()),
+        "the failing migration's first statement was rolled back"
+    );
+    assert_eq!(columns(&db, "sessions").await, ["squatter"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_to_an_older_release_leaves_a_newer_schema_alone() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let cfn = ResponseUrl::start(0).await;
+    let function = Function::on(&db).await;
+    let create = function
+        .invoke(&request("Create", &cfn.url("c"), "c", None))
+        .await;
+    assert_eq!(create["Status"], "SUCCESS", "{create}");
+    // A newer release applied a migration this build does not have.
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (9999, 'from the future', true, '\\x00', 1)",
+    )
+    .execute(&mut connect(&db).await)
+    .await
+    .unwrap();
+    let rollback = function
+        .invoke(&request(
+            "Update",
+            &cfn.url("r"),
+            "r",
+            Some(migrate::PHYSICAL_RESOURCE_ID),
+        ))
+        .await;
+    assert_eq!(rollback["Status"], "SUCCESS", "{rollback}");
+    assert_eq!(rollback["Data"]["Version"], "9999");
+    assert!(
+        rollback["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("from a newer release: 9999"),
+        "{rollback}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_and_an_unreachable_database_are_failed_answers() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let cfn = ResponseUrl::start(0).await;
+    // The pepper is missing: the same rule as the API functions, but an answer, not a
+    // process that never starts.
+    let function =
+        Function::start(&[("DATABASE_URL", &db.url), ("JWT_SECRET", TEST_JWT_SECRET)]).await;
+    let answer = function
+        .invoke(&request("Create", &cfn.url("conf"), "conf", None))
+        .await;
+    assert_eq!(answer["Status"], "FAILED", "{answer}");
+    let reason = answer["Reason"].as_str().unwrap();
+    assert!(reason.contains("PASSWORD_PEPPER"), "{reason}");
+    assert!(!reason.contains(TEST_JWT_SECRET), "no secret in the reason");
+    assert!(applied(&db).await.is_empty(), "nothing migrated");
+    assert!(function.emulator.init_error().is_none());
+
+    // Nothing listens on the database port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("postgres://app:s3cret-pw@127.0.0.1:{port}/app");
+    let function = Function::start(&[
+        ("DATABASE_URL", &url),
+        ("JWT_SECRET", TEST_JWT_SECRET),
+        ("PASSWORD_PEPPER", TEST_PEPPER),
+    ])
+    .await;
+    let answer = function
+        .invoke(&request("Create", &cfn.url("down"), "down", None))
+        .await;
+    assert_eq!(answer["Status"], "FAILED", "{answer}");
+    assert!(
+        !answer["Reason"].as_str().unwrap().contains("s3cret-pw"),
+        "{answer}"
+    );
+    assert_eq!(cfn.answers().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_answer_is_sent_again() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let cfn = ResponseUrl::start(2).await;
+    let function = Function::on(&db).await;
+    let answer = function
+        .invoke(&request("Delete", &cfn.url("d"), "d", Some("x")))
+        .await;
+    assert_eq!(answer["Status"], "SUCCESS");
+    assert_eq!(cfn.received.puts.load(Ordering::SeqCst), 3);
+    assert_eq!(cfn.answers().len(), 1);
+}
+
+#[test]
+fn the_template_runs_migrations_on_deploy_before_the_api_functions_change() {
+    let template = template::template();
+    let resources = &template["Resources"];
+    let migrations = &resources["Migrations"];
+    assert_eq!(migrations["Type"].as_str(), Some("Custom::Migrations"));
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/postgres");
+    let digest = template::migrations_digest(&dir);
+    assert_eq!(
+        migrations["Properties"]["MigrationsDigest"].as_str(),
+        Some(digest.as_str()),
+        "template.yaml's Migrations.MigrationsDigest must be the digest of migrations/postgres, \
+         so that a deploy with a new migration runs the migrate function: set it to {digest}"
+    );
+
+    let function = &resources["MigrateFunction"];
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"].as_str(),
+        Some("migrate")
+    );
+    assert!(
+        function["Properties"]["Events"].is_badvalue(),
+        "the migrate function has no route"
+    );
+    let timeout = function["Properties"]["Timeout"].as_i64().unwrap();
+    let service_timeout = migrations["Properties"]["ServiceTimeout"].as_i64().unwrap();
+    assert!(
+        service_timeout > timeout,
+        "CloudFormation waits longer ({service_timeout} s) than the function may run ({timeout} s)"
+    );
+
+    let routes = template::HttpApiRoutes::from_template(&template);
+    assert!(routes.functions().contains("migrate"));
+    assert!(routes.routes().iter().all(|r| r.function != "migrate"));
+    for (name, resource) in resources.as_hash().unwrap() {
+        let routed = resource["Properties"]["Events"].as_hash().is_some();
+        if routed {
+            assert_eq!(
+                resource["DependsOn"].as_str(),
+                Some("Migrations"),
+                "{name:?} must go live only after the migrations"
+            );
+        }
+    }
+}
