@@ -1,5 +1,7 @@
 //! The answer to CloudFormation: one `PUT` of the response JSON to the request's pre-signed
-//! `ResponseURL` (an S3 URL over HTTPS; plain HTTP is accepted for tests on loopback).
+//! `ResponseURL`, an S3 URL over HTTPS. Plain HTTP is accepted only to a loopback address
+//! (the tests' stand-in), so whoever may invoke the function cannot make it send anything
+//! unencrypted across a network.
 //!
 //! No `Content-Type` is sent: the URL's signature covers an empty one. The `PUT` is tried
 //! three times, since a lost answer leaves the stack waiting for the resource's
@@ -15,13 +17,30 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use crate::CustomResourceResponse;
 
 const ATTEMPTS: u32 = 3;
+
+/// `url` when it is HTTPS, or HTTP to a loopback host.
+fn response_uri(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("the ResponseURL is not a URL: {e}"))?;
+    let host = uri.host().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match uri.scheme_str() {
+        Some("https") if !host.is_empty() => Ok(uri),
+        Some("http") if loopback => Ok(uri),
+        _ => Err("the ResponseURL must be an https:// URL".to_owned()),
+    }
+}
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Delivers `response` to `url`; the last attempt's error when none succeeded.
 pub async fn send(url: &str, response: &CustomResourceResponse) -> Result<(), String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| format!("the ResponseURL is not a URL: {e}"))?;
+    let uri = response_uri(url)?;
     let body = Bytes::from(serde_json::to_vec(response).map_err(|e| e.to_string())?);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
@@ -54,4 +73,31 @@ pub async fn send(url: &str, response: &CustomResourceResponse) -> Result<(), St
         tracing::warn!(attempt, error = %last_error, "answering CloudFormation failed");
     }
     Err(last_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::response_uri;
+
+    #[test]
+    fn only_https_or_loopback_http_is_answered() {
+        for ok in [
+            "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a?X-Amz-Signature=1",
+            "http://127.0.0.1:4000/x",
+            "http://localhost/x",
+            "http://[::1]:9/x",
+        ] {
+            assert!(response_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://example.com/x",
+            "ftp://example.com/x",
+            "https:///nohost",
+            "not a url",
+            "",
+        ] {
+            assert!(response_uri(bad).is_err(), "{bad}");
+        }
+    }
 }
