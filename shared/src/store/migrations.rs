@@ -7,11 +7,11 @@
 //! rolled back — is not an error: they are left in place and reported. A migration whose
 //! text changed after it was applied still is an error (sqlx compares checksums).
 
-use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use sqlx::{
     Database, Pool,
-    migrate::{Migrate, Migrator},
+    migrate::{Migrate, MigrateError, Migrator},
 };
 
 use super::StoreError;
@@ -54,10 +54,82 @@ impl std::fmt::Display for MigrationReport {
     }
 }
 
-/// Applies `embedded`'s pending migrations on one connection of `pool`, each in its own
-/// transaction (a failing one leaves no trace), under the database's migration lock, so
-/// concurrent runs apply each migration once and each reports what it applied itself.
-pub(crate) async fn run<DB>(
+/// Applies `embedded`'s pending migrations on `conn`, each in its own transaction (a
+/// failing one leaves no trace), and reports what this run applied itself.
+///
+/// Concurrent runs (instances starting together) apply each migration once. On Postgres
+/// the database's migration lock (an advisory lock) serialises them. SQLite has no such
+/// lock, so there a run whose migration fails because another run applied that same
+/// migration meanwhile (the write lock made it wait, then "table already exists") moves on
+/// to the next one.
+pub(crate) async fn run<C: Migrate>(
+    embedded: &'static Migrator,
+    conn: &mut C,
+) -> Result<MigrationReport, StoreError> {
+    conn.lock().await?;
+    let outcome = apply_pending(embedded, conn).await;
+    // Released on failure too: the connection goes back to the pool.
+    let unlocked = conn.unlock().await;
+    let (applied, after) = outcome?;
+    unlocked?;
+    let known: Vec<i64> = embedded.iter().map(|m| m.version).collect();
+    Ok(MigrationReport {
+        applied,
+        unknown: after
+            .keys()
+            .copied()
+            .filter(|v| !known.contains(v))
+            .collect(),
+        version: after.keys().copied().max(),
+    })
+}
+
+/// The lock held: what this run applied, and every applied version with its checksum
+/// afterwards.
+async fn apply_pending<C: Migrate>(
+    embedded: &'static Migrator,
+    conn: &mut C,
+) -> Result<(Vec<i64>, BTreeMap<i64, Vec<u8>>), StoreError> {
+    conn.ensure_migrations_table().await?;
+    if let Some(version) = conn.dirty_version().await? {
+        return Err(MigrateError::Dirty(version).into());
+    }
+    let mut in_database = applied_checksums(conn).await?;
+    let mut applied = Vec::new();
+    for migration in embedded.iter() {
+        if migration.migration_type.is_down_migration() {
+            continue;
+        }
+        if let Some(checksum) = in_database.get(&migration.version) {
+            // A migration edited after it was applied: the schema is not what this build
+            // expects, whatever the versions say.
+            if *checksum != *migration.checksum {
+                return Err(MigrateError::VersionMismatch(migration.version).into());
+            }
+            continue;
+        }
+        match conn.apply(migration).await {
+            Ok(_) => {
+                applied.push(migration.version);
+                in_database.insert(migration.version, migration.checksum.to_vec());
+            }
+            Err(err) => {
+                // Applied by a concurrent run meanwhile (SQLite): the same migration, so
+                // move on. Anything else is this migration's own failure.
+                in_database = applied_checksums(conn).await?;
+                if in_database.get(&migration.version).map(Vec::as_slice)
+                    != Some(&*migration.checksum)
+                {
+                    return Err(err.into());
+                }
+            }
+        }
+    }
+    Ok((applied, applied_checksums(conn).await?))
+}
+
+/// [`run`] on a connection of `pool`.
+pub(crate) async fn run_on_pool<DB>(
     embedded: &'static Migrator,
     pool: &Pool<DB>,
 ) -> Result<MigrationReport, StoreError>
@@ -65,63 +137,19 @@ where
     DB: Database,
     DB::Connection: Migrate,
 {
-    // `Migrator`'s fields are public (sqlx marks them semver-exempt; Cargo.lock pins the
-    // version) and it has no constructor from an embedded set with other settings. The lock
-    // is taken here, around the reads of what was applied, rather than by the migrator.
-    let migrator = Migrator {
-        migrations: Cow::Borrowed(&embedded.migrations),
-        ignore_missing: true,
-        locking: false,
-        no_tx: false,
-    };
     let mut conn = pool
         .acquire()
         .await
         .map_err(|e| StoreError::from_sqlx("migrating the database", e))?;
-    let conn: &mut DB::Connection = &mut conn;
-    conn.lock().await?;
-    let outcome = locked(&migrator, conn).await;
-    // Released on failure too: the connection goes back to the pool.
-    let unlocked = conn.unlock().await;
-    let (before, after) = outcome?;
-    unlocked?;
-    let known: Vec<i64> = embedded.iter().map(|m| m.version).collect();
-    Ok(MigrationReport {
-        applied: after
-            .iter()
-            .copied()
-            .filter(|v| !before.contains(v))
-            .collect(),
-        unknown: after
-            .iter()
-            .copied()
-            .filter(|v| !known.contains(v))
-            .collect(),
-        version: after.iter().copied().max(),
-    })
+    run(embedded, &mut *conn).await
 }
 
-/// The applied versions before and after running `migrator`, the lock held.
-async fn locked<C: Migrate>(
-    migrator: &Migrator,
-    conn: &mut C,
-) -> Result<(Vec<i64>, Vec<i64>), StoreError> {
-    conn.ensure_migrations_table().await?;
-    let before = applied_versions(conn).await?;
-    // `run_direct` is `run` on a connection already in hand; `run` itself cannot be called
-    // from the store's `async_trait` methods ("`Acquire` is not general enough").
-    migrator.run_direct(conn).await?;
-    let after = applied_versions(conn).await?;
-    Ok((before, after))
-}
-
-async fn applied_versions<C: Migrate>(conn: &mut C) -> Result<Vec<i64>, StoreError> {
-    let mut versions: Vec<i64> = conn
+/// The successfully applied versions and their checksums.
+async fn applied_checksums<C: Migrate>(conn: &mut C) -> Result<BTreeMap<i64, Vec<u8>>, StoreError> {
+    Ok(conn
         .list_applied_migrations()
         .await?
         .into_iter()
-        .map(|m| m.version)
-        .collect();
-    versions.sort_unstable();
-    Ok(versions)
+        .map(|m| (m.version, m.checksum.into_owned()))
+        .collect())
 }

@@ -50,6 +50,39 @@ impl PgStore {
         &self.pool
     }
 
+    /// [`Store::migrate`] with server-side bounds, for migrating a live database on deploy:
+    /// a statement running longer than `statement_timeout` is cancelled by Postgres itself
+    /// (its migration rolled back), and one waiting longer than `lock_timeout` for a lock
+    /// gives up rather than queueing every query of the API behind it.
+    pub async fn migrate_bounded(
+        &self,
+        statement_timeout: std::time::Duration,
+        lock_timeout: std::time::Duration,
+    ) -> Result<super::migrations::MigrationReport, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .context("migrating the database")?;
+        let ms = |d: std::time::Duration| d.as_millis().max(1);
+        // `SET` takes no bind parameters; the values are integers formatted here.
+        let settings = format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}",
+            ms(statement_timeout),
+            ms(lock_timeout)
+        );
+        sqlx::raw_sql(&settings)
+            .execute(&mut *conn)
+            .await
+            .context("bounding the migration")?;
+        let report = super::migrations::run(&MIGRATOR, &mut *conn).await;
+        // The connection goes back to the pool as it came.
+        let _ = sqlx::raw_sql("RESET statement_timeout; RESET lock_timeout")
+            .execute(&mut *conn)
+            .await;
+        report
+    }
+
     /// A transaction that may write; Postgres locks rows as statements reach them.
     pub(crate) async fn begin_write(
         &self,
@@ -73,7 +106,7 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> Result<super::migrations::MigrationReport, StoreError> {
-        super::migrations::run(&MIGRATOR, &self.pool).await
+        super::migrations::run_on_pool(&MIGRATOR, &self.pool).await
     }
 
     async fn close(&self) {

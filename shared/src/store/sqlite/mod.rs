@@ -110,7 +110,7 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<super::migrations::MigrationReport, StoreError> {
-        super::migrations::run(&MIGRATOR, &self.pool).await
+        super::migrations::run_on_pool(&MIGRATOR, &self.pool).await
     }
 
     async fn close(&self) {
