@@ -12,10 +12,16 @@
 //! unreachable database, a failing migration, the function's own deadline): without one,
 //! CloudFormation would wait for the resource's `ServiceTimeout`.
 //!
-//! - `Create`, `Update`: apply pending migrations (each in its own transaction: a failing
-//!   one leaves nothing behind). Migrations the database has and this build does not know
-//!   (a rollback to the previous release after a newer one migrated) are left in place:
-//!   migrations are expand-only, so the older code runs on the newer schema.
+//! - `Create`, and `Update` to this build's migration set ([`MIGRATIONS_DIGEST`]): apply
+//!   pending migrations, each in its own transaction (a failing one leaves nothing behind),
+//!   bounded by `statement_timeout` and `lock_timeout` so a slow migration fails the deploy
+//!   instead of holding the API's tables. Migrations the database has and this build does
+//!   not know are left in place: migrations are expand-only.
+//! - `Update` to another migration set: nothing. That is a rollback: CloudFormation hands
+//!   the resource its previous properties back, and this (new) function is still the one
+//!   answering, since the resource depends on it. Migrating again would fail again (when
+//!   the deploy failed on a migration) and leave the stack in `UPDATE_ROLLBACK_FAILED`; and
+//!   the schema may stay ahead of the older code anyway.
 //! - `Delete` (the stack or the resource goes away): nothing. Data outlives stacks.
 
 pub mod respond;
@@ -25,15 +31,25 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::{Deserialize, Serialize};
 use shared::store::migrations::MigrationReport;
 
+/// The digest of the migrations this binary embeds, as `template.yaml`'s
+/// `Migrations.MigrationsDigest` must carry it (computed by `build.rs`).
+pub const MIGRATIONS_DIGEST: &str = env!("MIGRATIONS_DIGEST");
+
 /// The physical id of the resource: one schema per database, whatever the stack.
 pub const PHYSICAL_RESOURCE_ID: &str = "task-api-schema";
 
 /// CloudFormation accepts a response body of at most 4 KiB; the reason gets this much.
 const MAX_REASON_BYTES: usize = 2048;
+/// And `Data.Applied` this much.
+const MAX_DATA_BYTES: usize = 512;
 
 /// The part of the function's time kept back to answer CloudFormation after the deadline
 /// of the migration itself.
 pub const ANSWER_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long a migration statement may wait for a lock (on a table the API is using) before
+/// the migration, and so the deploy, fails.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A custom-resource request, as CloudFormation sends it.
 #[derive(Debug, Clone, Deserialize)]
@@ -60,17 +76,32 @@ pub enum RequestType {
 }
 
 /// What a request asks of the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Migrate,
-    Nothing,
+    /// Nothing, and why.
+    Nothing(String),
 }
 
 impl CustomResourceEvent {
-    pub fn action(&self) -> Action {
+    /// The `MigrationsDigest` the request carries.
+    pub fn digest(&self) -> Option<&str> {
+        self.resource_properties["MigrationsDigest"].as_str()
+    }
+
+    /// What to do for this request, for a build embedding the migrations of `ours`.
+    pub fn action(&self, ours: &str) -> Action {
         match self.request_type {
-            RequestType::Create | RequestType::Update => Action::Migrate,
-            RequestType::Delete => Action::Nothing,
+            RequestType::Create => Action::Migrate,
+            RequestType::Update if self.digest() == Some(ours) => Action::Migrate,
+            RequestType::Update => Action::Nothing(format!(
+                "Update to migration set {}, not this build's ({ours}): a rollback; the schema \
+                 is left as it is (migrations are expand-only)",
+                self.digest().unwrap_or("(none)")
+            )),
+            RequestType::Delete => {
+                Action::Nothing("Delete: nothing to do; the schema and its data are kept".into())
+            }
         }
     }
 }
@@ -100,7 +131,7 @@ pub struct CustomResourceResponse {
 /// What the function did: nothing, a migration run, or why it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Skipped,
+    Skipped(String),
     Migrated(MigrationReport),
     Failed(String),
 }
@@ -109,20 +140,16 @@ pub enum Outcome {
 /// never makes CloudFormation delete the "old" resource.
 pub fn response(event: &CustomResourceEvent, outcome: &Outcome) -> CustomResourceResponse {
     let (status, reason, data) = match outcome {
-        Outcome::Skipped => (
-            Status::Success,
-            "Delete: nothing to do; the schema and its data are kept".to_owned(),
-            BTreeMap::new(),
-        ),
+        Outcome::Skipped(reason) => (Status::Success, reason.clone(), BTreeMap::new()),
         Outcome::Migrated(report) => {
-            let join = |v: &[i64]| {
-                v.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
+            let applied = report
+                .applied
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
             let data = BTreeMap::from([
-                ("Applied".to_owned(), join(&report.applied)),
+                ("Applied".to_owned(), truncate(applied, MAX_DATA_BYTES)),
                 (
                     "Version".to_owned(),
                     report.version.map(|v| v.to_string()).unwrap_or_default(),
@@ -169,22 +196,23 @@ pub async fn migrate_database(budget: Duration) -> Outcome {
         Ok(config) => config,
         Err(err) => return Outcome::Failed(format!("configuration: {err}")),
     };
-    let store = match shared::store::connect_lazy(&config.db) {
+    let store = match shared::store::postgres::PgStore::connect_lazy(&config.db) {
         Ok(store) => store,
         Err(err) => return Outcome::Failed(shared::error::chain(&err)),
     };
-    let outcome = match tokio::time::timeout(budget, store.migrate()).await {
+    // Postgres cancels a statement at the bound, which rolls its migration back; the
+    // client-side timeout is only the backstop for a database that does not answer at all.
+    let statement_timeout = budget.saturating_sub(Duration::from_secs(5));
+    let run = store.migrate_bounded(statement_timeout, LOCK_TIMEOUT.min(statement_timeout));
+    let outcome = match tokio::time::timeout(budget, run).await {
         Ok(Ok(report)) => Outcome::Migrated(report),
         Ok(Err(err)) => Outcome::Failed(shared::error::chain(&err)),
-        // Dropping the run closes its connection, and the database rolls the unfinished
-        // migration's transaction back.
         Err(_) => Outcome::Failed(format!(
-            "the migrations did not finish within {} s; the unfinished one was rolled back \
-             (raise the migrate function's Timeout)",
+            "the database did not answer within {} s (raise the migrate function's Timeout)",
             budget.as_secs()
         )),
     };
-    store.close().await;
+    store.pool().close().await;
     outcome
 }
 
@@ -207,10 +235,19 @@ mod tests {
     }
 
     #[test]
-    fn create_and_update_migrate_delete_does_nothing() {
-        assert_eq!(event("Create").action(), Action::Migrate);
-        assert_eq!(event("Update").action(), Action::Migrate);
-        assert_eq!(event("Delete").action(), Action::Nothing);
+    fn create_and_an_update_to_this_build_migrate_a_rollback_and_delete_do_nothing() {
+        let ours = "sha256:00";
+        assert_eq!(event("Create").action(ours), Action::Migrate);
+        assert_eq!(event("Update").action(ours), Action::Migrate);
+        let Action::Nothing(why) = event("Update").action("sha256:11") else {
+            panic!("an Update to another migration set must not migrate");
+        };
+        assert!(
+            why.contains("rollback") && why.contains("sha256:00"),
+            "{why}"
+        );
+        assert!(matches!(event("Delete").action(ours), Action::Nothing(_)));
+        assert!(MIGRATIONS_DIGEST.starts_with("sha256:") && MIGRATIONS_DIGEST.len() == 71);
         assert!(
             serde_json::from_value::<CustomResourceEvent>(
                 serde_json::json!({"RequestType": "Create"})

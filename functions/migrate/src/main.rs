@@ -26,8 +26,8 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         properties = %request.resource_properties,
         "custom-resource request"
     );
-    let outcome = match request.action() {
-        Action::Nothing => Outcome::Skipped,
+    let outcome = match request.action(migrate::MIGRATIONS_DIGEST) {
+        Action::Nothing(why) => Outcome::Skipped(why),
         Action::Migrate => {
             let left = context
                 .deadline()

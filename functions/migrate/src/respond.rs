@@ -1,7 +1,7 @@
 //! The answer to CloudFormation: one `PUT` of the response JSON to the request's pre-signed
-//! `ResponseURL`, an S3 URL over HTTPS. Plain HTTP is accepted only to a loopback address
-//! (the tests' stand-in), so whoever may invoke the function cannot make it send anything
-//! unencrypted across a network.
+//! `ResponseURL`, an S3 URL over HTTPS on an AWS domain. Nothing else is accepted but plain
+//! HTTP to a loopback address (the tests' stand-in), so whoever may invoke the function
+//! cannot make it send requests to other hosts, inside the VPC or outside.
 //!
 //! No `Content-Type` is sent: the URL's signature covers an empty one. The `PUT` is tried
 //! three times, since a lost answer leaves the stack waiting for the resource's
@@ -18,7 +18,10 @@ use crate::CustomResourceResponse;
 
 const ATTEMPTS: u32 = 3;
 
-/// `url` when it is HTTPS, or HTTP to a loopback host.
+/// The domains of S3's endpoints, where CloudFormation's pre-signed URLs point.
+const AWS_DOMAINS: [&str; 2] = [".amazonaws.com", ".amazonaws.com.cn"];
+
+/// `url` when it is HTTPS to an AWS domain, or HTTP to a loopback host.
 fn response_uri(url: &str) -> Result<Uri, String> {
     let uri: Uri = url
         .parse()
@@ -31,9 +34,9 @@ fn response_uri(url: &str) -> Result<Uri, String> {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     match uri.scheme_str() {
-        Some("https") if !host.is_empty() => Ok(uri),
+        Some("https") if AWS_DOMAINS.iter().any(|d| host.ends_with(d)) => Ok(uri),
         Some("http") if loopback => Ok(uri),
-        _ => Err("the ResponseURL must be an https:// URL".to_owned()),
+        _ => Err("the ResponseURL must be an https:// URL on an AWS domain".to_owned()),
     }
 }
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -83,6 +86,7 @@ mod tests {
     fn only_https_or_loopback_http_is_answered() {
         for ok in [
             "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a?X-Amz-Signature=1",
+            "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/a",
             "http://127.0.0.1:4000/x",
             "http://localhost/x",
             "http://[::1]:9/x",
@@ -92,6 +96,9 @@ mod tests {
         for bad in [
             "http://169.254.169.254/latest/meta-data",
             "http://example.com/x",
+            "https://example.com/x",
+            "https://internal.service.local/x",
+            "https://amazonaws.com.evil.example/x",
             "ftp://example.com/x",
             "https:///nohost",
             "not a url",

@@ -93,6 +93,23 @@ async fn catch(
 }
 
 fn request(kind: &str, url: &str, request_id: &str, physical_id: Option<&str>) -> Value {
+    request_for(
+        migrate::MIGRATIONS_DIGEST,
+        kind,
+        url,
+        request_id,
+        physical_id,
+    )
+}
+
+/// A request carrying `digest` as the template's `MigrationsDigest`.
+fn request_for(
+    digest: &str,
+    kind: &str,
+    url: &str,
+    request_id: &str,
+    physical_id: Option<&str>,
+) -> Value {
     let mut event = json!({
         "RequestType": kind,
         "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:task-api-MigrateFunction",
@@ -103,7 +120,7 @@ fn request(kind: &str, url: &str, request_id: &str, physical_id: Option<&str>) -
         "ResourceType": "Custom::Migrations",
         "ResourceProperties": {
             "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:task-api-MigrateFunction",
-            "MigrationsDigest": "sha256:test"
+            "MigrationsDigest": digest
         }
     });
     if let Some(id) = physical_id {
@@ -405,7 +422,107 @@ async fn bad_configuration_and_an_unreachable_database_are_failed_answers() {
         !answer["Reason"].as_str().unwrap().contains("s3cret-pw"),
         "{answer}"
     );
-    assert_eq!(cfn.answers().len(), 2);
+
+    // A URL the driver cannot read, password and all: named, never echoed.
+    let function = Function::start(&[
+        (
+            "DATABASE_URL",
+            "postgres://app:s3cret-pw@127.0.0.1:notaport/app",
+        ),
+        ("JWT_SECRET", TEST_JWT_SECRET),
+        ("PASSWORD_PEPPER", TEST_PEPPER),
+    ])
+    .await;
+    let answer = function
+        .invoke(&request("Create", &cfn.url("bad"), "bad", None))
+        .await;
+    assert_eq!(answer["Status"], "FAILED", "{answer}");
+    assert!(
+        !answer["Reason"].as_str().unwrap().contains("s3cret-pw"),
+        "{answer}"
+    );
+    assert_eq!(cfn.answers().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_after_a_failed_migration_succeeds_without_migrating_again() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    sqlx::query("CREATE TABLE sessions (squatter int)")
+        .execute(&mut connect(&db).await)
+        .await
+        .unwrap();
+    let cfn = ResponseUrl::start(0).await;
+    let function = Function::on(&db).await;
+    let id = Some(migrate::PHYSICAL_RESOURCE_ID);
+    // The deploy: an Update to this build's migrations, which fails.
+    let update = function
+        .invoke(&request("Update", &cfn.url("u"), "u", id))
+        .await;
+    assert_eq!(update["Status"], "FAILED", "{update}");
+    let after_failure = applied(&db).await;
+    // CloudFormation rolls back: the same resource, its previous properties, answered by
+    // this (new) function. Migrating again would fail again and wedge the stack.
+    let previous = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let rollback = function
+        .invoke(&request_for(previous, "Update", &cfn.url("r"), "r", id))
+        .await;
+    assert_eq!(rollback["Status"], "SUCCESS", "{rollback}");
+    assert!(
+        rollback["Reason"].as_str().unwrap().contains("rollback"),
+        "{rollback}"
+    );
+    assert_eq!(
+        rollback["PhysicalResourceId"],
+        migrate::PHYSICAL_RESOURCE_ID
+    );
+    assert_eq!(applied(&db).await, after_failure, "nothing was run");
+    assert_eq!(columns(&db, "sessions").await, ["squatter"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_waiting_on_a_busy_table_gives_up_instead_of_blocking_the_api() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let cfn = ResponseUrl::start(0).await;
+    let function = Function::on(&db).await;
+    let create = function
+        .invoke(&request("Create", &cfn.url("c"), "c", None))
+        .await;
+    assert_eq!(create["Status"], "SUCCESS", "{create}");
+
+    // Another session holds the table the migrator must read, as a long transaction of
+    // the API would hold one a migration alters.
+    let mut holder = connect(&db).await;
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let update = function
+        .invoke(&request(
+            "Update",
+            &cfn.url("u"),
+            "u",
+            Some(migrate::PHYSICAL_RESOURCE_ID),
+        ))
+        .await;
+    let waited = started.elapsed();
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    assert_eq!(update["Status"], "FAILED", "{update}");
+    assert!(
+        update["Reason"].as_str().unwrap().contains("lock timeout"),
+        "{update}"
+    );
+    assert!(
+        waited >= migrate::LOCK_TIMEOUT && waited < migrate::LOCK_TIMEOUT * 3,
+        "gave up after {waited:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,11 +548,10 @@ fn the_template_runs_migrations_on_deploy_before_the_api_functions_change() {
     let migrations = &resources["Migrations"];
     assert_eq!(migrations["Type"].as_str(), Some("Custom::Migrations"));
 
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/postgres");
-    let digest = template::migrations_digest(&dir);
+    let digest = migrate::MIGRATIONS_DIGEST;
     assert_eq!(
         migrations["Properties"]["MigrationsDigest"].as_str(),
-        Some(digest.as_str()),
+        Some(digest),
         "template.yaml's Migrations.MigrationsDigest must be the digest of migrations/postgres, \
          so that a deploy with a new migration runs the migrate function: set it to {digest}"
     );
@@ -448,6 +564,11 @@ fn the_template_runs_migrations_on_deploy_before_the_api_functions_change() {
     assert!(
         function["Properties"]["Events"].is_badvalue(),
         "the migrate function has no route"
+    );
+    assert_eq!(
+        function["Properties"]["EventInvokeConfig"]["MaximumRetryAttempts"].as_i64(),
+        Some(0),
+        "CloudFormation invokes asynchronously: Lambda must not run a migration again on its own"
     );
     let timeout = function["Properties"]["Timeout"].as_i64().unwrap();
     let service_timeout = migrations["Properties"]["ServiceTimeout"].as_i64().unwrap();

@@ -1,6 +1,5 @@
-//! `template.yaml` as tests read it: API Gateway's HTTP API routing, for tests that send
-//! requests to the function binaries the way the deployed stack does, and the digest of the
-//! migrations the `Migrations` custom resource carries.
+//! `template.yaml` as tests read it, and API Gateway's HTTP API routing from it, for tests
+//! that send requests to the function binaries the way the deployed stack does.
 //!
 //! The routes are the template's own: every `HttpApi` event of every
 //! `AWS::Serverless::Function` (its `Path` and `Method`; an event with neither is the
@@ -257,40 +256,6 @@ fn parse_route(path: &str, method: &str, function: &str) -> Route {
         segments,
         function: function.to_owned(),
     }
-}
-
-/// The digest of a migration directory, as `template.yaml`'s `Migrations` resource carries
-/// it (`MigrationsDigest`): SHA-256 over each `.sql` file's name and content, in name order.
-/// Any added, removed or edited migration changes it, and so makes CloudFormation invoke
-/// the `migrate` function on the next deploy.
-pub fn migrations_digest(dir: &Path) -> String {
-    use sha2::{Digest as _, Sha256};
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-        .collect();
-    files.sort();
-    let mut hasher = Sha256::new();
-    for file in files {
-        let name = file
-            .file_name()
-            .expect("a file name")
-            .to_string_lossy()
-            .into_owned();
-        hasher.update(name.as_bytes());
-        hasher.update([0]);
-        hasher.update(
-            std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display())),
-        );
-        hasher.update([0]);
-    }
-    let hex: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
 }
 
 /// What API Gateway answers itself when no route matches and there is no `$default` route.
