@@ -211,14 +211,32 @@ fn embedded_versions() -> Vec<i64> {
     versions
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_migrates_update_is_a_no_op_and_delete_keeps_everything() {
+/// A fresh schema, the `ResponseURL` stand-in (refusing its first `refuse` answers) and the
+/// function configured for that schema; `None` where the Postgres tests are skipped.
+async fn deployment(refuse: u32) -> Option<(TestDb, ResponseUrl, Function)> {
     if !Backend::Postgres.available() {
-        return;
+        return None;
     }
     let db = TestDb::new(Backend::Postgres).await;
-    let cfn = ResponseUrl::start(0).await;
+    let cfn = ResponseUrl::start(refuse).await;
     let function = Function::on(&db).await;
+    Some((db, cfn, function))
+}
+
+/// Something in the way of the last migration, which first adds a column to `users` and
+/// then creates `sessions`.
+async fn squat_sessions(db: &TestDb) {
+    sqlx::query("CREATE TABLE sessions (squatter int)")
+        .execute(&mut connect(db).await)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_migrates_update_is_a_no_op_and_delete_keeps_everything() {
+    let Some((db, cfn, function)) = deployment(0).await else {
+        return;
+    };
     let versions = embedded_versions();
     let latest = versions.last().unwrap().to_string();
     let all = versions
@@ -299,18 +317,10 @@ async fn create_migrates_update_is_a_no_op_and_delete_keeps_everything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_migration_answers_failed_with_the_reason_and_leaves_no_trace() {
-    if !Backend::Postgres.available() {
+    let Some((db, cfn, function)) = deployment(0).await else {
         return;
-    }
-    let db = TestDb::new(Backend::Postgres).await;
-    // Something in the way of the last migration, which first adds a column to `users`
-    // and then creates `sessions`.
-    sqlx::query("CREATE TABLE sessions (squatter int)")
-        .execute(&mut connect(&db).await)
-        .await
-        .unwrap();
-    let cfn = ResponseUrl::start(0).await;
-    let function = Function::on(&db).await;
+    };
+    squat_sessions(&db).await;
     let answer = function
         .invoke(&request("Create", &cfn.url("broken"), "broken", None))
         .await;
@@ -345,12 +355,9 @@ async fn a_failing_migration_answers_failed_with_the_reason_and_leaves_no_trace(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_to_an_older_release_leaves_a_newer_schema_alone() {
-    if !Backend::Postgres.available() {
+    let Some((db, cfn, function)) = deployment(0).await else {
         return;
-    }
-    let db = TestDb::new(Backend::Postgres).await;
-    let cfn = ResponseUrl::start(0).await;
-    let function = Function::on(&db).await;
+    };
     let create = function
         .invoke(&request("Create", &cfn.url("c"), "c", None))
         .await;
@@ -446,16 +453,10 @@ async fn bad_configuration_and_an_unreachable_database_are_failed_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_after_a_failed_migration_succeeds_without_migrating_again() {
-    if !Backend::Postgres.available() {
+    let Some((db, cfn, function)) = deployment(0).await else {
         return;
-    }
-    let db = TestDb::new(Backend::Postgres).await;
-    sqlx::query("CREATE TABLE sessions (squatter int)")
-        .execute(&mut connect(&db).await)
-        .await
-        .unwrap();
-    let cfn = ResponseUrl::start(0).await;
-    let function = Function::on(&db).await;
+    };
+    squat_sessions(&db).await;
     let id = Some(migrate::PHYSICAL_RESOURCE_ID);
     // The deploy: an Update to this build's migrations, which fails.
     let update = function
@@ -484,12 +485,9 @@ async fn a_rollback_after_a_failed_migration_succeeds_without_migrating_again() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migration_waiting_on_a_busy_table_gives_up_instead_of_blocking_the_api() {
-    if !Backend::Postgres.available() {
+    let Some((db, cfn, function)) = deployment(0).await else {
         return;
-    }
-    let db = TestDb::new(Backend::Postgres).await;
-    let cfn = ResponseUrl::start(0).await;
-    let function = Function::on(&db).await;
+    };
     let create = function
         .invoke(&request("Create", &cfn.url("c"), "c", None))
         .await;
@@ -527,12 +525,9 @@ async fn a_migration_waiting_on_a_busy_table_gives_up_instead_of_blocking_the_ap
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_answer_is_sent_again() {
-    if !Backend::Postgres.available() {
+    let Some((_db, cfn, function)) = deployment(2).await else {
         return;
-    }
-    let db = TestDb::new(Backend::Postgres).await;
-    let cfn = ResponseUrl::start(2).await;
-    let function = Function::on(&db).await;
+    };
     let answer = function
         .invoke(&request("Delete", &cfn.url("d"), "d", Some("x")))
         .await;
