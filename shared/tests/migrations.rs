@@ -78,7 +78,7 @@ async fn a_newer_schema_is_left_alone(backend: Backend) {
     s.migrate().await.unwrap();
     s.close().await;
     // A newer release applied a migration this build does not have.
-    insert_future_migration(&db, backend).await;
+    db.record_newer_migration(9999).await;
     let s = store_on(&db);
     let report = s
         .migrate()
@@ -88,28 +88,6 @@ async fn a_newer_schema_is_left_alone(backend: Backend) {
     assert_eq!(report.version, Some(9999));
     assert!(report.to_string().contains("from a newer release: 9999"));
     s.close().await;
-}
-
-async fn insert_future_migration(db: &TestDb, backend: Backend) {
-    let sql = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-               VALUES (9999, 'from the future', true, x'00', 1)";
-    match backend {
-        Backend::Sqlite => {
-            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url)
-                .await
-                .unwrap();
-            sqlx::query(sql).execute(&mut conn).await.unwrap();
-        }
-        Backend::Postgres => {
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
-                .await
-                .unwrap();
-            sqlx::query(&sql.replace("x'00'", "'\\x00'"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -223,6 +223,16 @@ async fn deployment(refuse: u32) -> Option<(TestDb, ResponseUrl, Function)> {
     Some((db, cfn, function))
 }
 
+/// [`deployment`] after CloudFormation's `Create`, which succeeded.
+async fn migrated_deployment() -> Option<(TestDb, ResponseUrl, Function)> {
+    let (db, cfn, function) = deployment(0).await?;
+    let create = function
+        .invoke(&request("Create", &cfn.url("c"), "c", None))
+        .await;
+    assert_eq!(create["Status"], "SUCCESS", "{create}");
+    Some((db, cfn, function))
+}
+
 /// Something in the way of the last migration, which first adds a column to `users` and
 /// then creates `sessions`.
 async fn squat_sessions(db: &TestDb) {
@@ -355,21 +365,11 @@ async fn a_failing_migration_answers_failed_with_the_reason_and_leaves_no_trace(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_to_an_older_release_leaves_a_newer_schema_alone() {
-    let Some((db, cfn, function)) = deployment(0).await else {
+    let Some((db, cfn, function)) = migrated_deployment().await else {
         return;
     };
-    let create = function
-        .invoke(&request("Create", &cfn.url("c"), "c", None))
-        .await;
-    assert_eq!(create["Status"], "SUCCESS", "{create}");
     // A newer release applied a migration this build does not have.
-    sqlx::query(
-        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-         VALUES (9999, 'from the future', true, '\\x00', 1)",
-    )
-    .execute(&mut connect(&db).await)
-    .await
-    .unwrap();
+    db.record_newer_migration(9999).await;
     let rollback = function
         .invoke(&request(
             "Update",
@@ -485,13 +485,9 @@ async fn a_rollback_after_a_failed_migration_succeeds_without_migrating_again() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migration_waiting_on_a_busy_table_gives_up_instead_of_blocking_the_api() {
-    let Some((db, cfn, function)) = deployment(0).await else {
+    let Some((db, cfn, function)) = migrated_deployment().await else {
         return;
     };
-    let create = function
-        .invoke(&request("Create", &cfn.url("c"), "c", None))
-        .await;
-    assert_eq!(create["Status"], "SUCCESS", "{create}");
 
     // Another session holds the table the migrator must read, as a long transaction of
     // the API would hold one a migration alters.

@@ -117,6 +117,42 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Records `version` as applied, as a newer release's migration this build does not
+    /// know (a rollback, or an older instance still running): for the migration runner's
+    /// tests.
+    pub async fn record_newer_migration(&self, version: i64) {
+        let sql = "INSERT INTO _sqlx_migrations \
+                   (version, description, success, checksum, execution_time) \
+                   VALUES ($1, 'from a newer release', true, $2, 1)";
+        let checksum = vec![0_u8];
+        match crate::config::DatabaseKind::of(&self.url) {
+            crate::config::DatabaseKind::Sqlite => {
+                let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connecting to the test database");
+                sqlx::query(sql)
+                    .bind(version)
+                    .bind(checksum)
+                    .execute(&mut conn)
+                    .await
+                    .expect("recording a migration");
+            }
+            crate::config::DatabaseKind::Postgres => {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connecting to the test database");
+                sqlx::query(sql)
+                    .bind(version)
+                    .bind(checksum)
+                    .execute(&mut conn)
+                    .await
+                    .expect("recording a migration");
+            }
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Cleanup::Schema { admin_url, schema } = &self.cleanup {
