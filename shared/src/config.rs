@@ -318,9 +318,7 @@ impl Config {
                 ));
             }
         };
-        let log_filter = get("RUST_LOG")
-            .or_else(|| get("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase()))
-            .unwrap_or_else(|| "info".to_owned());
+        let log_filter = log_filter(get);
 
         let host = match get("HOST") {
             None => IpAddr::from([127, 0, 0, 1]),
@@ -452,6 +450,15 @@ impl Config {
     pub fn database_kind(&self) -> DatabaseKind {
         DatabaseKind::of(self.db.url.expose_secret())
     }
+}
+
+/// The log filter: `RUST_LOG`, else Lambda's `AWS_LAMBDA_LOG_LEVEL` (the template's
+/// `LogLevel`), else `info`. `get` yields only non-empty values. Also for processes that log
+/// before, or without, a whole [`Config`] (the `migrate` function).
+pub fn log_filter(get: impl Fn(&str) -> Option<String>) -> String {
+    get("RUST_LOG")
+        .or_else(|| get("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase()))
+        .unwrap_or_else(|| "info".to_owned())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,10 @@ use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    // The API functions' rule, so the template's LogLevel applies here too.
+    let filter = shared::config::log_filter(|name| {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    });
     shared::telemetry::init_with(shared::config::LogFormat::Json, &filter);
     lambda_runtime::run(service_fn(handle)).await
 }
