@@ -64,6 +64,11 @@ enum Command {
     },
 }
 
+/// The static (musl) build's allocator: musl's own serialises concurrent allocations.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Where development mode keeps the SQLite file and its generated secrets.
 const DATA_DIR: &str = "data";
 
