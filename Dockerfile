@@ -7,9 +7,10 @@
 FROM rust:1.95-slim-bookworm AS build
 # The binary is linked statically against musl, so the runtime stage is `scratch`: no shell,
 # no package manager, no libraries, nothing but the server. musl-tools is the C compiler for
-# the bundled SQLite. The target follows the build machine (x86_64 or aarch64).
+# the crates with C inside (the bundled SQLite, ring, mimalloc). The target follows the build
+# machine (x86_64 or aarch64).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends musl-tools=1.2.3-1 \
+    && apt-get install -y --no-install-recommends musl-tools=1.2.3-* \
     && rm -rf /var/lib/apt/lists/* \
     && rustup target add "$(uname -m)-unknown-linux-musl"
 WORKDIR /src
