@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use shared::{
     AppState,
     models::{Email, NewUser, Password, Role, UserChange, UserName, now},
-    store::{AdminOutcome, Conflict, StoreError},
+    store::{Conflict, StoreError},
 };
 use uuid::Uuid;
 
@@ -42,8 +42,8 @@ pub async fn create_admin(
             .await
             .context("promoting the user")?
         {
-            AdminOutcome::Done(user) => Ok(format!("{} ({}) is now an admin", user.email, user.id)),
-            other => bail!("could not promote {email}: {other:?}"),
+            Ok(user) => Ok(format!("{} ({}) is now an admin", user.email, user.id)),
+            Err(refusal) => bail!("could not promote {email}: {refusal:?}"),
         }
     } else {
         let Some(name) = name else {

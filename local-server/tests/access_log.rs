@@ -21,32 +21,21 @@ fn the_access_log_has_one_line_per_request_and_no_tokens_passwords_or_cursors() 
     let ((token, cursor, request_id), logs) = capture_logs(async {
         let app = TestApp::start(Backend::Sqlite, local_server::routes).await;
         let registered = app
-            .json(
-                Method::POST,
-                "/v1/auth/register",
-                json!({"email": "log@example.com", "password": password, "name": "Log"}),
-                None,
-            )
+            .post("/v1/auth/register")
+            .json(json!({"email": "log@example.com", "password": password, "name": "Log"}))
             .await;
         assert_eq!(registered.status, 201);
         let user_id = registered.json()["id"].as_str().unwrap().to_owned();
         let login = app
-            .json(
-                Method::POST,
-                "/v1/auth/login",
-                json!({"email": "log@example.com", "password": password}),
-                None,
-            )
+            .post("/v1/auth/login")
+            .json(json!({"email": "log@example.com", "password": password}))
             .await;
         let token = login.json()["access_token"].as_str().unwrap().to_owned();
         for title in ["a", "b"] {
-            app.json(
-                Method::POST,
-                "/v1/tasks",
-                json!({"title": title}),
-                Some(&token),
-            )
-            .await;
+            app.post("/v1/tasks")
+                .bearer(&token)
+                .json(json!({"title": title}))
+                .await;
         }
         let page = app.send(get_with("/v1/tasks?limit=1", &token)).await;
         let cursor = page.json()["next_cursor"].as_str().unwrap().to_owned();

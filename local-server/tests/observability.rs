@@ -42,12 +42,9 @@ async fn metrics_show_exact_counts_per_route_template(backend: Backend) {
     let mut ids = Vec::new();
     for title in ["one", "two"] {
         let created = app
-            .json(
-                Method::POST,
-                "/v1/tasks",
-                json!({"title": title}),
-                Some(&user.token),
-            )
+            .post("/v1/tasks")
+            .bearer(&user.token)
+            .json(json!({"title": title}))
             .await;
         assert_eq!(created.status, 201);
         ids.push(created.json()["id"].as_str().unwrap().to_owned());
@@ -64,7 +61,7 @@ async fn metrics_show_exact_counts_per_route_template(backend: Backend) {
         .await;
     assert_eq!(r.status, 404);
     assert_eq!(app.get("/no/such/route").await.status, 404);
-    let r = app.json(Method::PUT, "/health", json!({}), None).await;
+    let r = app.put("/health").json(json!({})).await;
     assert_eq!(r.status, 405);
 
     let metrics = scrape(&app).await;

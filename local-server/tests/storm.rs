@@ -29,12 +29,8 @@ async fn health_stays_fast_during_a_login_storm(backend: Backend) {
     )
     .await;
     let created = app
-        .json(
-            Method::POST,
-            "/v1/auth/register",
-            json!({"email": "storm@example.com", "password": PASSWORD, "name": "Storm"}),
-            None,
-        )
+        .post("/v1/auth/register")
+        .json(json!({"email": "storm@example.com", "password": PASSWORD, "name": "Storm"}))
         .await;
     assert_eq!(created.status.as_u16(), 201);
 

@@ -3,9 +3,12 @@
 //!
 //! - [`auth`]: password hashing, access and refresh tokens, the `AuthUser` extractor.
 //! - [`models`]: domain types parsed at the handler edge.
+//! - [`domain`]: the API's decisions (last admin, If-Match, idempotent replay) as pure
+//!   functions, and the refusals they return.
 //! - [`pagination`]: signed keyset cursors and pages.
 //! - [`config`]: the typed, validated configuration.
-//! - [`error`]: problem+json errors and the extractors that produce them.
+//! - [`error`]: problem+json errors: the kinds, `ApiError`, the `Problem` body.
+//! - [`extract`]: the JSON, query and path extractors whose rejections are problems.
 //! - [`http`]: the middleware stack every deployment shape applies.
 //! - [`store`]: repository traits with Postgres and SQLite implementations.
 //! - [`state`]: the application state handed to routers.
@@ -16,7 +19,9 @@
 
 pub mod auth;
 pub mod config;
+pub mod domain;
 pub mod error;
+pub mod extract;
 pub mod http;
 pub mod lambda;
 pub mod metrics;

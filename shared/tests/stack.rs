@@ -16,7 +16,7 @@ use axum::{
 use serde::Deserialize;
 use shared::{
     config::{AppEnv, LimitsConfig, RateLimit},
-    error::ApiJson,
+    extract::ApiJson,
     http::{StackConfig, stack},
     testing::{TestResponse, request, send},
 };

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use shared::{
     ApiResult, AppState,
     auth::AdminUser,
-    error::{ApiQuery, Problem},
+    error::Problem,
+    extract::ApiQuery,
     models::AuditEntry,
     pagination::{Page, parse_limit},
 };

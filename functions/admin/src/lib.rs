@@ -1,5 +1,5 @@
 //! The `admin` function: user management with the last-admin guard, stats and the audit
-//! log (API.md, "Admin"). Every handler takes [`AdminUser`](shared::auth::AdminUser): no
+//! log (README, "API"; the `admin` operations of `openapi.json`). Every handler takes [`AdminUser`](shared::auth::AdminUser): no
 //! token is 401, a non-admin is 403, and the role is read from the database per request.
 
 mod audit;

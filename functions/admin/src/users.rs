@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use shared::{
     ApiError, ApiResult, AppState, ErrorKind,
     auth::AdminUser,
-    error::{ApiJson, ApiPath, ApiQuery, FieldError, Problem},
+    error::{FieldError, Problem},
+    extract::{ApiJson, ApiPath, ApiQuery},
     models::{
         FieldErrors, Role, User, UserChange, UserDetail, UserQuery, now, present, search_term,
     },
     pagination::{Page, parse_limit},
-    store::AdminOutcome,
 };
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -173,18 +173,13 @@ pub async fn change(
     };
     errors.finish()?;
     let change = UserChange { role, disabled };
-    match state
+    let user = state
         .store
         .admin()
         .change_user(Some(admin.id), id, &change, now())
-        .await?
-    {
-        AdminOutcome::Done(user) => {
-            tracing::info!(target_id = %id, ?change, "admin changed a user");
-            Ok(Json(user))
-        }
-        other => Err(refusal(other)),
-    }
+        .await??;
+    tracing::info!(target_id = %id, ?change, "admin changed a user");
+    Ok(Json(user))
 }
 
 /// Deletes a user with their tasks and tokens. Admins cannot delete themselves (403).
@@ -203,28 +198,11 @@ pub async fn delete(
     AdminUser(admin): AdminUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    match state.store.admin().delete_user(admin.id, id, now()).await? {
-        AdminOutcome::Done(()) => {
-            tracing::info!(target_id = %id, "admin deleted a user");
-            Ok(StatusCode::NO_CONTENT)
-        }
-        other => Err(refusal(other)),
-    }
-}
-
-fn refusal<T>(outcome: AdminOutcome<T>) -> ApiError {
-    match outcome {
-        AdminOutcome::NotFound => ApiError::not_found(),
-        AdminOutcome::LastAdmin => {
-            ApiError::new(ErrorKind::LastAdmin).with_detail("this would leave no enabled admin")
-        }
-        AdminOutcome::Forbidden => {
-            ApiError::new(ErrorKind::Forbidden).with_detail("you are no longer an admin")
-        }
-        AdminOutcome::SelfDeletion => ApiError::new(ErrorKind::Forbidden)
-            .with_detail("admins cannot delete their own account through the API"),
-        AdminOutcome::Done(_) => ApiError::internal(std::io::Error::other(
-            "BUG: a successful admin outcome was treated as a refusal",
-        )),
-    }
+    state
+        .store
+        .admin()
+        .delete_user(admin.id, id, now())
+        .await??;
+    tracing::info!(target_id = %id, "admin deleted a user");
+    Ok(StatusCode::NO_CONTENT)
 }

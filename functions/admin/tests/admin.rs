@@ -5,14 +5,13 @@
 
 use axum::{
     Router,
-    body::Body,
     http::{Method, StatusCode},
 };
 use serde_json::{Value, json};
 use shared::{
     AppState,
     models::Role,
-    testing::{Backend, TEST_PASSWORD, TestApp, TestResponse, TestUser, request},
+    testing::{Backend, TEST_PASSWORD, TestApp, TestResponse, TestUser},
 };
 
 fn routes(state: AppState) -> Router {
@@ -27,47 +26,17 @@ async fn start(backend: Backend) -> (TestApp, TestUser) {
     (app, admin)
 }
 
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> TestResponse {
-    let mut builder = request(method, path);
-    if let Some(t) = token {
-        builder = builder.header("authorization", format!("Bearer {t}"));
-    }
-    let body = match body {
-        Some(b) => {
-            builder = builder.header("content-type", "application/json");
-            Body::from(b.to_string())
-        }
-        None => Body::empty(),
-    };
-    app.send(builder.body(body).unwrap()).await
-}
-
 async fn login(app: &TestApp, email: &str) -> TestResponse {
-    call(
-        app,
-        Method::POST,
-        "/v1/auth/login",
-        None,
-        Some(json!({"email": email, "password": TEST_PASSWORD})),
-    )
-    .await
+    app.post("/v1/auth/login")
+        .json(json!({"email": email, "password": TEST_PASSWORD}))
+        .await
 }
 
 async fn audit(app: &TestApp, admin: &TestUser) -> Vec<Value> {
-    let r = call(
-        app,
-        Method::GET,
-        "/v1/admin/audit?limit=100",
-        Some(&admin.token),
-        None,
-    )
-    .await;
+    let r = app
+        .get("/v1/admin/audit?limit=100")
+        .bearer(&admin.token)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     r.json()["items"].as_array().unwrap().clone()
 }
@@ -95,52 +64,40 @@ async fn every_admin_route_is_401_without_a_token_and_403_for_non_admins(backend
         .await;
     let demoted = app.create_user("demoted@example.com", Role::Admin).await;
     app.disable_user(disabled_admin.id).await;
-    let r = call(
-        &app,
-        Method::PATCH,
-        &format!("/v1/admin/users/{}", demoted.id),
-        Some(&root.token),
-        Some(json!({"role": "user"})),
-    )
-    .await;
+    let r = app
+        .patch(&format!("/v1/admin/users/{}", demoted.id))
+        .bearer(&root.token)
+        .json(json!({"role": "user"}))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
 
     for (method, path, body) in admin_routes(user.id) {
-        call(&app, method.clone(), &path, None, body.clone())
+        app.request(method.clone(), &path)
+            .maybe_json(body.clone())
             .await
             .assert_problem(401, "unauthorized");
-        call(&app, method.clone(), &path, Some(&user.token), body.clone())
+        app.request(method.clone(), &path)
+            .bearer(&user.token)
+            .maybe_json(body.clone())
             .await
             .assert_problem(403, "forbidden");
-        call(
-            &app,
-            method.clone(),
-            &path,
-            Some(&disabled_admin.token),
-            body.clone(),
-        )
-        .await
-        .assert_problem(401, "unauthorized");
+        app.request(method.clone(), &path)
+            .bearer(&disabled_admin.token)
+            .maybe_json(body.clone())
+            .await
+            .assert_problem(401, "unauthorized");
         // Their token still says "admin"; the database does not.
-        call(
-            &app,
-            method.clone(),
-            &path,
-            Some(&demoted.token),
-            body.clone(),
-        )
-        .await
-        .assert_problem(403, "forbidden");
+        app.request(method.clone(), &path)
+            .bearer(&demoted.token)
+            .maybe_json(body.clone())
+            .await
+            .assert_problem(403, "forbidden");
     }
     // Nothing above changed the target.
-    let detail = call(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/users/{}", user.id),
-        Some(&root.token),
-        None,
-    )
-    .await;
+    let detail = app
+        .get(&format!("/v1/admin/users/{}", user.id))
+        .bearer(&root.token)
+        .await;
     assert_eq!(detail.json()["disabled"], false);
 }
 
@@ -163,14 +120,10 @@ async fn admins_demoting_each_other_at_once_never_leave_zero_admins(backend: Bac
                 format!("/v1/admin/users/{}", target.id),
             );
             async move {
-                call(
-                    app,
-                    Method::PATCH,
-                    &path,
-                    Some(&token),
-                    Some(json!({"role": "user"})),
-                )
-                .await
+                app.patch(&path)
+                    .bearer(&token)
+                    .json(json!({"role": "user"}))
+                    .await
             }
         };
         let (ra, rb) = tokio::join!(demote(a, b), demote(b, a));
@@ -200,24 +153,17 @@ async fn admins_demoting_each_other_at_once_never_leave_zero_admins(backend: Bac
             != Role::Admin
         {
             let survivor = if ra.status == StatusCode::OK { a } else { b };
-            let r = call(
-                &app,
-                Method::PATCH,
-                &format!("/v1/admin/users/{}", root.id),
-                Some(&survivor.token),
-                Some(json!({"role": "admin"})),
-            )
-            .await;
+            let r = app
+                .patch(&format!("/v1/admin/users/{}", root.id))
+                .bearer(&survivor.token)
+                .json(json!({"role": "admin"}))
+                .await;
             assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
         }
-        let r = call(
-            &app,
-            Method::DELETE,
-            &format!("/v1/admin/users/{}", other.id),
-            Some(&root.token),
-            None,
-        )
-        .await;
+        let r = app
+            .delete(&format!("/v1/admin/users/{}", other.id))
+            .bearer(&root.token)
+            .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
     }
 }
@@ -226,33 +172,29 @@ async fn the_last_admin_cannot_be_demoted_disabled_or_deleted(backend: Backend) 
     let (app, root) = start(backend).await;
     let path = format!("/v1/admin/users/{}", root.id);
     for body in [json!({"role": "user"}), json!({"disabled": true})] {
-        call(&app, Method::PATCH, &path, Some(&root.token), Some(body))
+        app.patch(&path)
+            .bearer(&root.token)
+            .json(body)
             .await
             .assert_problem(409, "last_admin");
     }
-    call(&app, Method::DELETE, &path, Some(&root.token), None)
+    app.delete(&path)
+        .bearer(&root.token)
         .await
         .assert_problem(403, "forbidden");
     // A second admin can go, leaving root; then root is last again.
     let second = app.create_user("second@example.com", Role::Admin).await;
-    let r = call(
-        &app,
-        Method::PATCH,
-        &format!("/v1/admin/users/{}", second.id),
-        Some(&root.token),
-        Some(json!({"disabled": true})),
-    )
-    .await;
+    let r = app
+        .patch(&format!("/v1/admin/users/{}", second.id))
+        .bearer(&root.token)
+        .json(json!({"disabled": true}))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    call(
-        &app,
-        Method::PATCH,
-        &path,
-        Some(&root.token),
-        Some(json!({"role": "user"})),
-    )
-    .await
-    .assert_problem(409, "last_admin");
+    app.patch(&path)
+        .bearer(&root.token)
+        .json(json!({"role": "user"}))
+        .await
+        .assert_problem(409, "last_admin");
     assert!(
         audit(&app, &root)
             .await
@@ -268,58 +210,45 @@ async fn disabling_refuses_tokens_at_once_and_enabling_restores_login(backend: B
     let access = pair["access_token"].as_str().unwrap().to_owned();
     let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(
-        call(&app, Method::GET, "/v1/auth/me", Some(&access), None)
-            .await
-            .status,
+        app.get("/v1/auth/me").bearer(&access).await.status,
         StatusCode::OK
     );
 
     let path = format!("/v1/admin/users/{}", user.id);
-    let r = call(
-        &app,
-        Method::PATCH,
-        &path,
-        Some(&root.token),
-        Some(json!({"disabled": true})),
-    )
-    .await;
+    let r = app
+        .patch(&path)
+        .bearer(&root.token)
+        .json(json!({"disabled": true}))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["disabled"], true);
-    call(&app, Method::GET, "/v1/auth/me", Some(&access), None)
+    app.get("/v1/auth/me")
+        .bearer(&access)
         .await
         .assert_problem(401, "unauthorized");
-    call(&app, Method::GET, "/v1/tasks", Some(&access), None)
+    app.get("/v1/tasks")
+        .bearer(&access)
         .await
         .assert_problem(401, "unauthorized");
-    call(
-        &app,
-        Method::POST,
-        "/v1/auth/refresh",
-        None,
-        Some(json!({"refresh_token": refresh})),
-    )
-    .await
-    .assert_problem(401, "invalid_refresh_token");
+    app.post("/v1/auth/refresh")
+        .json(json!({"refresh_token": refresh}))
+        .await
+        .assert_problem(401, "invalid_refresh_token");
     login(&app, "victim@example.com")
         .await
         .assert_problem(403, "account_disabled");
 
-    let r = call(
-        &app,
-        Method::PATCH,
-        &path,
-        Some(&root.token),
-        Some(json!({"disabled": false})),
-    )
-    .await;
+    let r = app
+        .patch(&path)
+        .bearer(&root.token)
+        .json(json!({"disabled": false}))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let again = login(&app, "victim@example.com").await;
     assert_eq!(again.status, StatusCode::OK);
     let access = again.json()["access_token"].as_str().unwrap().to_owned();
     assert_eq!(
-        call(&app, Method::GET, "/v1/auth/me", Some(&access), None)
-            .await
-            .status,
+        app.get("/v1/auth/me").bearer(&access).await.status,
         StatusCode::OK
     );
 }
@@ -330,14 +259,11 @@ async fn deleting_a_user_removes_tasks_tokens_and_login_state_but_keeps_the_audi
     let (app, root) = start(backend).await;
     let user = app.create_user("gone@example.com", Role::User).await;
     for i in 0..3 {
-        let r = call(
-            &app,
-            Method::POST,
-            "/v1/tasks",
-            Some(&user.token),
-            Some(json!({"title": format!("t{i}")})),
-        )
-        .await;
+        let r = app
+            .post("/v1/tasks")
+            .bearer(&user.token)
+            .json(json!({"title": format!("t{i}")}))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
     let refresh = login(&app, "gone@example.com").await.json()["refresh_token"]
@@ -345,55 +271,33 @@ async fn deleting_a_user_removes_tasks_tokens_and_login_state_but_keeps_the_audi
         .unwrap()
         .to_owned();
     // A failed login leaves throttle state for the email.
-    call(
-        &app,
-        Method::POST,
-        "/v1/auth/login",
-        None,
-        Some(json!({"email": "gone@example.com", "password": "wrong password!!"})),
-    )
-    .await;
-    let detail = call(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/users/{}", user.id),
-        Some(&root.token),
-        None,
-    )
-    .await
-    .json();
+    app.post("/v1/auth/login")
+        .json(json!({"email": "gone@example.com", "password": "wrong password!!"}))
+        .await;
+    let detail = app
+        .get(&format!("/v1/admin/users/{}", user.id))
+        .bearer(&root.token)
+        .await
+        .json();
     assert_eq!(detail["task_count"], 3);
 
-    let r = call(
-        &app,
-        Method::DELETE,
-        &format!("/v1/admin/users/{}", user.id),
-        Some(&root.token),
-        None,
-    )
-    .await;
+    let r = app
+        .delete(&format!("/v1/admin/users/{}", user.id))
+        .bearer(&root.token)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    call(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/users/{}", user.id),
-        Some(&root.token),
-        None,
-    )
-    .await
-    .assert_problem(404, "not_found");
+    app.get(&format!("/v1/admin/users/{}", user.id))
+        .bearer(&root.token)
+        .await
+        .assert_problem(404, "not_found");
     let stats = app.state.store.admin().stats().await.unwrap();
     assert_eq!(stats.tasks, 0);
-    call(
-        &app,
-        Method::POST,
-        "/v1/auth/refresh",
-        None,
-        Some(json!({"refresh_token": refresh})),
-    )
-    .await
-    .assert_problem(401, "invalid_refresh_token");
-    call(&app, Method::GET, "/v1/tasks", Some(&user.token), None)
+    app.post("/v1/auth/refresh")
+        .json(json!({"refresh_token": refresh}))
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    app.get("/v1/tasks")
+        .bearer(&user.token)
         .await
         .assert_problem(401, "unauthorized");
     // With the failures gone, a budget of one has room again.
@@ -424,15 +328,10 @@ async fn deleting_a_user_removes_tasks_tokens_and_login_state_but_keeps_the_audi
     assert_eq!(deleted[0]["target_id"], json!(user.id));
     assert_eq!(deleted[0]["actor_id"], json!(root.id));
     // Deleting again: 404 and no second entry.
-    call(
-        &app,
-        Method::DELETE,
-        &format!("/v1/admin/users/{}", user.id),
-        Some(&root.token),
-        None,
-    )
-    .await
-    .assert_problem(404, "not_found");
+    app.delete(&format!("/v1/admin/users/{}", user.id))
+        .bearer(&root.token)
+        .await
+        .assert_problem(404, "not_found");
     assert_eq!(audit(&app, &root).await.len(), entries.len());
 }
 
@@ -442,7 +341,7 @@ async fn audit_entries_exist_once_per_successful_mutation_and_never_for_failures
     let path = format!("/v1/admin/users/{}", user.id);
     let patch = |body: Value| {
         let (app, token, path) = (&app, root.token.clone(), path.clone());
-        async move { call(app, Method::PATCH, &path, Some(&token), Some(body)).await }
+        async move { app.patch(&path).bearer(&token).json(body).await }
     };
     assert_eq!(patch(json!({"role": "admin"})).await.status, StatusCode::OK);
     assert_eq!(patch(json!({"role": "admin"})).await.status, StatusCode::OK); // no change: no entry
@@ -474,33 +373,20 @@ async fn audit_entries_exist_once_per_successful_mutation_and_never_for_failures
         .await
         .assert_problem(422, "validation_failed");
     let missing = format!("/v1/admin/users/{}", uuid::Uuid::now_v7());
-    call(
-        &app,
-        Method::PATCH,
-        &missing,
-        Some(&root.token),
-        Some(json!({"disabled": true})),
-    )
-    .await
-    .assert_problem(404, "not_found");
-    call(
-        &app,
-        Method::PATCH,
-        &format!("/v1/admin/users/{}", root.id),
-        Some(&root.token),
-        Some(json!({"disabled": true})),
-    )
-    .await
-    .assert_problem(409, "last_admin");
-    call(
-        &app,
-        Method::GET,
-        "/v1/admin/users/not-a-uuid",
-        Some(&root.token),
-        None,
-    )
-    .await
-    .assert_problem(400, "invalid_path");
+    app.patch(&missing)
+        .bearer(&root.token)
+        .json(json!({"disabled": true}))
+        .await
+        .assert_problem(404, "not_found");
+    app.patch(&format!("/v1/admin/users/{}", root.id))
+        .bearer(&root.token)
+        .json(json!({"disabled": true}))
+        .await
+        .assert_problem(409, "last_admin");
+    app.get("/v1/admin/users/not-a-uuid")
+        .bearer(&root.token)
+        .await
+        .assert_problem(400, "invalid_path");
 
     let mut actions: Vec<String> = audit(&app, &root)
         .await
@@ -535,52 +421,28 @@ async fn stats_are_exact_after_a_scripted_mix(backend: Backend) {
     }
     for (i, u) in users.iter().enumerate() {
         for j in 0..=i {
-            let r = call(
-                &app,
-                Method::POST,
-                "/v1/tasks",
-                Some(&u.token),
-                Some(json!({"title": format!("t{j}"), "completed": j % 2 == 0})),
-            )
-            .await;
+            let r = app
+                .post("/v1/tasks")
+                .bearer(&u.token)
+                .json(json!({"title": format!("t{j}"), "completed": j % 2 == 0}))
+                .await;
             assert_eq!(r.status, StatusCode::CREATED);
         }
     }
     // 15 tasks, completed where j is even: i=0:1, 1:1, 2:2, 3:2, 4:3 → 9.
-    call(
-        &app,
-        Method::PATCH,
-        &format!("/v1/admin/users/{}", users[0].id),
-        Some(&root.token),
-        Some(json!({"role": "admin"})),
-    )
-    .await;
-    call(
-        &app,
-        Method::PATCH,
-        &format!("/v1/admin/users/{}", users[1].id),
-        Some(&root.token),
-        Some(json!({"disabled": true})),
-    )
-    .await;
+    app.patch(&format!("/v1/admin/users/{}", users[0].id))
+        .bearer(&root.token)
+        .json(json!({"role": "admin"}))
+        .await;
+    app.patch(&format!("/v1/admin/users/{}", users[1].id))
+        .bearer(&root.token)
+        .json(json!({"disabled": true}))
+        .await;
     // Deleting users[4] removes 5 tasks, 3 of them completed.
-    call(
-        &app,
-        Method::DELETE,
-        &format!("/v1/admin/users/{}", users[4].id),
-        Some(&root.token),
-        None,
-    )
-    .await;
-    let stats = call(
-        &app,
-        Method::GET,
-        "/v1/admin/stats",
-        Some(&root.token),
-        None,
-    )
-    .await
-    .json();
+    app.delete(&format!("/v1/admin/users/{}", users[4].id))
+        .bearer(&root.token)
+        .await;
+    let stats = app.get("/v1/admin/stats").bearer(&root.token).await.json();
     assert_eq!(
         stats,
         json!({"users": 5, "admins": 2, "disabled_users": 1, "tasks": 10, "completed_tasks": 6})
@@ -598,14 +460,10 @@ async fn the_user_list_filters_and_paginates(backend: Backend) {
     let list = |q: &str| {
         let (app, token, q) = (&app, root.token.clone(), q.to_owned());
         async move {
-            let r = call(
-                app,
-                Method::GET,
-                &format!("/v1/admin/users?{q}"),
-                Some(&token),
-                None,
-            )
-            .await;
+            let r = app
+                .get(&format!("/v1/admin/users?{q}"))
+                .bearer(&token)
+                .await;
             assert_eq!(r.status, StatusCode::OK, "{q}: {:?}", r.body);
             r.json()
         }
@@ -657,15 +515,10 @@ async fn the_user_list_filters_and_paginates(backend: Backend) {
         "limit=101",
         "cursor=forged",
     ] {
-        call(
-            &app,
-            Method::GET,
-            &format!("/v1/admin/users?{q}"),
-            Some(&root.token),
-            None,
-        )
-        .await
-        .assert_problem(400, "invalid_query");
+        app.get(&format!("/v1/admin/users?{q}"))
+            .bearer(&root.token)
+            .await
+            .assert_problem(400, "invalid_query");
     }
     let user_json = list("q=member00").await["items"][0].clone();
     for field in [
@@ -702,14 +555,7 @@ fn admin_route_refusals_are_security_events(backend: Backend) {
     let ((user, request_id), logs) = shared::testing::capture_logs(async {
         let (app, _) = start(backend).await;
         let user = app.create_user("curious@example.com", Role::User).await;
-        let refused = call(
-            &app,
-            Method::GET,
-            "/v1/admin/stats",
-            Some(&user.token),
-            None,
-        )
-        .await;
+        let refused = app.get("/v1/admin/stats").bearer(&user.token).await;
         let body = refused.assert_problem(403, "forbidden");
         (user, body["request_id"].as_str().unwrap().to_owned())
     });

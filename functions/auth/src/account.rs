@@ -5,7 +5,8 @@ use serde::Deserialize;
 use shared::{
     ApiError, ApiResult, AppState, ErrorKind,
     auth::{AuthUser, security::SecurityEvent},
-    error::{ApiJson, Problem},
+    error::Problem,
+    extract::ApiJson,
     http::ClientAddr,
     models::{FieldErrors, Password, User, now},
 };
@@ -49,10 +50,7 @@ pub async fn change_password(
     guard::admit(&state, client).await?;
     let mut errors = FieldErrors::new();
     let new_password = errors.check("new_password", Password::parse(&body.new_password));
-    errors.finish()?;
-    let Some(new_password) = new_password else {
-        unreachable!("finish() returns early when any field failed");
-    };
+    let new_password = errors.finish_with(new_password)?;
 
     let wrong = || {
         ApiError::new(ErrorKind::InvalidCredentials).with_detail("the current password is wrong")

@@ -1,5 +1,5 @@
 //! The `auth` function: registration, login, refresh-token rotation with reuse detection,
-//! logout, the current user and password change (API.md, "Auth").
+//! logout, the current user and password change (README, "API"; the `auth` operations of `openapi.json`).
 
 mod account;
 mod guard;

@@ -9,7 +9,8 @@ use axum::{
 use serde::Deserialize;
 use shared::{
     ApiResult, AppState,
-    error::{ApiJson, Problem},
+    error::Problem,
+    extract::ApiJson,
     http::ClientAddr,
     models::{Email, FieldErrors, NewUser, Password, Role, User, UserName, now},
 };
@@ -54,10 +55,7 @@ pub async fn register(
     let email = errors.check("email", Email::parse(&body.email));
     let password = errors.check("password", Password::parse(&body.password));
     let name = errors.check("name", UserName::parse(&body.name));
-    errors.finish()?;
-    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
-        unreachable!("finish() returns early when any field failed");
-    };
+    let ((email, password), name) = errors.finish_with(email.zip(password).zip(name))?;
 
     let password_hash = state.passwords.hash(password.expose()).await?;
     let user = state

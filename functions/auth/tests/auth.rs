@@ -21,33 +21,21 @@ async fn start(backend: Backend) -> TestApp {
 }
 
 async fn register(app: &TestApp, email: &str) -> TestResponse {
-    app.json(
-        Method::POST,
-        "/v1/auth/register",
-        json!({"email": email, "password": PASSWORD, "name": "Ada Lovelace"}),
-        None,
-    )
-    .await
+    app.post("/v1/auth/register")
+        .json(json!({"email": email, "password": PASSWORD, "name": "Ada Lovelace"}))
+        .await
 }
 
 async fn login(app: &TestApp, email: &str, password: &str) -> TestResponse {
-    app.json(
-        Method::POST,
-        "/v1/auth/login",
-        json!({"email": email, "password": password}),
-        None,
-    )
-    .await
+    app.post("/v1/auth/login")
+        .json(json!({"email": email, "password": password}))
+        .await
 }
 
 async fn refresh(app: &TestApp, token: &str) -> TestResponse {
-    app.json(
-        Method::POST,
-        "/v1/auth/refresh",
-        json!({"refresh_token": token}),
-        None,
-    )
-    .await
+    app.post("/v1/auth/refresh")
+        .json(json!({"refresh_token": token}))
+        .await
 }
 
 async fn me(app: &TestApp, access: &str) -> TestResponse {
@@ -353,12 +341,9 @@ async fn forged_tokens_are_refused_and_a_previous_key_still_verifies(backend: Ba
     let legacy = with(json!({"sid": null}));
     assert_eq!(me(&app, &legacy).await.status, StatusCode::OK);
     let changed = app
-        .json(
-            Method::POST,
-            "/v1/auth/password",
-            json!({"current_password": PASSWORD, "new_password": "a brand new password"}),
-            Some(&access),
-        )
+        .post("/v1/auth/password")
+        .bearer(&access)
+        .json(json!({"current_password": PASSWORD, "new_password": "a brand new password"}))
         .await;
     assert_eq!(changed.status, StatusCode::NO_CONTENT);
     me(&app, &legacy).await.assert_problem(401, "unauthorized");
@@ -522,9 +507,7 @@ async fn validation_lists_every_bad_field(backend: Backend) {
         ),
     ];
     for (body, fields) in cases {
-        let response = app
-            .json(Method::POST, "/v1/auth/register", body.clone(), None)
-            .await;
+        let response = app.post("/v1/auth/register").json(body.clone()).await;
         let problem = response.assert_problem(422, "validation_failed");
         let got: Vec<&str> = problem["errors"]
             .as_array()
@@ -539,14 +522,10 @@ async fn validation_lists_every_bad_field(backend: Backend) {
         );
     }
     // Missing fields are 422 too.
-    app.json(
-        Method::POST,
-        "/v1/auth/register",
-        json!({"email": "a@example.com"}),
-        None,
-    )
-    .await
-    .assert_problem(422, "validation_failed");
+    app.post("/v1/auth/register")
+        .json(json!({"email": "a@example.com"}))
+        .await
+        .assert_problem(422, "validation_failed");
     // Nothing was created.
     assert_eq!(
         login(&app, "a@example.com", PASSWORD).await.status,
@@ -602,13 +581,10 @@ async fn password_change_revokes_every_family(backend: Backend) {
         let app = &app;
         let access = access.clone();
         async move {
-            app.json(
-                Method::POST,
-                "/v1/auth/password",
-                json!({"current_password": current, "new_password": new}),
-                Some(&access),
-            )
-            .await
+            app.post("/v1/auth/password")
+                .bearer(&access)
+                .json(json!({"current_password": current, "new_password": new}))
+                .await
         }
     };
     change("not the right password", "a brand new password")
@@ -646,12 +622,9 @@ async fn password_change_revokes_an_unspent_family_too(backend: Backend) {
     let app = start(backend).await;
     let (_, access, token) = signed_in(&app, "unspent@example.com").await;
     let ok = app
-        .json(
-            Method::POST,
-            "/v1/auth/password",
-            json!({"current_password": PASSWORD, "new_password": "a brand new password"}),
-            Some(&access),
-        )
+        .post("/v1/auth/password")
+        .bearer(&access)
+        .json(json!({"current_password": PASSWORD, "new_password": "a brand new password"}))
         .await;
     assert_eq!(ok.status, StatusCode::NO_CONTENT);
     refresh(&app, &token)
@@ -668,12 +641,8 @@ async fn logout_revokes_one_family_and_is_idempotent(backend: Backend) {
         .to_owned();
     for _ in 0..2 {
         let response = app
-            .json(
-                Method::POST,
-                "/v1/auth/logout",
-                json!({"refresh_token": first}),
-                None,
-            )
+            .post("/v1/auth/logout")
+            .json(json!({"refresh_token": first}))
             .await;
         assert_eq!(response.status, StatusCode::NO_CONTENT);
     }
@@ -682,12 +651,8 @@ async fn logout_revokes_one_family_and_is_idempotent(backend: Backend) {
         .assert_problem(401, "invalid_refresh_token");
     assert_eq!(refresh(&app, &other).await.status, StatusCode::OK);
     let garbage = app
-        .json(
-            Method::POST,
-            "/v1/auth/logout",
-            json!({"refresh_token": "garbage"}),
-            None,
-        )
+        .post("/v1/auth/logout")
+        .json(json!({"refresh_token": "garbage"}))
         .await;
     assert_eq!(garbage.status, StatusCode::NO_CONTENT);
 }
@@ -793,12 +758,8 @@ fn passwords_never_reach_the_logs(backend: Backend) {
         let app = start(backend).await;
         let mut bodies = Vec::new();
         let reg = app
-            .json(
-                Method::POST,
-                "/v1/auth/register",
-                json!({"email": "logs@example.com", "password": SECRET_PASSWORD, "name": "L"}),
-                None,
-            )
+            .post("/v1/auth/register")
+            .json(json!({"email": "logs@example.com", "password": SECRET_PASSWORD, "name": "L"}))
             .await;
         assert_eq!(reg.status, StatusCode::CREATED);
         bodies.push(
@@ -810,22 +771,13 @@ fn passwords_never_reach_the_logs(backend: Backend) {
         let access = ok.json()["access_token"].as_str().unwrap().to_owned();
         let too_long = format!("{SECRET_PASSWORD}{}", "x".repeat(200));
         bodies.push(
-            app.json(
-                Method::POST,
-                "/v1/auth/register",
-                json!({"email": "logs2@example.com", "password": too_long, "name": "L"}),
-                None,
-            )
-            .await
-            .body,
+            app.post("/v1/auth/register")
+                .json(json!({"email": "logs2@example.com", "password": too_long, "name": "L"}))
+                .await
+                .body,
         );
         bodies.push(
-            app.json(
-                Method::POST,
-                "/v1/auth/password",
-                json!({"current_password": SECRET_PASSWORD, "new_password": "hunter2-new-new-new"}),
-                Some(&access),
-            )
+            app.post("/v1/auth/password").bearer(&access).json(json!({"current_password": SECRET_PASSWORD, "new_password": "hunter2-new-new-new"}))
             .await
             .body,
         );

@@ -49,14 +49,7 @@ async fn unknown_route_and_wrong_method_are_problems(backend: Backend) {
     app.get("/v1/nothing-here")
         .await
         .assert_problem(404, "not_found");
-    let response = app
-        .json(
-            axum::http::Method::POST,
-            "/health",
-            serde_json::json!({}),
-            None,
-        )
-        .await;
+    let response = app.post("/health").json(serde_json::json!({})).await;
     response.assert_problem(405, "method_not_allowed");
     assert_eq!(response.header("allow"), Some("GET,HEAD"));
 }

@@ -11,11 +11,13 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use shared::{
-    ApiError, ApiResult, AppState, ErrorKind,
+    ApiError, ApiResult, AppState,
     auth::AuthUser,
-    error::{ApiJson, FieldError, Problem},
+    domain::Created,
+    error::{FieldError, Problem},
+    extract::ApiJson,
     models::{FieldErrors, NewTask, Task, TaskDescription, TaskTitle, now, parse_timestamp},
-    store::{CreateOutcome, IdempotencyClaim},
+    store::IdempotencyClaim,
 };
 use time::Duration;
 use utoipa::ToSchema;
@@ -84,10 +86,7 @@ pub async fn create(
     let key = idempotency_key(&headers).map_err(|message| {
         ApiError::validation(vec![FieldError::new("Idempotency-Key", message)])
     })?;
-    errors.finish()?;
-    let Some(title) = title else {
-        unreachable!("finish() returns early when any field failed");
-    };
+    let title = errors.finish_with(title)?;
     let description = description.flatten();
     let due_date = due_date.flatten();
     let completed = body.completed.unwrap_or(false);
@@ -112,26 +111,15 @@ pub async fn create(
         .store
         .tasks()
         .create(&task, claim.as_ref(), max_tasks)
-        .await?
+        .await??
     {
-        CreateOutcome::Created(task) => Ok(created(
+        Created::New(task) => Ok(created(
             task.id,
             task.version,
             StatusCode::CREATED,
             Json(&task),
         )),
-        CreateOutcome::Replayed { status, body } => replay(status, body),
-        CreateOutcome::KeyReused => Err(ApiError::new(ErrorKind::IdempotencyKeyReused)
-            .with_detail("this Idempotency-Key was used with a different request")),
-        CreateOutcome::InProgress => Err(ApiError::new(ErrorKind::IdempotencyInProgress)
-            .with_detail("a request with this Idempotency-Key is still in progress")
-            .with_retry_after(1)),
-        CreateOutcome::LimitReached => Err(ApiError::new(ErrorKind::TaskLimitReached).with_detail(
-            format!(
-                "you have {} tasks, the most allowed; delete some first",
-                max_tasks.unwrap_or_default()
-            ),
-        )),
+        Created::Replayed { status, body } => replay(status, body),
     }
 }
 

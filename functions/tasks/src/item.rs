@@ -10,12 +10,12 @@ use serde::Deserialize;
 use shared::{
     ApiError, ApiResult, AppState, ErrorKind,
     auth::AuthUser,
-    error::{ApiJson, ApiPath, FieldError, Problem},
+    error::{FieldError, Problem},
+    extract::{ApiJson, ApiPath},
     models::{
         FieldErrors, Precondition, Task, TaskDescription, TaskPatch, TaskTitle, now,
         parse_timestamp, present,
     },
-    store::WriteOutcome,
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -136,16 +136,12 @@ pub async fn patch(
 ) -> ApiResult<Response> {
     let patch = body.parse()?;
     let precondition = if_match(&headers)?;
-    match state
+    let task = state
         .store
         .tasks()
         .update(auth.id, id, &patch, &precondition, now())
-        .await?
-    {
-        WriteOutcome::Done(task) => Ok(([crate::etag(task.version)], Json(task)).into_response()),
-        WriteOutcome::NotFound => Err(ApiError::not_found()),
-        WriteOutcome::PreconditionFailed => Err(precondition_failed()),
-    }
+        .await??;
+    Ok(([crate::etag(task.version)], Json(task)).into_response())
 }
 
 /// Deletes a task; with `If-Match`, only if it is still at that version.
@@ -166,21 +162,12 @@ pub async fn delete(
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    match state
+    state
         .store
         .tasks()
         .delete(auth.id, id, &if_match(&headers)?)
-        .await?
-    {
-        WriteOutcome::Done(()) => Ok(StatusCode::NO_CONTENT),
-        WriteOutcome::NotFound => Err(ApiError::not_found()),
-        WriteOutcome::PreconditionFailed => Err(precondition_failed()),
-    }
-}
-
-fn precondition_failed() -> ApiError {
-    ApiError::new(ErrorKind::PreconditionFailed)
-        .with_detail("If-Match does not match the task's current version")
+        .await??;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Most entity tags an `If-Match` may list, and most bytes its values may hold: a client

@@ -1,5 +1,5 @@
 //! The `tasks` function: owner-scoped CRUD, filtered keyset-paginated lists, ETag /
-//! If-Match optimistic concurrency and idempotent create (API.md, "Tasks"). Every route
+//! If-Match optimistic concurrency and idempotent create (README, "API"; the `tasks` operations of `openapi.json`). Every route
 //! takes [`AuthUser`](shared::auth::AuthUser), so every route needs a bearer token, and
 //! every query is scoped to its owner: another user's task is a 404, like a missing one.
 

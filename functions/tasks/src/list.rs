@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use shared::{
     ApiError, ApiResult, AppState, ErrorKind,
     auth::AuthUser,
-    error::ApiQuery,
+    extract::ApiQuery,
     models::{
         SortKey, SortValue, Task, TaskPosition, TaskQuery, TaskSort, TaskTitle, parse_timestamp,
         search_term,

@@ -20,49 +20,19 @@ async fn start(backend: Backend) -> (TestApp, TestUser) {
     (app, user)
 }
 
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    user: &TestUser,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> TestResponse {
-    let mut builder =
-        request(method, path).header("authorization", format!("Bearer {}", user.token));
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
-    }
-    let body = match body {
-        Some(b) => {
-            builder = builder.header("content-type", "application/json");
-            Body::from(b.to_string())
-        }
-        None => Body::empty(),
-    };
-    app.send(builder.body(body).unwrap()).await
-}
-
 async fn create(app: &TestApp, user: &TestUser, body: Value) -> Value {
-    let response = call(app, Method::POST, "/v1/tasks", user, Some(body), &[]).await;
+    let response = app.post("/v1/tasks").bearer(&user.token).json(body).await;
     assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
     response.json()
 }
 
 async fn get(app: &TestApp, user: &TestUser, path: &str) -> TestResponse {
-    call(app, Method::GET, path, user, None, &[]).await
+    app.get(path).bearer(&user.token).await
 }
 
 async fn crud_round_trip_with_location_etag_and_versions(backend: Backend) {
     let (app, user) = start(backend).await;
-    let created = call(
-        &app,
-        Method::POST,
-        "/v1/tasks",
-        &user,
-        Some(json!({"title": "  Write the report ", "description": "quarterly", "due_date": "2026-12-01T09:00:00+01:00"})),
-        &[],
-    )
+    let created = app.post("/v1/tasks").bearer(&user.token).json(json!({"title": "  Write the report ", "description": "quarterly", "due_date": "2026-12-01T09:00:00+01:00"}))
     .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let task = created.json();
@@ -85,15 +55,11 @@ async fn crud_round_trip_with_location_etag_and_versions(backend: Backend) {
     assert_eq!(fetched.json(), task);
 
     let path = format!("/v1/tasks/{id}");
-    let patched = call(
-        &app,
-        Method::PATCH,
-        &path,
-        &user,
-        Some(json!({"completed": true})),
-        &[],
-    )
-    .await;
+    let patched = app
+        .patch(&path)
+        .bearer(&user.token)
+        .json(json!({"completed": true}))
+        .await;
     assert_eq!(patched.status, StatusCode::OK);
     assert_eq!(patched.header("etag"), Some("\"2\""));
     let patched = patched.json();
@@ -101,15 +67,12 @@ async fn crud_round_trip_with_location_etag_and_versions(backend: Backend) {
     assert_eq!(patched["completed"], true);
     assert_eq!(patched["title"], "Write the report");
 
-    let cleared = call(
-        &app,
-        Method::PATCH,
-        &path,
-        &user,
-        Some(json!({"description": null, "due_date": null, "title": "Report"})),
-        &[("if-match", "\"2\"")],
-    )
-    .await;
+    let cleared = app
+        .patch(&path)
+        .bearer(&user.token)
+        .json(json!({"description": null, "due_date": null, "title": "Report"}))
+        .if_match("\"2\"")
+        .await;
     assert_eq!(cleared.status, StatusCode::OK);
     let cleared = cleared.json();
     assert_eq!(cleared["version"], 3);
@@ -118,41 +81,31 @@ async fn crud_round_trip_with_location_etag_and_versions(backend: Backend) {
     assert_eq!(cleared["title"], "Report");
     assert_eq!(cleared["completed"], true);
 
-    let star = call(
-        &app,
-        Method::PATCH,
-        &path,
-        &user,
-        Some(json!({"completed": false})),
-        &[("if-match", "*")],
-    )
-    .await;
+    let star = app
+        .patch(&path)
+        .bearer(&user.token)
+        .json(json!({"completed": false}))
+        .if_match("*")
+        .await;
     assert_eq!(star.json()["version"], 4);
 
-    let stale = call(
-        &app,
-        Method::DELETE,
-        &path,
-        &user,
-        None,
-        &[("if-match", "\"3\"")],
-    )
-    .await;
+    let stale = app
+        .delete(&path)
+        .bearer(&user.token)
+        .if_match("\"3\"")
+        .await;
     stale.assert_problem(412, "precondition_failed");
-    let deleted = call(
-        &app,
-        Method::DELETE,
-        &path,
-        &user,
-        None,
-        &[("if-match", "\"4\"")],
-    )
-    .await;
+    let deleted = app
+        .delete(&path)
+        .bearer(&user.token)
+        .if_match("\"4\"")
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     get(&app, &user, &path)
         .await
         .assert_problem(404, "not_found");
-    call(&app, Method::DELETE, &path, &user, None, &[])
+    app.delete(&path)
+        .bearer(&user.token)
         .await
         .assert_problem(404, "not_found");
 }
@@ -168,25 +121,17 @@ async fn another_users_task_is_indistinguishable_from_a_missing_one(backend: Bac
         let a = get(&app, &bob, target)
             .await
             .assert_problem(404, "not_found");
-        let b = call(
-            &app,
-            Method::PATCH,
-            target,
-            &bob,
-            Some(json!({"title": "mine"})),
-            &[],
-        )
-        .await;
+        let b = app
+            .patch(target)
+            .bearer(&bob.token)
+            .json(json!({"title": "mine"}))
+            .await;
         let b = b.assert_problem(404, "not_found");
-        let c = call(
-            &app,
-            Method::DELETE,
-            target,
-            &bob,
-            None,
-            &[("if-match", "\"1\"")],
-        )
-        .await;
+        let c = app
+            .delete(target)
+            .bearer(&bob.token)
+            .if_match("\"1\"")
+            .await;
         let c = c.assert_problem(404, "not_found");
         for body in [a, b, c] {
             assert_eq!(body["detail"], "no such resource");
@@ -206,15 +151,12 @@ async fn hundred_concurrent_patches_with_one_if_match_have_one_winner(backend: B
         let (app, user, path) = (&app, &user, &path);
         async move {
             let title = format!("writer {i}");
-            let r = call(
-                app,
-                Method::PATCH,
-                path,
-                user,
-                Some(json!({"title": title})),
-                &[("if-match", "\"1\"")],
-            )
-            .await;
+            let r = app
+                .patch(path)
+                .bearer(&user.token)
+                .json(json!({"title": title}))
+                .if_match("\"1\"")
+                .await;
             (title, r)
         }
     }))
@@ -464,46 +406,42 @@ async fn idempotent_creates_replay_and_never_duplicate(backend: Backend) {
     let bob = app.create_user("bob@example.com", Role::User).await;
     let body = json!({"title": "once", "description": "only once"});
     let key = [("idempotency-key", "key-123")];
-    let first = call(
-        &app,
-        Method::POST,
-        "/v1/tasks",
-        &alice,
-        Some(body.clone()),
-        &key,
-    )
-    .await;
+    let first = app
+        .post("/v1/tasks")
+        .bearer(&alice.token)
+        .json(body.clone())
+        .headers(&key)
+        .await;
     assert_eq!(first.status, StatusCode::CREATED);
     assert!(first.header("idempotent-replayed").is_none());
     // Same request, other formatting (key order, explicit default): still a replay.
     let same = json!({"description": "only once", "completed": false, "title": " once "});
-    let second = call(&app, Method::POST, "/v1/tasks", &alice, Some(same), &key).await;
+    let second = app
+        .post("/v1/tasks")
+        .bearer(&alice.token)
+        .json(same)
+        .headers(&key)
+        .await;
     assert_eq!(second.status, StatusCode::CREATED);
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
     assert_eq!(second.body, first.body);
     assert_eq!(second.header("location"), first.header("location"));
     assert_eq!(second.header("etag"), first.header("etag"));
 
-    let different = call(
-        &app,
-        Method::POST,
-        "/v1/tasks",
-        &alice,
-        Some(json!({"title": "other"})),
-        &key,
-    )
-    .await;
+    let different = app
+        .post("/v1/tasks")
+        .bearer(&alice.token)
+        .json(json!({"title": "other"}))
+        .headers(&key)
+        .await;
     different.assert_problem(422, "idempotency_key_reused");
 
-    let bobs = call(
-        &app,
-        Method::POST,
-        "/v1/tasks",
-        &bob,
-        Some(body.clone()),
-        &key,
-    )
-    .await;
+    let bobs = app
+        .post("/v1/tasks")
+        .bearer(&bob.token)
+        .json(body.clone())
+        .headers(&key)
+        .await;
     assert_eq!(bobs.status, StatusCode::CREATED);
     assert!(bobs.header("idempotent-replayed").is_none());
     assert_ne!(bobs.json()["id"], first.json()["id"]);
@@ -530,15 +468,11 @@ async fn twenty_concurrent_creates_with_one_key_make_one_task(backend: Backend) 
     let results = futures::future::join_all((0..20).map(|_| {
         let (app, user) = (&app, &user);
         async move {
-            call(
-                app,
-                Method::POST,
-                "/v1/tasks",
-                user,
-                Some(json!({"title": "racy"})),
-                &[("idempotency-key", "race")],
-            )
-            .await
+            app.post("/v1/tasks")
+                .bearer(&user.token)
+                .json(json!({"title": "racy"}))
+                .headers(&[("idempotency-key", "race")])
+                .await
         }
     }))
     .await;
@@ -583,15 +517,11 @@ async fn invalid_bodies_are_422_and_change_nothing(backend: Backend) {
         (json!({}), "body"),
     ];
     for (body, field) in cases {
-        let r = call(
-            &app,
-            Method::POST,
-            "/v1/tasks",
-            &user,
-            Some(body.clone()),
-            &[],
-        )
-        .await;
+        let r = app
+            .post("/v1/tasks")
+            .bearer(&user.token)
+            .json(body.clone())
+            .await;
         let problem = r.assert_problem(422, "validation_failed");
         assert_eq!(problem["errors"][0]["field"], field, "{body}");
     }
@@ -606,7 +536,11 @@ async fn invalid_bodies_are_422_and_change_nothing(backend: Backend) {
         json!({"owner_id": uuid::Uuid::now_v7()}),
         json!({"version": 5}),
     ] {
-        let r = call(&app, Method::PATCH, &path, &user, Some(body.clone()), &[]).await;
+        let r = app
+            .patch(&path)
+            .bearer(&user.token)
+            .json(body.clone())
+            .await;
         let problem = r.assert_problem(422, "validation_failed");
         assert!(
             problem["errors"].as_array().is_some_and(|e| !e.is_empty()),
@@ -671,21 +605,17 @@ async fn text_with_a_nul_character_is_422_and_stores_nothing(backend: Backend) {
             json!({"title": "ok", "description": "x\u{0}"}),
         ),
     ] {
-        let r = call(&app, Method::POST, "/v1/tasks", &user, Some(body), &[]).await;
+        let r = app.post("/v1/tasks").bearer(&user.token).json(body).await;
         r.assert_problem(422, "validation_failed");
         assert_eq!(r.json()["errors"][0]["field"], field);
     }
     let task = create(&app, &user, json!({"title": "kept"})).await;
     let path = format!("/v1/tasks/{}", task["id"].as_str().unwrap());
-    let r = call(
-        &app,
-        Method::PATCH,
-        &path,
-        &user,
-        Some(json!({"title": "\u{0}"})),
-        &[],
-    )
-    .await;
+    let r = app
+        .patch(&path)
+        .bearer(&user.token)
+        .json(json!({"title": "\u{0}"}))
+        .await;
     r.assert_problem(422, "validation_failed");
     let list = get(&app, &user, "/v1/tasks").await.json();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
@@ -754,31 +684,25 @@ async fn an_expired_idempotency_key_is_cleaned_up_and_free_again(backend: Backen
         .create(&task, Some(&stale), None)
         .await
         .unwrap();
-    assert!(matches!(outcome, shared::store::CreateOutcome::Created(_)));
+    assert!(matches!(outcome, Ok(shared::domain::Created::New(_))));
 
     // A different body with the same key is a new request, not a reused key.
-    let fresh = call(
-        &app,
-        Method::POST,
-        "/v1/tasks",
-        &user,
-        Some(json!({"title": "today"})),
-        &[("idempotency-key", "old-key")],
-    )
-    .await;
+    let fresh = app
+        .post("/v1/tasks")
+        .bearer(&user.token)
+        .json(json!({"title": "today"}))
+        .headers(&[("idempotency-key", "old-key")])
+        .await;
     assert_eq!(fresh.status, StatusCode::CREATED, "{:?}", fresh.body);
     assert!(fresh.header("idempotent-replayed").is_none());
     assert_eq!(fresh.json()["title"], "today");
     // And the key now replays the new task.
-    let again = call(
-        &app,
-        Method::POST,
-        "/v1/tasks",
-        &user,
-        Some(json!({"title": "today"})),
-        &[("idempotency-key", "old-key")],
-    )
-    .await;
+    let again = app
+        .post("/v1/tasks")
+        .bearer(&user.token)
+        .json(json!({"title": "today"}))
+        .headers(&[("idempotency-key", "old-key")])
+        .await;
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.body, fresh.body);
 }

@@ -4,7 +4,7 @@
 //! problem rendering → metrics → trace span + access log → panic catcher (500) → timeout
 //! (504) → CORS → body limit (413) → rate and concurrency limits (429 / 503; local server
 //! and container only) → routes. Security headers and the problem layer sit outside the
-//! panic catcher and the timeout (ARCHITECTURE.md lists them further in) so that the 500
+//! panic catcher and the timeout (the README's "Request pipeline" says why) so that the 500
 //! and 504 answers carry them too; metrics sit outside everything that can answer, so every
 //! answer is counted under its final status.
 

@@ -16,21 +16,21 @@ use uuid::Uuid;
 
 use super::{
     NewSession, NextRefreshToken,
-    sql::{Dialect, Param, Sql},
+    sql::{Param, Sql},
     window_floor,
 };
 use crate::{
     auth::refresh::TokenHash,
-    config::{AuthRateLimit, LoginThrottle},
+    config::{AuthRateLimit, Backend, LoginThrottle},
     models::{Email, NewUser, fold},
 };
 
-pub use super::admin::USER_COLUMNS;
+pub use super::admin::{CREDENTIAL_COLUMNS, USER_COLUMNS};
 
 /// The constraint that makes emails unique, by each backend's name for it.
 pub const EMAIL_UNIQUE: &[&str] = &["users_email_key", "users.email"];
 
-pub fn insert_user(d: Dialect, u: &NewUser) -> Sql {
+pub fn insert_user(d: Backend, u: &NewUser) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("INSERT INTO users (id, email, name, name_folded, password_hash, role, disabled, created_at, updated_at) VALUES (");
     sql.bind_list([
@@ -48,24 +48,35 @@ pub fn insert_user(d: Dialect, u: &NewUser) -> Sql {
     sql
 }
 
-pub fn user_by_id(d: Dialect, id: Uuid) -> Sql {
+pub fn user_by_id(d: Backend, id: Uuid) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = "))
         .bind(Param::Uuid(id));
     sql
 }
 
-pub fn user_by_email(d: Dialect, email: &Email) -> Sql {
+pub fn credentials_by_id(d: Backend, id: Uuid) -> Sql {
     let mut sql = Sql::new(d);
-    sql.push(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = "))
-        .bind(Param::Text(email.as_str().to_owned()));
+    sql.push(&format!(
+        "SELECT {CREDENTIAL_COLUMNS} FROM users WHERE id = "
+    ))
+    .bind(Param::Uuid(id));
+    sql
+}
+
+pub fn credentials_by_email(d: Backend, email: &Email) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push(&format!(
+        "SELECT {CREDENTIAL_COLUMNS} FROM users WHERE email = "
+    ))
+    .bind(Param::Text(email.as_str().to_owned()));
     sql
 }
 
 /// Replaces a hash with a stronger one of the same password, only if it is still the hash
 /// that was verified: a password change that committed meanwhile is never undone.
 pub fn upgrade_password_hash(
-    d: Dialect,
+    d: Backend,
     id: Uuid,
     verified: &str,
     upgraded: &str,
@@ -87,7 +98,7 @@ pub fn upgrade_password_hash(
 /// statement, only if the user is still at the epoch read when the current password was
 /// checked: a change that lost a race to another change (or a disable) changes nothing.
 pub fn change_password(
-    d: Dialect,
+    d: Backend,
     id: Uuid,
     hash: &str,
     expected_epoch: i64,
@@ -108,7 +119,7 @@ pub fn change_password(
 /// The user behind an access token, and whether the token's session is still live: one
 /// round trip for every authenticated request. A token without a session (issued before
 /// sessions existed) is live while its user is still at their first epoch.
-pub fn user_for_token(d: Dialect, user: Uuid, session: Option<Uuid>) -> Sql {
+pub fn user_for_token(d: Backend, user: Uuid, session: Option<Uuid>) -> Sql {
     let mut sql = Sql::new(d);
     match session {
         Some(session) => {
@@ -131,7 +142,7 @@ pub fn user_for_token(d: Dialect, user: Uuid, session: Option<Uuid>) -> Sql {
 /// Starts a session only if the user is still enabled and still at the epoch the login read
 /// with their credentials: a login that verified a password which has since changed
 /// inserts nothing.
-pub fn start_session(d: Dialect, s: &NewSession) -> Sql {
+pub fn start_session(d: Backend, s: &NewSession) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("INSERT INTO sessions (id, user_id, epoch, created_at, expires_at) SELECT ")
         .bind(Param::Uuid(s.id))
@@ -149,7 +160,7 @@ pub fn start_session(d: Dialect, s: &NewSession) -> Sql {
 }
 
 pub fn insert_refresh(
-    d: Dialect,
+    d: Backend,
     user: Uuid,
     session: Uuid,
     parent: Option<Uuid>,
@@ -174,7 +185,7 @@ pub fn insert_refresh(
 /// Spends a live token of a live, unexpired session, returning its id, user, session and
 /// the session's end; no row when any of that fails. (`revoked_at` of the token itself is
 /// what the release before sessions revoked; it is still honoured.)
-pub fn spend_refresh(d: Dialect, presented: &TokenHash, now: OffsetDateTime) -> Sql {
+pub fn spend_refresh(d: Backend, presented: &TokenHash, now: OffsetDateTime) -> Sql {
     let now = Param::Time(now);
     let mut sql = Sql::new(d);
     sql.push("UPDATE refresh_tokens SET spent_at = ")
@@ -192,7 +203,7 @@ pub fn spend_refresh(d: Dialect, presented: &TokenHash, now: OffsetDateTime) -> 
 }
 
 /// The session of a token, its user and whether the token was spent.
-pub fn classify_refresh(d: Dialect, presented: &TokenHash) -> Sql {
+pub fn classify_refresh(d: Backend, presented: &TokenHash) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(
         "SELECT family_id, user_id, spent_at IS NOT NULL AS spent FROM refresh_tokens WHERE token_hash = ",
@@ -201,7 +212,7 @@ pub fn classify_refresh(d: Dialect, presented: &TokenHash) -> Sql {
     sql
 }
 
-pub fn revoke_session(d: Dialect, session: Uuid, now: OffsetDateTime) -> Sql {
+pub fn revoke_session(d: Backend, session: Uuid, now: OffsetDateTime) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("UPDATE sessions SET revoked_at = ")
         .bind(Param::Time(now))
@@ -211,7 +222,7 @@ pub fn revoke_session(d: Dialect, session: Uuid, now: OffsetDateTime) -> Sql {
     sql
 }
 
-pub fn revoke_session_of(d: Dialect, presented: &TokenHash, now: OffsetDateTime) -> Sql {
+pub fn revoke_session_of(d: Backend, presented: &TokenHash, now: OffsetDateTime) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("UPDATE sessions SET revoked_at = ")
         .bind(Param::Time(now))
@@ -225,7 +236,7 @@ pub fn revoke_session_of(d: Dialect, presented: &TokenHash, now: OffsetDateTime)
 /// restarts at one; a window that already holds `max_failures` reservations refuses (and
 /// records `allowed = 0` without counting). Returns `allowed, failures, window_start`.
 pub fn reserve_attempt(
-    d: Dialect,
+    d: Backend,
     email: &str,
     now: OffsetDateTime,
     throttle: LoginThrottle,
@@ -254,7 +265,7 @@ pub fn reserve_attempt(
 }
 
 /// Gives a reserved attempt back (a successful login), in the window it was taken from.
-pub fn return_attempt(d: Dialect, email: &str, window_start: OffsetDateTime) -> Sql {
+pub fn return_attempt(d: Backend, email: &str, window_start: OffsetDateTime) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("UPDATE login_attempts SET failures = failures - 1 WHERE email = ")
         .bind(Param::Text(email.to_owned()))
@@ -266,7 +277,7 @@ pub fn return_attempt(d: Dialect, email: &str, window_start: OffsetDateTime) -> 
 
 /// One request against a client's GCRA bucket, decided and recorded in one upsert; all
 /// times in microseconds since the Unix epoch. Returns `allowed, tat_us`.
-pub fn take_client_request(d: Dialect, client: &str, now_us: i64, gcra: Gcra) -> Sql {
+pub fn take_client_request(d: Backend, client: &str, now_us: i64, gcra: Gcra) -> Sql {
     let (now, t, tau) = (
         Param::Int(now_us),
         Param::Int(gcra.interval_us),
@@ -335,7 +346,7 @@ impl Gcra {
 /// Deletes at most `batch` rows of `table` (by `key`) matching `condition`; the statement
 /// the prune command repeats until a batch comes back short.
 fn delete_batch(
-    d: Dialect,
+    d: Backend,
     table: &str,
     key: &str,
     condition: &str,
@@ -365,7 +376,7 @@ fn delete_batch(
 const PRUNE_GRACE: Duration = Duration::from_secs(86_400);
 
 /// The prune command's statements, each deleting one batch of rows nobody can use again.
-pub fn prune_statements(d: Dialect, now: OffsetDateTime, batch: i64) -> [(&'static str, Sql); 5] {
+pub fn prune_statements(d: Backend, now: OffsetDateTime, batch: i64) -> [(&'static str, Sql); 5] {
     let grace_ago = now - PRUNE_GRACE;
     [
         (
@@ -492,7 +503,7 @@ macro_rules! account_repository {
                 email: &$crate::models::Email,
             ) -> Result<Option<$crate::store::Credentials>, $crate::store::StoreError> {
                 use $crate::store::{SqlxResultExt as _, accounts};
-                let row = $query(&accounts::user_by_email($dialect, email))
+                let row = $query(&accounts::credentials_by_email($dialect, email))
                     .fetch_optional(self.pool())
                     .await
                     .context("loading credentials by email")?;
@@ -507,7 +518,7 @@ macro_rules! account_repository {
                 id: uuid::Uuid,
             ) -> Result<Option<$crate::store::Credentials>, $crate::store::StoreError> {
                 use $crate::store::{SqlxResultExt as _, accounts};
-                let row = $query(&accounts::user_by_id($dialect, id))
+                let row = $query(&accounts::credentials_by_id($dialect, id))
                     .fetch_optional(self.pool())
                     .await
                     .context("loading credentials by id")?;

@@ -10,36 +10,42 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::sql::{Dialect, Param, Sql};
+use super::sql::{Param, Sql};
+use crate::config::Backend;
 use crate::models::{AuditAction, Role, UserChange, UserQuery};
 
-pub const USER_COLUMNS: &str =
+/// The columns of a [`User`](crate::models::User): what every user a request returns is read
+/// with. The password hash is read only for credential checks ([`CREDENTIAL_COLUMNS`]).
+pub const USER_COLUMNS: &str = "id, email, name, role, disabled, created_at, updated_at";
+
+/// A user with their password hash and session epoch, for credential checks only.
+pub const CREDENTIAL_COLUMNS: &str =
     "id, email, name, role, disabled, created_at, updated_at, password_hash, session_epoch";
 
 /// The ids of enabled admins, locked until the transaction ends.
-pub fn lock_enabled_admins(d: Dialect) -> Sql {
+pub fn lock_enabled_admins(d: Backend) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("SELECT id FROM users WHERE role = ")
         .bind(Param::Text(Role::Admin.as_str().to_owned()))
         .push(" AND disabled = ")
         .bind(Param::Bool(false));
-    if d == Dialect::Postgres {
+    if d == Backend::Postgres {
         sql.push(" ORDER BY id FOR UPDATE");
     }
     sql
 }
 
-pub fn user_for_update(d: Dialect, id: Uuid) -> Sql {
+pub fn user_for_update(d: Backend, id: Uuid) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = "))
         .bind(Param::Uuid(id));
-    if d == Dialect::Postgres {
+    if d == Backend::Postgres {
         sql.push(" FOR UPDATE");
     }
     sql
 }
 
-pub fn update_user(d: Dialect, id: Uuid, change: &UserChange, now: OffsetDateTime) -> Sql {
+pub fn update_user(d: Backend, id: Uuid, change: &UserChange, now: OffsetDateTime) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("UPDATE users SET ");
     if let Some(role) = change.role {
@@ -61,21 +67,21 @@ pub fn update_user(d: Dialect, id: Uuid, change: &UserChange, now: OffsetDateTim
 }
 
 /// Ends every session of `user` (their refresh tokens and access tokens stop working).
-pub fn end_all_sessions(d: Dialect, user: Uuid) -> Sql {
+pub fn end_all_sessions(d: Backend, user: Uuid) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ")
         .bind(Param::Uuid(user));
     sql
 }
 
-pub fn delete_user(d: Dialect, id: Uuid) -> Sql {
+pub fn delete_user(d: Backend, id: Uuid) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("DELETE FROM users WHERE id = ")
         .bind(Param::Uuid(id));
     sql
 }
 
-pub fn delete_login_state(d: Dialect, email: &str) -> Sql {
+pub fn delete_login_state(d: Backend, email: &str) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("DELETE FROM login_attempts WHERE email = ")
         .bind(Param::Text(email.to_owned()));
@@ -83,7 +89,7 @@ pub fn delete_login_state(d: Dialect, email: &str) -> Sql {
 }
 
 pub fn insert_audit(
-    d: Dialect,
+    d: Backend,
     actor: Option<Uuid>,
     action: AuditAction,
     target: Uuid,
@@ -106,7 +112,7 @@ pub fn insert_audit(
     sql
 }
 
-pub fn list_users(d: Dialect, q: &UserQuery) -> Sql {
+pub fn list_users(d: Backend, q: &UserQuery) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(&format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1"));
     if let Some(search) = &q.search {
@@ -138,7 +144,7 @@ pub fn list_users(d: Dialect, q: &UserQuery) -> Sql {
     sql
 }
 
-pub fn user_detail(d: Dialect, id: Uuid) -> Sql {
+pub fn user_detail(d: Backend, id: Uuid) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(&format!(
         "SELECT {USER_COLUMNS}, (SELECT count(*) FROM tasks WHERE owner_id = users.id) AS task_count FROM users WHERE id = "
@@ -147,7 +153,7 @@ pub fn user_detail(d: Dialect, id: Uuid) -> Sql {
     sql
 }
 
-pub fn stats(d: Dialect) -> Sql {
+pub fn stats(d: Backend) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM users WHERE role = ")
         .bind(Param::Text(Role::Admin.as_str().to_owned()))
@@ -159,7 +165,7 @@ pub fn stats(d: Dialect) -> Sql {
     sql
 }
 
-pub fn list_audit(d: Dialect, before: Option<Uuid>, fetch: u32) -> Sql {
+pub fn list_audit(d: Backend, before: Option<Uuid>, fetch: u32) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("SELECT id, actor_id, action, target_id, details, created_at FROM audit_log");
     if let Some(id) = before {
@@ -183,54 +189,47 @@ macro_rules! admin_repository {
                 target: uuid::Uuid,
                 change: &$crate::models::UserChange,
                 now: time::OffsetDateTime,
-            ) -> Result<$crate::store::AdminOutcome<$crate::models::User>, $crate::store::StoreError>
-            {
-                use $crate::models::{AuditAction, Role};
-                use $crate::store::{AdminOutcome, SqlxResultExt as _, admin};
+            ) -> Result<
+                Result<$crate::models::User, $crate::domain::AdminRefusal>,
+                $crate::store::StoreError,
+            > {
+                use $crate::domain::{self, AdminRefusal};
+                use $crate::models::AuditAction;
+                use $crate::store::{SqlxResultExt as _, admin};
                 let mut tx = self.begin_write().await.context("beginning an admin change")?;
                 let admins = Self::lock_enabled_admins(&mut tx).await?;
-                if let Some(actor) = actor {
-                    if !admins.contains(&actor) {
-                        return Ok(AdminOutcome::Forbidden);
-                    }
+                if let Err(refusal) = domain::admit_actor(actor, &admins) {
+                    return Ok(Err(refusal));
                 }
                 let Some(row) = $query(&admin::user_for_update($dialect, target))
                     .fetch_optional(&mut *tx)
                     .await
                     .context("loading the target user")?
                 else {
-                    return Ok(AdminOutcome::NotFound);
+                    return Ok(Err(AdminRefusal::NotFound));
                 };
                 let before = $user_from_row(&row).context("reading the target user")?;
-                let role_changes = change.role.filter(|r| *r != before.role);
-                let disabled_changes = change.disabled.filter(|d| *d != before.disabled);
-                let enabled_admin = before.role == Role::Admin && !before.disabled;
-                let loses_admin =
-                    role_changes == Some(Role::User) || disabled_changes == Some(true);
-                if enabled_admin && loses_admin && admins.len() <= 1 {
-                    return Ok(AdminOutcome::LastAdmin);
-                }
-                if role_changes.is_none() && disabled_changes.is_none() {
-                    tx.commit().await.context("ending a no-op admin change")?;
-                    return Ok(AdminOutcome::Done(before));
-                }
-                let effective = $crate::models::UserChange {
-                    role: role_changes,
-                    disabled: disabled_changes,
+                let effective = match domain::plan_user_change(&before, change, &admins) {
+                    Err(refusal) => return Ok(Err(refusal)),
+                    Ok(None) => {
+                        tx.commit().await.context("ending a no-op admin change")?;
+                        return Ok(Ok(before));
+                    }
+                    Ok(Some(effective)) => effective,
                 };
                 let row = $query(&admin::update_user($dialect, target, &effective, now))
                     .fetch_one(&mut *tx)
                     .await
                     .context("updating a user")?;
                 let after = $user_from_row(&row).context("reading the updated user")?;
-                if let Some(role) = role_changes {
+                if let Some(role) = effective.role {
                     let details = serde_json::json!({"from": before.role, "to": role});
                     $query(&admin::insert_audit($dialect, actor, AuditAction::RoleChanged, target, &details, now))
                         .execute(&mut *tx)
                         .await
                         .context("auditing a role change")?;
                 }
-                if let Some(disabled) = disabled_changes {
+                if let Some(disabled) = effective.disabled {
                     let action = if disabled { AuditAction::Disabled } else { AuditAction::Enabled };
                     if disabled {
                         $query(&admin::end_all_sessions($dialect, target))
@@ -244,7 +243,7 @@ macro_rules! admin_repository {
                         .context("auditing a disable or enable")?;
                 }
                 tx.commit().await.context("committing an admin change")?;
-                Ok(AdminOutcome::Done(after))
+                Ok(Ok(after))
             }
 
             async fn delete_user(
@@ -252,27 +251,25 @@ macro_rules! admin_repository {
                 actor: uuid::Uuid,
                 target: uuid::Uuid,
                 now: time::OffsetDateTime,
-            ) -> Result<$crate::store::AdminOutcome<()>, $crate::store::StoreError> {
-                use $crate::models::{AuditAction, Role};
-                use $crate::store::{AdminOutcome, SqlxResultExt as _, admin};
+            ) -> Result<Result<(), $crate::domain::AdminRefusal>, $crate::store::StoreError> {
+                use $crate::domain::{self, AdminRefusal};
+                use $crate::models::AuditAction;
+                use $crate::store::{SqlxResultExt as _, admin};
                 let mut tx = self.begin_write().await.context("beginning a user deletion")?;
                 let admins = Self::lock_enabled_admins(&mut tx).await?;
-                if !admins.contains(&actor) {
-                    return Ok(AdminOutcome::Forbidden);
-                }
-                if actor == target {
-                    return Ok(AdminOutcome::SelfDeletion);
+                if let Err(refusal) = domain::admit_actor(Some(actor), &admins) {
+                    return Ok(Err(refusal));
                 }
                 let Some(row) = $query(&admin::user_for_update($dialect, target))
                     .fetch_optional(&mut *tx)
                     .await
                     .context("loading the target user")?
                 else {
-                    return Ok(AdminOutcome::NotFound);
+                    return Ok(Err(AdminRefusal::NotFound));
                 };
                 let user = $user_from_row(&row).context("reading the target user")?;
-                if user.role == Role::Admin && !user.disabled && admins.len() <= 1 {
-                    return Ok(AdminOutcome::LastAdmin);
+                if let Err(refusal) = domain::check_deletion(actor, &user, &admins) {
+                    return Ok(Err(refusal));
                 }
                 // Tasks, refresh tokens and idempotency records go by ON DELETE CASCADE.
                 $query(&admin::delete_user($dialect, target))
@@ -289,7 +286,7 @@ macro_rules! admin_repository {
                     .await
                     .context("auditing a deletion")?;
                 tx.commit().await.context("committing a user deletion")?;
-                Ok(AdminOutcome::Done(()))
+                Ok(Ok(()))
             }
 
             async fn list_users(
@@ -381,3 +378,44 @@ macro_rules! admin_repository {
     };
 }
 pub(crate) use admin_repository;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::accounts;
+
+    /// Every statement whose rows become a `User` (admin lists and details, the bearer check,
+    /// a user by id) leaves the password hash in the database; only the credential checks
+    /// read it.
+    #[test]
+    fn only_credential_checks_read_the_password_hash() {
+        let id = Uuid::now_v7();
+        for d in [Backend::Postgres, Backend::Sqlite] {
+            let query = UserQuery {
+                search: Some("a".into()),
+                role: Some(Role::User),
+                disabled: Some(false),
+                after: Some((crate::models::now(), id)),
+                fetch: 10,
+            };
+            let without = [
+                list_users(d, &query),
+                user_detail(d, id),
+                user_for_update(d, id),
+                accounts::user_by_id(d, id),
+                accounts::user_for_token(d, id, Some(id)),
+                accounts::user_for_token(d, id, None),
+            ];
+            for sql in without {
+                assert!(!sql.text.contains("password_hash"), "{}", sql.text);
+            }
+            let email = crate::models::Email::parse("a@example.com").unwrap();
+            for sql in [
+                accounts::credentials_by_id(d, id),
+                accounts::credentials_by_email(d, &email),
+            ] {
+                assert!(sql.text.contains("password_hash"), "{}", sql.text);
+            }
+        }
+    }
+}

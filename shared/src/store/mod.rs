@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::{
     auth::refresh::TokenHash,
-    config::{AuthRateLimit, DatabaseKind, DbConfig, LoginThrottle},
+    config::{AuthRateLimit, Backend, DbConfig, LoginThrottle},
+    domain::{AdminRefusal, CreateRefusal, Created, WriteRefusal},
     error::{ApiError, ErrorKind},
     models::{
         AuditEntry, Email, NewTask, NewUser, Precondition, Stats, Task, TaskPatch, TaskQuery, User,
@@ -178,7 +179,7 @@ pub struct PoolStats {
 /// The database as the rest of the code sees it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    fn kind(&self) -> DatabaseKind;
+    fn kind(&self) -> Backend;
     /// One round trip; used by `/ready`.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Applies the embedded migrations of this backend; see [`migrations`].
@@ -358,17 +359,17 @@ pub type DynStore = Arc<dyn Store>;
 /// Builds the store `DATABASE_URL` names, without connecting.
 pub fn connect_lazy(config: &DbConfig) -> Result<DynStore, StoreError> {
     use secrecy::ExposeSecret as _;
-    match DatabaseKind::of(config.url.expose_secret()) {
+    match Backend::of(config.url.expose_secret()) {
         #[cfg(feature = "postgres")]
-        DatabaseKind::Postgres => Ok(Arc::new(postgres::PgStore::connect_lazy(config)?)),
+        Backend::Postgres => Ok(Arc::new(postgres::PgStore::connect_lazy(config)?)),
         #[cfg(not(feature = "postgres"))]
-        DatabaseKind::Postgres => Err(StoreError::Unsupported(
+        Backend::Postgres => Err(StoreError::Unsupported(
             "this binary was built without Postgres support",
         )),
         #[cfg(feature = "sqlite")]
-        DatabaseKind::Sqlite => Ok(Arc::new(sqlite::SqliteStore::connect_lazy(config)?)),
+        Backend::Sqlite => Ok(Arc::new(sqlite::SqliteStore::connect_lazy(config)?)),
         #[cfg(not(feature = "sqlite"))]
-        DatabaseKind::Sqlite => Err(StoreError::Unsupported(
+        Backend::Sqlite => Err(StoreError::Unsupported(
             "this binary was built without SQLite support (Lambda functions use Postgres)",
         )),
     }
@@ -383,29 +384,6 @@ pub struct IdempotencyClaim {
     pub expires_at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreateOutcome {
-    Created(Task),
-    /// The key was used before with the same request: its original answer.
-    Replayed {
-        status: u16,
-        body: String,
-    },
-    /// The key was used before with a different request.
-    KeyReused,
-    /// The key's first request has not finished.
-    InProgress,
-    /// The owner already has the most tasks allowed; nothing was stored (nor the key).
-    LimitReached,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteOutcome<T> {
-    Done(T),
-    NotFound,
-    PreconditionFailed,
-}
-
 #[async_trait]
 pub trait TaskRepository: Send + Sync {
     /// Inserts a task; with a claim, the key, the task and the recorded answer are one
@@ -418,7 +396,7 @@ pub trait TaskRepository: Send + Sync {
         task: &NewTask,
         idempotency: Option<&IdempotencyClaim>,
         max_tasks: Option<u32>,
-    ) -> Result<CreateOutcome, StoreError>;
+    ) -> Result<Result<Created, CreateRefusal>, StoreError>;
     async fn get(&self, owner: Uuid, id: Uuid) -> Result<Option<Task>, StoreError>;
     /// Rows in query order, `query.fetch` at most.
     async fn list(&self, owner: Uuid, query: &TaskQuery) -> Result<Vec<Task>, StoreError>;
@@ -430,26 +408,13 @@ pub trait TaskRepository: Send + Sync {
         patch: &TaskPatch,
         precondition: &Precondition,
         now: OffsetDateTime,
-    ) -> Result<WriteOutcome<Task>, StoreError>;
+    ) -> Result<Result<Task, WriteRefusal>, StoreError>;
     async fn delete(
         &self,
         owner: Uuid,
         id: Uuid,
         precondition: &Precondition,
-    ) -> Result<WriteOutcome<()>, StoreError>;
-}
-
-/// Outcome of an admin mutation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdminOutcome<T> {
-    Done(T),
-    NotFound,
-    /// It would leave no enabled admin.
-    LastAdmin,
-    /// The actor is no longer an enabled admin.
-    Forbidden,
-    /// Admins cannot delete their own account through the API.
-    SelfDeletion,
+    ) -> Result<Result<(), WriteRefusal>, StoreError>;
 }
 
 #[async_trait]
@@ -463,14 +428,14 @@ pub trait AdminRepository: Send + Sync {
         target: Uuid,
         change: &UserChange,
         now: OffsetDateTime,
-    ) -> Result<AdminOutcome<User>, StoreError>;
+    ) -> Result<Result<User, AdminRefusal>, StoreError>;
     /// Deletes a user (their tasks, tokens and login state go too) and audits it.
     async fn delete_user(
         &self,
         actor: Uuid,
         target: Uuid,
         now: OffsetDateTime,
-    ) -> Result<AdminOutcome<()>, StoreError>;
+    ) -> Result<Result<(), AdminRefusal>, StoreError>;
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
     async fn user_detail(&self, id: Uuid) -> Result<Option<UserDetail>, StoreError>;
     async fn stats(&self) -> Result<Stats, StoreError>;

@@ -1,17 +1,13 @@
 //! A small SQL builder for statements whose text both backends share: it numbers
 //! placeholders in each dialect's style (`$1` / `?1`) and keeps the values as [`Param`]s,
 //! which each backend binds in its own types (timestamps are `timestamptz` on Postgres and
-//! fixed-width text on SQLite). Dialect differences in the text itself are spelled out
+//! fixed-width text on SQLite). Backend differences in the text itself are spelled out
 //! where they occur, via [`Sql::dialect`].
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Postgres,
-    Sqlite,
-}
+use crate::config::Backend;
 
 #[derive(Debug, Clone)]
 pub enum Param {
@@ -28,13 +24,13 @@ pub enum Param {
 
 #[derive(Debug, Clone)]
 pub struct Sql {
-    pub dialect: Dialect,
+    pub dialect: Backend,
     pub text: String,
     pub params: Vec<Param>,
 }
 
 impl Sql {
-    pub fn new(dialect: Dialect) -> Self {
+    pub fn new(dialect: Backend) -> Self {
         Self {
             dialect,
             text: String::new(),
@@ -52,8 +48,8 @@ impl Sql {
         self.params.push(param);
         let n = self.params.len();
         match self.dialect {
-            Dialect::Postgres => self.text.push_str(&format!("${n}")),
-            Dialect::Sqlite => self.text.push_str(&format!("?{n}")),
+            Backend::Postgres => self.text.push_str(&format!("${n}")),
+            Backend::Sqlite => self.text.push_str(&format!("?{n}")),
         }
         self
     }
@@ -72,16 +68,16 @@ impl Sql {
     /// Byte-order comparison of text, the same on both backends.
     pub fn binary_collation(&self) -> &'static str {
         match self.dialect {
-            Dialect::Postgres => " COLLATE \"C\"",
-            Dialect::Sqlite => "",
+            Backend::Postgres => " COLLATE \"C\"",
+            Backend::Sqlite => "",
         }
     }
 
     /// `position of needle in haystack` (1-based, 0 when absent): no wildcards.
     pub fn position_fn(&self) -> &'static str {
         match self.dialect {
-            Dialect::Postgres => "strpos",
-            Dialect::Sqlite => "instr",
+            Backend::Postgres => "strpos",
+            Backend::Sqlite => "instr",
         }
     }
 }
@@ -92,11 +88,11 @@ mod tests {
 
     #[test]
     fn placeholders_follow_the_dialect() {
-        let mut pg = Sql::new(Dialect::Postgres);
+        let mut pg = Sql::new(Backend::Postgres);
         pg.push("a = ").bind(Param::Int(1)).push(" AND b IN (");
         pg.bind_list([Param::Int(2), Param::Int(3)]).push(")");
         assert_eq!(pg.text, "a = $1 AND b IN ($2, $3)");
-        let mut lite = Sql::new(Dialect::Sqlite);
+        let mut lite = Sql::new(Backend::Sqlite);
         lite.push("a = ").bind(Param::Int(1));
         assert_eq!(lite.text, "a = ?1");
     }

@@ -4,14 +4,15 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::sql::{Dialect, Param, Sql};
+use super::sql::{Param, Sql};
+use crate::config::Backend;
 use crate::models::{NewTask, Precondition, SortKey, SortValue, TaskPatch, TaskQuery, fold};
 
 pub const TASK_COLUMNS: &str =
     "id, owner_id, title, description, completed, due_date, created_at, updated_at, version";
 
 /// Inserts a task; with `max_tasks`, only while its owner has fewer (no row otherwise).
-pub fn insert(d: Dialect, t: &NewTask, max_tasks: Option<u32>) -> Sql {
+pub fn insert(d: Backend, t: &NewTask, max_tasks: Option<u32>) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(
         "INSERT INTO tasks (id, owner_id, title, title_folded, description, completed, due_date, created_at, updated_at, version) SELECT ",
@@ -41,8 +42,8 @@ pub fn insert(d: Dialect, t: &NewTask, max_tasks: Option<u32>) -> Sql {
 /// Postgres: holds the owner's row until the transaction ends, so their creates counting
 /// against the cap take turns (it does not block foreign-key checks, which take a weaker
 /// lock). SQLite needs nothing: its write lock already serialises writers.
-pub fn lock_owner(d: Dialect, owner: Uuid) -> Option<Sql> {
-    (d == Dialect::Postgres).then(|| {
+pub fn lock_owner(d: Backend, owner: Uuid) -> Option<Sql> {
+    (d == Backend::Postgres).then(|| {
         let mut sql = Sql::new(d);
         sql.push("SELECT 1 FROM users WHERE id = ")
             .bind(Param::Uuid(owner))
@@ -51,7 +52,7 @@ pub fn lock_owner(d: Dialect, owner: Uuid) -> Option<Sql> {
     })
 }
 
-pub fn get(d: Dialect, owner: Uuid, id: Uuid) -> Sql {
+pub fn get(d: Backend, owner: Uuid, id: Uuid) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(&format!(
         "SELECT {TASK_COLUMNS} FROM tasks WHERE owner_id = "
@@ -77,7 +78,7 @@ fn push_precondition(sql: &mut Sql, pre: &Precondition) {
 
 /// One conditional statement: the precondition is checked atomically with the write.
 pub fn update(
-    d: Dialect,
+    d: Backend,
     owner: Uuid,
     id: Uuid,
     patch: &TaskPatch,
@@ -119,7 +120,7 @@ pub fn update(
     sql
 }
 
-pub fn delete(d: Dialect, owner: Uuid, id: Uuid, pre: &Precondition) -> Sql {
+pub fn delete(d: Backend, owner: Uuid, id: Uuid, pre: &Precondition) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("DELETE FROM tasks WHERE owner_id = ")
         .bind(Param::Uuid(owner))
@@ -129,7 +130,7 @@ pub fn delete(d: Dialect, owner: Uuid, id: Uuid, pre: &Precondition) -> Sql {
     sql
 }
 
-pub fn exists(d: Dialect, owner: Uuid, id: Uuid) -> Sql {
+pub fn exists(d: Backend, owner: Uuid, id: Uuid) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("SELECT 1 AS present FROM tasks WHERE owner_id = ")
         .bind(Param::Uuid(owner))
@@ -143,7 +144,7 @@ pub fn exists(d: Dialect, owner: Uuid, id: Uuid) -> Sql {
 /// Orders (ties always broken by id in the same direction):
 /// `created_at`: by creation time; `title`: by case-folded title in byte order;
 /// `due_date`: by due date, tasks without one last in both directions.
-pub fn list(d: Dialect, owner: Uuid, q: &TaskQuery) -> Sql {
+pub fn list(d: Backend, owner: Uuid, q: &TaskQuery) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(&format!(
         "SELECT {TASK_COLUMNS} FROM tasks WHERE owner_id = "
@@ -215,7 +216,7 @@ pub fn list(d: Dialect, owner: Uuid, q: &TaskQuery) -> Sql {
 // --- Idempotency records -------------------------------------------------------------
 
 /// Removes the user's expired records (lazy clean-up, no scheduler).
-pub fn delete_expired_keys(d: Dialect, user: Uuid, now: OffsetDateTime) -> Sql {
+pub fn delete_expired_keys(d: Backend, user: Uuid, now: OffsetDateTime) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("DELETE FROM idempotency_keys WHERE user_id = ")
         .bind(Param::Uuid(user))
@@ -226,7 +227,7 @@ pub fn delete_expired_keys(d: Dialect, user: Uuid, now: OffsetDateTime) -> Sql {
 
 /// Claims the key; affects no row when it is already claimed.
 pub fn claim_key(
-    d: Dialect,
+    d: Backend,
     user: Uuid,
     key: &str,
     fingerprint: &[u8],
@@ -248,7 +249,7 @@ pub fn claim_key(
     sql
 }
 
-pub fn read_key(d: Dialect, user: Uuid, key: &str) -> Sql {
+pub fn read_key(d: Backend, user: Uuid, key: &str) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(
         "SELECT fingerprint, status_code, response_body FROM idempotency_keys WHERE user_id = ",
@@ -259,7 +260,7 @@ pub fn read_key(d: Dialect, user: Uuid, key: &str) -> Sql {
     sql
 }
 
-pub fn store_response(d: Dialect, user: Uuid, key: &str, status: u16, body: &str) -> Sql {
+pub fn store_response(d: Backend, user: Uuid, key: &str, status: u16, body: &str) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("UPDATE idempotency_keys SET status_code = ")
         .bind(Param::Int(i64::from(status)))
@@ -285,16 +286,28 @@ macro_rules! task_repository {
                 task: &$crate::models::NewTask,
                 idempotency: Option<&$crate::store::IdempotencyClaim>,
                 max_tasks: Option<u32>,
-            ) -> Result<$crate::store::CreateOutcome, $crate::store::StoreError> {
+            ) -> Result<
+                Result<$crate::domain::Created, $crate::domain::CreateRefusal>,
+                $crate::store::StoreError,
+            > {
                 use sqlx::Row as _;
-                use $crate::store::{CreateOutcome, SqlxResultExt as _, tasks};
-                let mut tx = self.pool().begin().await.context("beginning a task insert")?;
+                use $crate::domain::{self, CreateRefusal, Created, KeyRecord};
+                use $crate::store::{SqlxResultExt as _, tasks};
+                let mut tx = self
+                    .pool()
+                    .begin()
+                    .await
+                    .context("beginning a task insert")?;
                 if let Some(claim) = idempotency {
                     // Writes first, so SQLite takes its write lock at the start.
-                    $query(&tasks::delete_expired_keys($dialect, task.owner_id, task.now))
-                        .execute(&mut *tx)
-                        .await
-                        .context("clearing expired idempotency keys")?;
+                    $query(&tasks::delete_expired_keys(
+                        $dialect,
+                        task.owner_id,
+                        task.now,
+                    ))
+                    .execute(&mut *tx)
+                    .await
+                    .context("clearing expired idempotency keys")?;
                     let claimed = $query(&tasks::claim_key(
                         $dialect,
                         task.owner_id,
@@ -314,25 +327,21 @@ macro_rules! task_repository {
                             .await
                             .context("reading an idempotency key")?;
                         tx.commit().await.context("ending an idempotent replay")?;
-                        let Some(row) = row else {
-                            return Ok(CreateOutcome::InProgress);
+                        let record = match row {
+                            None => None,
+                            Some(row) => Some(KeyRecord {
+                                fingerprint: row
+                                    .try_get("fingerprint")
+                                    .context("reading a fingerprint")?,
+                                status: row
+                                    .try_get("status_code")
+                                    .context("reading a stored status")?,
+                                body: row
+                                    .try_get("response_body")
+                                    .context("reading a stored body")?,
+                            }),
                         };
-                        let fingerprint: Vec<u8> =
-                            row.try_get("fingerprint").context("reading a fingerprint")?;
-                        if fingerprint != claim.fingerprint {
-                            return Ok(CreateOutcome::KeyReused);
-                        }
-                        let status: Option<i64> =
-                            row.try_get("status_code").context("reading a stored status")?;
-                        let body: Option<String> =
-                            row.try_get("response_body").context("reading a stored body")?;
-                        return Ok(match (status, body) {
-                            (Some(status), Some(body)) => CreateOutcome::Replayed {
-                                status: u16::try_from(status).unwrap_or(500),
-                                body,
-                            },
-                            _ => CreateOutcome::InProgress,
-                        });
+                        return Ok(domain::replay(&claim.fingerprint, record));
                     }
                 }
                 if max_tasks.is_some() {
@@ -349,12 +358,15 @@ macro_rules! task_repository {
                     .context("inserting a task")?
                 else {
                     // Dropping the transaction rolls back the key's claim too.
-                    return Ok(CreateOutcome::LimitReached);
+                    return Ok(Err(CreateRefusal::LimitReached {
+                        max: max_tasks.unwrap_or_default(),
+                    }));
                 };
                 let created = $task_from_row(&row).context("reading the new task")?;
                 if let Some(claim) = idempotency {
-                    let body = serde_json::to_string(&created)
-                        .map_err(|_| $crate::store::StoreError::Unsupported("serialising a task"))?;
+                    let body = serde_json::to_string(&created).map_err(|_| {
+                        $crate::store::StoreError::Unsupported("serialising a task")
+                    })?;
                     $query(&tasks::store_response(
                         $dialect,
                         task.owner_id,
@@ -367,7 +379,7 @@ macro_rules! task_repository {
                     .context("recording an idempotent answer")?;
                 }
                 tx.commit().await.context("committing a task insert")?;
-                Ok(CreateOutcome::Created(created))
+                Ok(Ok(Created::New(created)))
             }
 
             async fn get(
@@ -409,18 +421,25 @@ macro_rules! task_repository {
                 patch: &$crate::models::TaskPatch,
                 precondition: &$crate::models::Precondition,
                 now: time::OffsetDateTime,
-            ) -> Result<$crate::store::WriteOutcome<$crate::models::Task>, $crate::store::StoreError>
-            {
-                use $crate::store::{SqlxResultExt as _, WriteOutcome, tasks};
-                let row = $query(&tasks::update($dialect, owner, id, patch, precondition, now))
-                    .fetch_optional(self.pool())
-                    .await
-                    .context("updating a task")?;
+            ) -> Result<
+                Result<$crate::models::Task, $crate::domain::WriteRefusal>,
+                $crate::store::StoreError,
+            > {
+                use $crate::store::{SqlxResultExt as _, tasks};
+                let row = $query(&tasks::update(
+                    $dialect,
+                    owner,
+                    id,
+                    patch,
+                    precondition,
+                    now,
+                ))
+                .fetch_optional(self.pool())
+                .await
+                .context("updating a task")?;
                 match row {
-                    Some(row) => Ok(WriteOutcome::Done(
-                        $task_from_row(&row).context("reading the updated task")?,
-                    )),
-                    None => self.unwritten(owner, id).await,
+                    Some(row) => Ok(Ok($task_from_row(&row).context("reading the updated task")?)),
+                    None => Ok(Err(self.unwritten(owner, id).await?)),
                 }
             }
 
@@ -429,17 +448,17 @@ macro_rules! task_repository {
                 owner: uuid::Uuid,
                 id: uuid::Uuid,
                 precondition: &$crate::models::Precondition,
-            ) -> Result<$crate::store::WriteOutcome<()>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, WriteOutcome, tasks};
+            ) -> Result<Result<(), $crate::domain::WriteRefusal>, $crate::store::StoreError> {
+                use $crate::store::{SqlxResultExt as _, tasks};
                 let deleted = $query(&tasks::delete($dialect, owner, id, precondition))
                     .execute(self.pool())
                     .await
                     .context("deleting a task")?
                     .rows_affected();
                 if deleted == 1 {
-                    Ok(WriteOutcome::Done(()))
+                    Ok(Ok(()))
                 } else {
-                    self.unwritten(owner, id).await
+                    Ok(Err(self.unwritten(owner, id).await?))
                 }
             }
         }
@@ -447,22 +466,18 @@ macro_rules! task_repository {
         impl $store {
             /// Why a conditional write touched no row: the task is missing (or another
             /// user's), or the precondition failed.
-            async fn unwritten<T>(
+            async fn unwritten(
                 &self,
                 owner: uuid::Uuid,
                 id: uuid::Uuid,
-            ) -> Result<$crate::store::WriteOutcome<T>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, WriteOutcome, tasks};
+            ) -> Result<$crate::domain::WriteRefusal, $crate::store::StoreError> {
+                use $crate::store::{SqlxResultExt as _, tasks};
                 let exists = $query(&tasks::exists($dialect, owner, id))
                     .fetch_optional(self.pool())
                     .await
                     .context("checking a task exists")?
                     .is_some();
-                Ok(if exists {
-                    WriteOutcome::PreconditionFailed
-                } else {
-                    WriteOutcome::NotFound
-                })
+                Ok($crate::domain::unwritten(exists))
             }
         }
     };

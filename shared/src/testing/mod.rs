@@ -15,13 +15,16 @@ use std::sync::Arc;
 use axum::{
     Router,
     body::{Body, Bytes},
-    http::{HeaderMap, Method, Request, StatusCode, header},
+    http::{HeaderMap, Method, Request, StatusCode},
 };
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
 pub mod lambda;
+mod request;
 pub mod template;
+
+pub use request::TestRequest;
 
 use crate::{
     config::{Config, Runtime},
@@ -45,11 +48,7 @@ pub struct TestUser {
     pub session_id: uuid::Uuid,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use crate::config::Backend;
 
 impl Backend {
     /// Whether tests for this backend can run here; prints the reason when not.
@@ -126,8 +125,8 @@ impl TestDb {
                    (version, description, success, checksum, execution_time) \
                    VALUES ($1, 'from a newer release', true, $2, 1)";
         let checksum = vec![0_u8];
-        match crate::config::DatabaseKind::of(&self.url) {
-            crate::config::DatabaseKind::Sqlite => {
+        match Backend::of(&self.url) {
+            Backend::Sqlite => {
                 let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
                     .await
                     .expect("connecting to the test database");
@@ -138,7 +137,7 @@ impl TestDb {
                     .await
                     .expect("recording a migration");
             }
-            crate::config::DatabaseKind::Postgres => {
+            Backend::Postgres => {
                 let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
                     .await
                     .expect("connecting to the test database");
@@ -311,35 +310,6 @@ impl TestApp {
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
         send(&self.app, request).await
     }
-
-    pub async fn get(&self, path: &str) -> TestResponse {
-        self.send(
-            request(Method::GET, path)
-                .body(Body::empty())
-                .expect("a valid request"),
-        )
-        .await
-    }
-
-    /// Sends `body` as JSON with an optional bearer token.
-    pub async fn json(
-        &self,
-        method: Method,
-        path: &str,
-        body: serde_json::Value,
-        token: Option<&str>,
-    ) -> TestResponse {
-        let mut builder = request(method, path).header(header::CONTENT_TYPE, "application/json");
-        if let Some(token) = token {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        self.send(
-            builder
-                .body(Body::from(body.to_string()))
-                .expect("a valid request"),
-        )
-        .await
-    }
 }
 
 /// Runs `work` on a current-thread runtime with a subscriber that records every event at
@@ -470,7 +440,7 @@ impl TestResponse {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Asserts the problem+json contract of API.md for an error response and returns the body.
+    /// Asserts the problem+json contract (README, "API") for an error response and returns the body.
     #[track_caller]
     pub fn assert_problem(&self, status: u16, code: &str) -> serde_json::Value {
         assert_eq!(

@@ -3,7 +3,7 @@
 use sqlx::{Row as _, postgres::PgRow};
 
 use super::{PgStore, users::user_from_row};
-use crate::{models::AuditEntry, store::sql::Dialect};
+use crate::{config::Backend, models::AuditEntry};
 
 fn audit_from_row(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
     let details: String = row.try_get("details")?;
@@ -20,7 +20,7 @@ fn audit_from_row(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
 crate::store::admin::admin_repository!(
     PgStore,
     sqlx::Postgres,
-    Dialect::Postgres,
+    Backend::Postgres,
     super::query,
     user_from_row,
     audit_from_row

@@ -19,7 +19,7 @@ use super::{
     PoolStats, SqlxResultExt as _, Store, StoreError, TaskRepository, TokenRepository,
     UserRepository,
 };
-use crate::config::{DatabaseKind, DbConfig};
+use crate::config::{Backend, DbConfig};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -93,8 +93,8 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
-    fn kind(&self) -> DatabaseKind {
-        DatabaseKind::Postgres
+    fn kind(&self) -> Backend {
+        Backend::Postgres
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@
 use sqlx::{Row as _, postgres::PgRow};
 
 use super::PgStore;
-use crate::{models::Task, store::sql::Dialect};
+use crate::{config::Backend, models::Task};
 
 fn task_from_row(row: &PgRow) -> Result<Task, sqlx::Error> {
     Ok(Task {
@@ -20,4 +20,4 @@ fn task_from_row(row: &PgRow) -> Result<Task, sqlx::Error> {
     })
 }
 
-crate::store::tasks::task_repository!(PgStore, Dialect::Postgres, super::query, task_from_row);
+crate::store::tasks::task_repository!(PgStore, Backend::Postgres, super::query, task_from_row);

@@ -6,8 +6,9 @@ use time::OffsetDateTime;
 
 use super::PgStore;
 use crate::{
+    config::Backend,
     models::{Role, User},
-    store::{Credentials, sql::Dialect},
+    store::Credentials,
 };
 
 pub(super) fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
@@ -37,7 +38,7 @@ fn time_of(row: &PgRow, column: &str) -> Result<OffsetDateTime, sqlx::Error> {
 
 crate::store::accounts::account_repository!(
     PgStore,
-    Dialect::Postgres,
+    Backend::Postgres,
     super::query,
     user_from_row,
     credentials_from_row,

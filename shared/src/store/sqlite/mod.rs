@@ -43,7 +43,7 @@ pub(crate) fn parse_ts(s: &str) -> Result<OffsetDateTime, sqlx::Error> {
         .map(|t| t.assume_utc())
         .map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
-use crate::config::{DatabaseKind, DbConfig};
+use crate::config::{Backend, DbConfig};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -97,8 +97,8 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    fn kind(&self) -> DatabaseKind {
-        DatabaseKind::Sqlite
+    fn kind(&self) -> Backend {
+        Backend::Sqlite
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

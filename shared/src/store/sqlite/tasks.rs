@@ -4,7 +4,7 @@
 use sqlx::{Row as _, sqlite::SqliteRow};
 
 use super::{SqliteStore, parse_ts};
-use crate::{models::Task, store::sql::Dialect};
+use crate::{config::Backend, models::Task};
 
 fn task_from_row(row: &SqliteRow) -> Result<Task, sqlx::Error> {
     let due: Option<String> = row.try_get("due_date")?;
@@ -21,4 +21,4 @@ fn task_from_row(row: &SqliteRow) -> Result<Task, sqlx::Error> {
     })
 }
 
-crate::store::tasks::task_repository!(SqliteStore, Dialect::Sqlite, super::query, task_from_row);
+crate::store::tasks::task_repository!(SqliteStore, Backend::Sqlite, super::query, task_from_row);

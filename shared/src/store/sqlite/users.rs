@@ -6,8 +6,9 @@ use time::OffsetDateTime;
 
 use super::{SqliteStore, parse_ts};
 use crate::{
+    config::Backend,
     models::{Role, User},
-    store::{Credentials, sql::Dialect},
+    store::Credentials,
 };
 
 pub(super) fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
@@ -37,7 +38,7 @@ fn time_of(row: &SqliteRow, column: &str) -> Result<OffsetDateTime, sqlx::Error>
 
 crate::store::accounts::account_repository!(
     SqliteStore,
-    Dialect::Sqlite,
+    Backend::Sqlite,
     super::query,
     user_from_row,
     credentials_from_row,

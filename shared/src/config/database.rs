@@ -1,0 +1,96 @@
+//! The database: which one (`DATABASE_URL`) and its pool.
+
+use std::{fmt, time::Duration};
+
+use secrecy::SecretString;
+
+use super::{
+    ConfigError, Runtime,
+    values::{Lookup, parse_num},
+};
+
+/// Default SQLite database of the local server.
+pub const DEFAULT_SQLITE_URL: &str = "sqlite://./data/local.db";
+
+/// Pool settings. Small by default under Lambda, where every instance holds its own pool.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// `Some(0)` turns prepared-statement caching off (needed behind RDS Proxy to avoid pinning).
+    pub statement_cache_capacity: Option<usize>,
+}
+
+/// The database behind `DATABASE_URL`: the one name for it everywhere (configuration, the
+/// store's SQL dialect, the test matrix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Self::Sqlite
+        } else {
+            Self::Postgres
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
+        })
+    }
+}
+
+/// `DATABASE_URL`: required under Lambda; the local server defaults to SQLite. The value is
+/// never echoed in an error (it may carry a password).
+pub(super) fn parse_url(runtime: Runtime, get: &impl Lookup) -> Result<SecretString, ConfigError> {
+    let url = match get("DATABASE_URL") {
+        Some(url) => url.trim().to_owned(),
+        None if runtime == Runtime::LocalServer => DEFAULT_SQLITE_URL.to_owned(),
+        None => return Err(ConfigError::new("DATABASE_URL", "is required")),
+    };
+    if !(url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || url.starts_with("sqlite:"))
+    {
+        return Err(ConfigError::new(
+            "DATABASE_URL",
+            "must start with postgres://, postgresql:// or sqlite:",
+        ));
+    }
+    Ok(SecretString::from(url))
+}
+
+/// The pool's `DB_*` settings for `url`.
+pub(super) fn parse(
+    url: SecretString,
+    runtime: Runtime,
+    get: &impl Lookup,
+) -> Result<DbConfig, ConfigError> {
+    let default_max_connections = match runtime {
+        Runtime::Lambda => 2,
+        Runtime::LocalServer => 10,
+    };
+    let max_connections = parse_num(get, "DB_MAX_CONNECTIONS", default_max_connections, 1..=1000)?;
+    let acquire_ms = parse_num(get, "DB_ACQUIRE_TIMEOUT_MS", 3000u64, 1..=600_000)?;
+    let statement_cache_capacity = match get("DB_STATEMENT_CACHE_CAPACITY") {
+        None => None,
+        Some(v) => Some(v.trim().parse::<usize>().map_err(|_| {
+            ConfigError::new("DB_STATEMENT_CACHE_CAPACITY", "must be a whole number")
+        })?),
+    };
+    Ok(DbConfig {
+        url,
+        max_connections,
+        acquire_timeout: Duration::from_millis(acquire_ms),
+        statement_cache_capacity,
+    })
+}
