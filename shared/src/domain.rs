@@ -162,7 +162,7 @@ impl From<CreateRefusal> for ApiError {
 
 /// An idempotency record as stored: the request's fingerprint, and its answer once the first
 /// request finished.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct KeyRecord {
     pub fingerprint: Vec<u8>,
     pub status: Option<i64>,

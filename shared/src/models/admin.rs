@@ -24,14 +24,15 @@ pub struct UserQuery {
     pub fetch: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct UserDetail {
     #[serde(flatten)]
+    #[sqlx(flatten)]
     pub user: User,
     pub task_count: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Stats {
     pub users: i64,
     pub admins: i64,
@@ -60,7 +61,7 @@ impl AuditAction {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: Uuid,
     /// `null` when the change came from the command line.
@@ -71,7 +72,22 @@ pub struct AuditEntry {
     pub target_id: Uuid,
     /// What changed, e.g. `{"from": "user", "to": "admin"}`.
     #[schema(value_type = Object)]
+    #[sqlx(try_from = "JsonText")]
     pub details: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// JSON stored as text (the audit log's `details`), read back with
+/// `#[sqlx(try_from = "JsonText")]`.
+#[derive(Debug, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct JsonText(String);
+
+impl TryFrom<JsonText> for serde_json::Value {
+    type Error = serde_json::Error;
+
+    fn try_from(text: JsonText) -> Result<Self, Self::Error> {
+        serde_json::from_str(&text.0)
+    }
 }

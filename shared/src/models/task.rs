@@ -94,7 +94,7 @@ pub fn parse_timestamp(raw: &str) -> Result<OffsetDateTime, String> {
         })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Task {
     pub id: Uuid,
     #[serde(skip)]

@@ -128,12 +128,22 @@ impl Role {
     }
 }
 
+/// How a stored role is read back (`#[sqlx(try_from = "String")]` on [`User::role`]).
+impl TryFrom<String> for Role {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
 /// A user as the API shows it (never with the password hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
     pub name: String,
+    #[sqlx(try_from = "String")]
     pub role: Role,
     pub disabled: bool,
     #[serde(with = "time::serde::rfc3339")]

@@ -1,5 +1,6 @@
-//! User, refresh-token and login-throttle statements, shared by both backends (see
-//! [`super::sql`]), and the flows built from them ([`account_repository!`]).
+//! Users, sessions and their refresh tokens, and login throttling: the statements (ordinary
+//! functions returning a [`Sql`], the same text on both backends) and, at the end of the
+//! file, the [`UserRepository`] and [`TokenRepository`] that run them.
 //!
 //! Refresh rotation is one transaction whose first statement is a conditional UPDATE: it
 //! takes the row lock (Postgres) or the write lock (SQLite), so of concurrent rotations of
@@ -11,18 +12,21 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    NewSession, NextRefreshToken,
+    Conflict, Credentials, LoginAttempt, NewSession, NextRefreshToken, Rotation, StoreError,
+    TokenRepository, TokenUser, UserRepository,
+    db::{Db, SqlStore},
     sql::{Param, Sql},
     window_floor,
 };
 use crate::{
     auth::refresh::TokenHash,
     config::{AuthRateLimit, Backend, LoginThrottle},
-    models::{Email, NewUser, fold},
+    models::{Email, NewUser, User, fold, unix_micros},
 };
 
 pub use super::admin::{CREDENTIAL_COLUMNS, USER_COLUMNS};
@@ -441,343 +445,239 @@ pub fn prune_statements(d: Backend, now: OffsetDateTime, batch: i64) -> [(&'stat
     ]
 }
 
-/// Implements [`UserRepository`](super::UserRepository) and
-/// [`TokenRepository`](super::TokenRepository) for a backend from the statements above,
-/// given its query builder and its decoders for users, credentials and a timestamp column.
-macro_rules! account_repository {
-    ($store:ty, $dialect:expr, $query:path, $user_from_row:path, $credentials_from_row:path, $time_of:path) => {
-        #[async_trait::async_trait]
-        impl $crate::store::UserRepository for $store {
-            async fn create(
-                &self,
-                user: &$crate::models::NewUser,
-            ) -> Result<$crate::models::User, $crate::store::StoreError> {
-                use $crate::store::{Conflict, SqlxResultExt as _, accounts};
-                let row = $query(&accounts::insert_user($dialect, user))
-                    .fetch_one(self.pool())
-                    .await
-                    .context("inserting a user")
-                    .map_err(|e| e.on_constraint(accounts::EMAIL_UNIQUE, Conflict::EmailTaken))?;
-                $user_from_row(&row).context("reading the new user")
-            }
+// --- The repositories -----------------------------------------------------------------
 
-            async fn by_id(
-                &self,
-                id: uuid::Uuid,
-            ) -> Result<Option<$crate::models::User>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, accounts};
-                let row = $query(&accounts::user_by_id($dialect, id))
-                    .fetch_optional(self.pool())
-                    .await
-                    .context("loading a user")?;
-                row.as_ref()
-                    .map($user_from_row)
-                    .transpose()
-                    .context("reading a user")
-            }
+#[async_trait]
+impl<D: Db> UserRepository for SqlStore<D> {
+    async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
+        self.one(&insert_user(self.kind(), user), "inserting a user")
+            .await
+            .map_err(|e| e.on_constraint(EMAIL_UNIQUE, Conflict::EmailTaken))
+    }
 
-            async fn for_access_token(
-                &self,
-                user: uuid::Uuid,
-                session: Option<uuid::Uuid>,
-            ) -> Result<Option<$crate::store::TokenUser>, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                use $crate::store::{SqlxResultExt as _, TokenUser, accounts};
-                let row = $query(&accounts::user_for_token($dialect, user, session))
-                    .fetch_optional(self.pool())
-                    .await
-                    .context("loading the user of an access token")?;
-                row.as_ref()
-                    .map(|row| -> Result<TokenUser, sqlx::Error> {
-                        Ok(TokenUser {
-                            user: $user_from_row(row)?,
-                            session_live: row.try_get("session_live")?,
-                        })
-                    })
-                    .transpose()
-                    .context("reading the user of an access token")
-            }
+    async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.optional(&user_by_id(self.kind(), id), "loading a user")
+            .await
+    }
 
-            async fn credentials_by_email(
-                &self,
-                email: &$crate::models::Email,
-            ) -> Result<Option<$crate::store::Credentials>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, accounts};
-                let row = $query(&accounts::credentials_by_email($dialect, email))
-                    .fetch_optional(self.pool())
-                    .await
-                    .context("loading credentials by email")?;
-                row.as_ref()
-                    .map($credentials_from_row)
-                    .transpose()
-                    .context("reading credentials")
-            }
+    async fn for_access_token(
+        &self,
+        user: Uuid,
+        session: Option<Uuid>,
+    ) -> Result<Option<TokenUser>, StoreError> {
+        let sql = user_for_token(self.kind(), user, session);
+        self.optional(&sql, "loading the user of an access token")
+            .await
+    }
 
-            async fn credentials_by_id(
-                &self,
-                id: uuid::Uuid,
-            ) -> Result<Option<$crate::store::Credentials>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, accounts};
-                let row = $query(&accounts::credentials_by_id($dialect, id))
-                    .fetch_optional(self.pool())
-                    .await
-                    .context("loading credentials by id")?;
-                row.as_ref()
-                    .map($credentials_from_row)
-                    .transpose()
-                    .context("reading credentials")
-            }
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
+        let sql = credentials_by_email(self.kind(), email);
+        self.optional(&sql, "loading credentials by email").await
+    }
 
-            async fn upgrade_password_hash(
-                &self,
-                id: uuid::Uuid,
-                verified: &str,
-                upgraded: &str,
-                now: time::OffsetDateTime,
-            ) -> Result<bool, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, accounts};
-                let done = $query(&accounts::upgrade_password_hash(
-                    $dialect, id, verified, upgraded, now,
-                ))
-                .execute(self.pool())
-                .await
-                .context("upgrading a password hash")?;
-                Ok(done.rows_affected() == 1)
-            }
+    async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError> {
+        let sql = credentials_by_id(self.kind(), id);
+        self.optional(&sql, "loading credentials by id").await
+    }
 
-            async fn change_password(
-                &self,
-                id: uuid::Uuid,
-                hash: &str,
-                expected_epoch: i64,
-                now: time::OffsetDateTime,
-            ) -> Result<bool, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, accounts};
-                let done = $query(&accounts::change_password(
-                    $dialect,
-                    id,
-                    hash,
-                    expected_epoch,
-                    now,
-                ))
-                .execute(self.pool())
-                .await
-                .context("changing a password")?;
-                Ok(done.rows_affected() == 1)
-            }
-        }
+    async fn upgrade_password_hash(
+        &self,
+        id: Uuid,
+        verified: &str,
+        upgraded: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let sql = upgrade_password_hash(self.kind(), id, verified, upgraded, now);
+        Ok(self.run(&sql, "upgrading a password hash").await? == 1)
+    }
 
-        #[async_trait::async_trait]
-        impl $crate::store::TokenRepository for $store {
-            async fn start_session(
-                &self,
-                session: &$crate::store::NewSession,
-                first: &$crate::store::NextRefreshToken,
-            ) -> Result<bool, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, accounts};
-                let mut tx = self.begin_write().await.context("beginning a session")?;
-                let started = $query(&accounts::start_session($dialect, session))
-                    .execute(&mut *tx)
-                    .await
-                    .context("starting a session")?
-                    .rows_affected()
-                    == 1;
-                if !started {
-                    return Ok(false);
-                }
-                $query(&accounts::insert_refresh(
-                    $dialect,
-                    session.user_id,
-                    session.id,
-                    None,
-                    first,
-                    session.created_at,
-                ))
-                .execute(&mut *tx)
-                .await
-                .context("storing a refresh token")?;
-                tx.commit().await.context("committing a new session")?;
-                Ok(true)
-            }
-
-            async fn rotate_refresh(
-                &self,
-                presented: &$crate::auth::refresh::TokenHash,
-                next: &$crate::store::NextRefreshToken,
-                now: time::OffsetDateTime,
-            ) -> Result<$crate::store::Rotation, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                use $crate::store::{Rotation, SqlxResultExt as _, accounts};
-                let mut tx = self.begin_write().await.context("beginning a rotation")?;
-                let spent = $query(&accounts::spend_refresh($dialect, presented, now))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("spending a refresh token")?;
-                let outcome = if let Some(row) = spent {
-                    let id: uuid::Uuid = row.try_get("id").context("reading a token id")?;
-                    let user: uuid::Uuid =
-                        row.try_get("user_id").context("reading a token user")?;
-                    let session: uuid::Uuid = row
-                        .try_get("family_id")
-                        .context("reading a token session")?;
-                    let session_expires =
-                        $time_of(&row, "session_expires").context("reading a session's end")?;
-                    // No token outlives its session's absolute age.
-                    let next = $crate::store::NextRefreshToken {
-                        expires_at: next.expires_at.min(session_expires),
-                        ..next.clone()
-                    };
-                    $query(&accounts::insert_refresh(
-                        $dialect,
-                        user,
-                        session,
-                        Some(id),
-                        &next,
-                        now,
-                    ))
-                    .execute(&mut *tx)
-                    .await
-                    .context("storing the rotated refresh token")?;
-                    Rotation::Rotated {
-                        user_id: user,
-                        session_id: session,
-                        expires_at: next.expires_at,
-                    }
-                } else {
-                    let row = $query(&accounts::classify_refresh($dialect, presented))
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .context("classifying a refresh token")?;
-                    match row {
-                        Some(row)
-                            if row.try_get::<bool, _>("spent").context("reading spent")? =>
-                        {
-                            let session: uuid::Uuid =
-                                row.try_get("family_id").context("reading a session")?;
-                            let user: uuid::Uuid =
-                                row.try_get("user_id").context("reading a token user")?;
-                            $query(&accounts::revoke_session($dialect, session, now))
-                                .execute(&mut *tx)
-                                .await
-                                .context("revoking a session after reuse")?;
-                            Rotation::Reused { user_id: user }
-                        }
-                        _ => Rotation::Invalid,
-                    }
-                };
-                tx.commit().await.context("committing a rotation")?;
-                Ok(outcome)
-            }
-
-            async fn revoke_session_of(
-                &self,
-                presented: &$crate::auth::refresh::TokenHash,
-                now: time::OffsetDateTime,
-            ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, accounts};
-                $query(&accounts::revoke_session_of($dialect, presented, now))
-                    .execute(self.pool())
-                    .await
-                    .context("revoking a session")?;
-                Ok(())
-            }
-
-            async fn reserve_login_attempt(
-                &self,
-                email: &str,
-                now: time::OffsetDateTime,
-                throttle: $crate::config::LoginThrottle,
-            ) -> Result<$crate::store::LoginAttempt, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                use $crate::store::{LoginAttempt, SqlxResultExt as _, accounts};
-                let row = $query(&accounts::reserve_attempt($dialect, email, now, throttle))
-                    .fetch_one(self.pool())
-                    .await
-                    .context("reserving a login attempt")?;
-                let allowed: i32 = row.try_get("allowed").context("reading the decision")?;
-                let failures: i32 = row.try_get("failures").context("reading the count")?;
-                let window_start = $time_of(&row, "window_start").context("reading the window")?;
-                Ok(LoginAttempt {
-                    allowed: allowed == 1,
-                    reserved: u32::try_from(failures).unwrap_or(u32::MAX),
-                    window_start,
-                    // A concurrent request may have opened the window a moment after
-                    // this one read the clock: never more than the window itself.
-                    retry_after: std::time::Duration::try_from(
-                        window_start + throttle.window - now,
-                    )
-                    .unwrap_or_default()
-                    .min(throttle.window),
-                })
-            }
-
-            async fn return_login_attempt(
-                &self,
-                email: &str,
-                attempt: &$crate::store::LoginAttempt,
-            ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, accounts};
-                $query(&accounts::return_attempt(
-                    $dialect,
-                    email,
-                    attempt.window_start,
-                ))
-                .execute(self.pool())
-                .await
-                .context("returning a login attempt")?;
-                Ok(())
-            }
-
-            async fn take_client_request(
-                &self,
-                client: &str,
-                now: time::OffsetDateTime,
-                limit: $crate::config::AuthRateLimit,
-            ) -> Result<Result<(), std::time::Duration>, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                use $crate::store::{SqlxResultExt as _, accounts};
-                let gcra = accounts::Gcra::new(limit);
-                let now_us = $crate::models::unix_micros(now);
-                let row = $query(&accounts::take_client_request(
-                    $dialect, client, now_us, gcra,
-                ))
-                .fetch_one(self.pool())
-                .await
-                .context("counting a client's credential request")?;
-                let allowed: i32 = row.try_get("allowed").context("reading the decision")?;
-                let tat: i64 = row.try_get("tat_us").context("reading the bucket")?;
-                Ok(if allowed == 1 {
-                    Ok(())
-                } else {
-                    Err(gcra.wait(tat, now_us))
-                })
-            }
-
-            async fn prune(
-                &self,
-                now: time::OffsetDateTime,
-            ) -> Result<Vec<(&'static str, u64)>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, accounts};
-                const BATCH: i64 = 5_000;
-                let mut counts = Vec::new();
-                for (what, sql) in accounts::prune_statements($dialect, now, BATCH) {
-                    let mut total = 0;
-                    loop {
-                        let deleted = $query(&sql)
-                            .execute(self.pool())
-                            .await
-                            .context("pruning expired rows")?
-                            .rows_affected();
-                        total += deleted;
-                        if deleted < BATCH.unsigned_abs() {
-                            break;
-                        }
-                    }
-                    counts.push((what, total));
-                }
-                Ok(counts)
-            }
-        }
-    };
+    async fn change_password(
+        &self,
+        id: Uuid,
+        hash: &str,
+        expected_epoch: i64,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let sql = change_password(self.kind(), id, hash, expected_epoch, now);
+        Ok(self.run(&sql, "changing a password").await? == 1)
+    }
 }
-pub(crate) use account_repository;
+
+/// A refresh token as [`spend_refresh`] returns it.
+#[derive(sqlx::FromRow)]
+struct SpentToken {
+    id: Uuid,
+    user_id: Uuid,
+    family_id: Uuid,
+    session_expires: OffsetDateTime,
+}
+
+/// A login attempt's reservation as [`reserve_attempt`] returns it.
+#[derive(sqlx::FromRow)]
+struct Reservation {
+    allowed: i32,
+    failures: i32,
+    window_start: OffsetDateTime,
+}
+
+#[async_trait]
+impl<D: Db> TokenRepository for SqlStore<D> {
+    async fn start_session(
+        &self,
+        session: &NewSession,
+        first: &NextRefreshToken,
+    ) -> Result<bool, StoreError> {
+        let d = self.kind();
+        let mut tx = self.begin_write("beginning a session").await?;
+        if tx
+            .run(&start_session(d, session), "starting a session")
+            .await?
+            != 1
+        {
+            return Ok(false);
+        }
+        let token = insert_refresh(
+            d,
+            session.user_id,
+            session.id,
+            None,
+            first,
+            session.created_at,
+        );
+        tx.run(&token, "storing a refresh token").await?;
+        tx.commit("committing a new session").await?;
+        Ok(true)
+    }
+
+    async fn rotate_refresh(
+        &self,
+        presented: &TokenHash,
+        next: &NextRefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, StoreError> {
+        let d = self.kind();
+        let mut tx = self.begin_write("beginning a rotation").await?;
+        let spent: Option<SpentToken> = tx
+            .optional(
+                &spend_refresh(d, presented, now),
+                "spending a refresh token",
+            )
+            .await?;
+        let outcome = if let Some(spent) = spent {
+            // No token outlives its session's absolute age.
+            let next = NextRefreshToken {
+                expires_at: next.expires_at.min(spent.session_expires),
+                ..next.clone()
+            };
+            let successor = insert_refresh(
+                d,
+                spent.user_id,
+                spent.family_id,
+                Some(spent.id),
+                &next,
+                now,
+            );
+            tx.run(&successor, "storing the rotated refresh token")
+                .await?;
+            Rotation::Rotated {
+                user_id: spent.user_id,
+                session_id: spent.family_id,
+                expires_at: next.expires_at,
+            }
+        } else {
+            let found: Option<(Uuid, Uuid, bool)> = tx
+                .optional(
+                    &classify_refresh(d, presented),
+                    "classifying a refresh token",
+                )
+                .await?;
+            match found {
+                Some((session, user, true)) => {
+                    tx.run(
+                        &revoke_session(d, session, now),
+                        "revoking a session after reuse",
+                    )
+                    .await?;
+                    Rotation::Reused { user_id: user }
+                }
+                _ => Rotation::Invalid,
+            }
+        };
+        tx.commit("committing a rotation").await?;
+        Ok(outcome)
+    }
+
+    async fn revoke_session_of(
+        &self,
+        presented: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let sql = revoke_session_of(self.kind(), presented, now);
+        self.run(&sql, "revoking a session").await.map(drop)
+    }
+
+    async fn reserve_login_attempt(
+        &self,
+        email: &str,
+        now: OffsetDateTime,
+        throttle: LoginThrottle,
+    ) -> Result<LoginAttempt, StoreError> {
+        let sql = reserve_attempt(self.kind(), email, now, throttle);
+        let r: Reservation = self.one(&sql, "reserving a login attempt").await?;
+        Ok(LoginAttempt {
+            allowed: r.allowed == 1,
+            reserved: u32::try_from(r.failures).unwrap_or(u32::MAX),
+            window_start: r.window_start,
+            // A concurrent request may have opened the window a moment after this one read
+            // the clock: never more than the window itself.
+            retry_after: Duration::try_from(r.window_start + throttle.window - now)
+                .unwrap_or_default()
+                .min(throttle.window),
+        })
+    }
+
+    async fn return_login_attempt(
+        &self,
+        email: &str,
+        attempt: &LoginAttempt,
+    ) -> Result<(), StoreError> {
+        let sql = return_attempt(self.kind(), email, attempt.window_start);
+        self.run(&sql, "returning a login attempt").await.map(drop)
+    }
+
+    async fn take_client_request(
+        &self,
+        client: &str,
+        now: OffsetDateTime,
+        limit: AuthRateLimit,
+    ) -> Result<Result<(), Duration>, StoreError> {
+        let gcra = Gcra::new(limit);
+        let now_us = unix_micros(now);
+        let sql = take_client_request(self.kind(), client, now_us, gcra);
+        let (allowed, tat): (i32, i64) = self
+            .one(&sql, "counting a client's credential request")
+            .await?;
+        Ok(if allowed == 1 {
+            Ok(())
+        } else {
+            Err(gcra.wait(tat, now_us))
+        })
+    }
+
+    async fn prune(&self, now: OffsetDateTime) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        const BATCH: i64 = 5_000;
+        let mut counts = Vec::new();
+        for (what, sql) in prune_statements(self.kind(), now, BATCH) {
+            let mut total = 0;
+            loop {
+                let deleted = self.run(&sql, "pruning expired rows").await?;
+                total += deleted;
+                if deleted < BATCH.unsigned_abs() {
+                    break;
+                }
+            }
+            counts.push((what, total));
+        }
+        Ok(counts)
+    }
+}

@@ -1,5 +1,5 @@
-//! Admin statements, shared by both backends (see [`super::sql`]), and the transactional
-//! flows built from them ([`admin_repository!`]).
+//! Admin: the statements (ordinary functions returning a [`Sql`], the same text on both
+//! backends) and, after them, the [`AdminRepository`] that runs them.
 //!
 //! The last-admin guard is decided inside the writing transaction: it locks the enabled
 //! admins (`FOR UPDATE` on Postgres; on SQLite the transaction holds the database's write
@@ -7,12 +7,20 @@
 //! a change that would leave none. Two admins demoting each other at once are serialised,
 //! and the second finds itself no longer an admin or the last one.
 
+use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::sql::{Param, Sql};
+use super::{
+    AdminRepository, StoreError,
+    db::{Db, SqlStore, Tx},
+    sql::{Param, Sql},
+};
 use crate::config::Backend;
-use crate::models::{AuditAction, Role, UserChange, UserQuery};
+use crate::domain::{self, AdminRefusal};
+use crate::models::{
+    AuditAction, AuditEntry, Role, Stats, User, UserChange, UserDetail, UserQuery,
+};
 
 /// The columns of a [`User`](crate::models::User): what every user a request returns is read
 /// with. The password hash is read only for credential checks ([`CREDENTIAL_COLUMNS`]).
@@ -29,7 +37,7 @@ pub fn lock_enabled_admins(d: Backend) -> Sql {
         .bind(Param::Text(Role::Admin.as_str().to_owned()))
         .push(" AND disabled = ")
         .bind(Param::Bool(false));
-    if d == Backend::Postgres {
+    if sql.dialect.locks_rows {
         sql.push(" ORDER BY id FOR UPDATE");
     }
     sql
@@ -39,7 +47,7 @@ pub fn user_for_update(d: Backend, id: Uuid) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = "))
         .bind(Param::Uuid(id));
-    if d == Backend::Postgres {
+    if sql.dialect.locks_rows {
         sql.push(" FOR UPDATE");
     }
     sql
@@ -116,7 +124,7 @@ pub fn list_users(d: Backend, q: &UserQuery) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(&format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1"));
     if let Some(search) = &q.search {
-        let position = sql.position_fn();
+        let position = sql.dialect.position_fn;
         sql.push(&format!(" AND ({position}(email, "))
             .bind(Param::Text(search.clone()))
             .push(&format!(") > 0 OR {position}(name_folded, "))
@@ -176,208 +184,133 @@ pub fn list_audit(d: Backend, before: Option<Uuid>, fetch: u32) -> Sql {
     sql
 }
 
-/// Implements [`AdminRepository`](super::AdminRepository) for a backend from the
-/// statements above, for the sqlx database `$db`. `$store` must have `begin_write()`, which starts a transaction that
-/// may write (SQLite: `BEGIN IMMEDIATE`, so the write lock is held from the start).
-macro_rules! admin_repository {
-    ($store:ty, $db:ty, $dialect:expr, $query:path, $user_from_row:path, $audit_from_row:path) => {
-        #[async_trait::async_trait]
-        impl $crate::store::AdminRepository for $store {
-            async fn change_user(
-                &self,
-                actor: Option<uuid::Uuid>,
-                target: uuid::Uuid,
-                change: &$crate::models::UserChange,
-                now: time::OffsetDateTime,
-            ) -> Result<
-                Result<$crate::models::User, $crate::domain::AdminRefusal>,
-                $crate::store::StoreError,
-            > {
-                use $crate::domain::{self, AdminRefusal};
-                use $crate::models::AuditAction;
-                use $crate::store::{SqlxResultExt as _, admin};
-                let mut tx = self.begin_write().await.context("beginning an admin change")?;
-                let admins = Self::lock_enabled_admins(&mut tx).await?;
-                if let Err(refusal) = domain::admit_actor(actor, &admins) {
-                    return Ok(Err(refusal));
-                }
-                let Some(row) = $query(&admin::user_for_update($dialect, target))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("loading the target user")?
-                else {
-                    return Ok(Err(AdminRefusal::NotFound));
-                };
-                let before = $user_from_row(&row).context("reading the target user")?;
-                let effective = match domain::plan_user_change(&before, change, &admins) {
-                    Err(refusal) => return Ok(Err(refusal)),
-                    Ok(None) => {
-                        tx.commit().await.context("ending a no-op admin change")?;
-                        return Ok(Ok(before));
-                    }
-                    Ok(Some(effective)) => effective,
-                };
-                let row = $query(&admin::update_user($dialect, target, &effective, now))
-                    .fetch_one(&mut *tx)
-                    .await
-                    .context("updating a user")?;
-                let after = $user_from_row(&row).context("reading the updated user")?;
-                if let Some(role) = effective.role {
-                    let details = serde_json::json!({"from": before.role, "to": role});
-                    $query(&admin::insert_audit($dialect, actor, AuditAction::RoleChanged, target, &details, now))
-                        .execute(&mut *tx)
-                        .await
-                        .context("auditing a role change")?;
-                }
-                if let Some(disabled) = effective.disabled {
-                    let action = if disabled { AuditAction::Disabled } else { AuditAction::Enabled };
-                    if disabled {
-                        $query(&admin::end_all_sessions($dialect, target))
-                            .execute(&mut *tx)
-                            .await
-                            .context("ending a disabled user's sessions")?;
-                    }
-                    $query(&admin::insert_audit($dialect, actor, action, target, &serde_json::json!({}), now))
-                        .execute(&mut *tx)
-                        .await
-                        .context("auditing a disable or enable")?;
-                }
-                tx.commit().await.context("committing an admin change")?;
-                Ok(Ok(after))
-            }
+// --- The repository ------------------------------------------------------------------
 
-            async fn delete_user(
-                &self,
-                actor: uuid::Uuid,
-                target: uuid::Uuid,
-                now: time::OffsetDateTime,
-            ) -> Result<Result<(), $crate::domain::AdminRefusal>, $crate::store::StoreError> {
-                use $crate::domain::{self, AdminRefusal};
-                use $crate::models::AuditAction;
-                use $crate::store::{SqlxResultExt as _, admin};
-                let mut tx = self.begin_write().await.context("beginning a user deletion")?;
-                let admins = Self::lock_enabled_admins(&mut tx).await?;
-                if let Err(refusal) = domain::admit_actor(Some(actor), &admins) {
-                    return Ok(Err(refusal));
-                }
-                let Some(row) = $query(&admin::user_for_update($dialect, target))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("loading the target user")?
-                else {
-                    return Ok(Err(AdminRefusal::NotFound));
-                };
-                let user = $user_from_row(&row).context("reading the target user")?;
-                if let Err(refusal) = domain::check_deletion(actor, &user, &admins) {
-                    return Ok(Err(refusal));
-                }
-                // Tasks, refresh tokens and idempotency records go by ON DELETE CASCADE.
-                $query(&admin::delete_user($dialect, target))
-                    .execute(&mut *tx)
-                    .await
-                    .context("deleting a user")?;
-                $query(&admin::delete_login_state($dialect, &user.email))
-                    .execute(&mut *tx)
-                    .await
-                    .context("deleting a user's login state")?;
-                let details = serde_json::json!({"email": user.email, "role": user.role});
-                $query(&admin::insert_audit($dialect, Some(actor), AuditAction::Deleted, target, &details, now))
-                    .execute(&mut *tx)
-                    .await
-                    .context("auditing a deletion")?;
-                tx.commit().await.context("committing a user deletion")?;
-                Ok(Ok(()))
-            }
-
-            async fn list_users(
-                &self,
-                query: &$crate::models::UserQuery,
-            ) -> Result<Vec<$crate::models::User>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, admin};
-                let rows = $query(&admin::list_users($dialect, query))
-                    .fetch_all(self.pool())
-                    .await
-                    .context("listing users")?;
-                rows.iter()
-                    .map($user_from_row)
-                    .collect::<Result<_, _>>()
-                    .context("reading users")
-            }
-
-            async fn user_detail(
-                &self,
-                id: uuid::Uuid,
-            ) -> Result<Option<$crate::models::UserDetail>, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                use $crate::store::{SqlxResultExt as _, admin};
-                let Some(row) = $query(&admin::user_detail($dialect, id))
-                    .fetch_optional(self.pool())
-                    .await
-                    .context("loading a user's detail")?
-                else {
-                    return Ok(None);
-                };
-                Ok(Some($crate::models::UserDetail {
-                    user: $user_from_row(&row).context("reading a user")?,
-                    task_count: row.try_get("task_count").context("reading a task count")?,
-                }))
-            }
-
-            async fn stats(&self) -> Result<$crate::models::Stats, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                use $crate::store::{SqlxResultExt as _, admin};
-                let row = $query(&admin::stats($dialect))
-                    .fetch_one(self.pool())
-                    .await
-                    .context("counting for stats")?;
-                let get = |name: &str| row.try_get::<i64, _>(name);
-                Ok($crate::models::Stats {
-                    users: get("users").context("reading stats")?,
-                    admins: get("admins").context("reading stats")?,
-                    disabled_users: get("disabled_users").context("reading stats")?,
-                    tasks: get("tasks").context("reading stats")?,
-                    completed_tasks: get("completed_tasks").context("reading stats")?,
-                })
-            }
-
-            async fn list_audit(
-                &self,
-                before: Option<uuid::Uuid>,
-                fetch: u32,
-            ) -> Result<Vec<$crate::models::AuditEntry>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, admin};
-                let rows = $query(&admin::list_audit($dialect, before, fetch))
-                    .fetch_all(self.pool())
-                    .await
-                    .context("listing the audit log")?;
-                rows.iter()
-                    .map($audit_from_row)
-                    .collect::<Result<_, _>>()
-                    .context("reading audit entries")
-            }
+#[async_trait]
+impl<D: Db> AdminRepository for SqlStore<D> {
+    async fn change_user(
+        &self,
+        actor: Option<Uuid>,
+        target: Uuid,
+        change: &UserChange,
+        now: OffsetDateTime,
+    ) -> Result<Result<User, AdminRefusal>, StoreError> {
+        let d = self.kind();
+        let mut tx = self.begin_write("beginning an admin change").await?;
+        let admins = locked_admins(&mut tx).await?;
+        if let Err(refusal) = domain::admit_actor(actor, &admins) {
+            return Ok(Err(refusal));
         }
-
-        impl $store {
-            /// The ids of the enabled admins, locked until `tx` ends: the last-admin guard
-            /// decides against this set.
-            async fn lock_enabled_admins(
-                tx: &mut sqlx::Transaction<'static, $db>,
-            ) -> Result<Vec<uuid::Uuid>, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                use $crate::store::{SqlxResultExt as _, admin};
-                $query(&admin::lock_enabled_admins($dialect))
-                    .fetch_all(&mut **tx)
-                    .await
-                    .context("locking the enabled admins")?
-                    .iter()
-                    .map(|r| r.try_get("id"))
-                    .collect::<Result<_, _>>()
-                    .context("reading admin ids")
+        let Some(before): Option<User> = tx
+            .optional(&user_for_update(d, target), "loading the target user")
+            .await?
+        else {
+            return Ok(Err(AdminRefusal::NotFound));
+        };
+        let effective = match domain::plan_user_change(&before, change, &admins) {
+            Err(refusal) => return Ok(Err(refusal)),
+            Ok(None) => {
+                tx.commit("ending a no-op admin change").await?;
+                return Ok(Ok(before));
             }
+            Ok(Some(effective)) => effective,
+        };
+        let after: User = tx
+            .one(&update_user(d, target, &effective, now), "updating a user")
+            .await?;
+        if let Some(role) = effective.role {
+            let details = serde_json::json!({"from": before.role, "to": role});
+            let audit = insert_audit(d, actor, AuditAction::RoleChanged, target, &details, now);
+            tx.run(&audit, "auditing a role change").await?;
         }
-    };
+        if let Some(disabled) = effective.disabled {
+            let action = if disabled {
+                tx.run(
+                    &end_all_sessions(d, target),
+                    "ending a disabled user's sessions",
+                )
+                .await?;
+                AuditAction::Disabled
+            } else {
+                AuditAction::Enabled
+            };
+            let audit = insert_audit(d, actor, action, target, &serde_json::json!({}), now);
+            tx.run(&audit, "auditing a disable or enable").await?;
+        }
+        tx.commit("committing an admin change").await?;
+        Ok(Ok(after))
+    }
+
+    async fn delete_user(
+        &self,
+        actor: Uuid,
+        target: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Result<(), AdminRefusal>, StoreError> {
+        let d = self.kind();
+        let mut tx = self.begin_write("beginning a user deletion").await?;
+        let admins = locked_admins(&mut tx).await?;
+        if let Err(refusal) = domain::admit_actor(Some(actor), &admins) {
+            return Ok(Err(refusal));
+        }
+        let Some(user): Option<User> = tx
+            .optional(&user_for_update(d, target), "loading the target user")
+            .await?
+        else {
+            return Ok(Err(AdminRefusal::NotFound));
+        };
+        if let Err(refusal) = domain::check_deletion(actor, &user, &admins) {
+            return Ok(Err(refusal));
+        }
+        // Tasks, refresh tokens and idempotency records go by ON DELETE CASCADE.
+        tx.run(&delete_user(d, target), "deleting a user").await?;
+        tx.run(
+            &delete_login_state(d, &user.email),
+            "deleting a user's login state",
+        )
+        .await?;
+        let details = serde_json::json!({"email": user.email, "role": user.role});
+        let audit = insert_audit(d, Some(actor), AuditAction::Deleted, target, &details, now);
+        tx.run(&audit, "auditing a deletion").await?;
+        tx.commit("committing a user deletion").await?;
+        Ok(Ok(()))
+    }
+
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
+        self.all(&list_users(self.kind(), query), "listing users")
+            .await
+    }
+
+    async fn user_detail(&self, id: Uuid) -> Result<Option<UserDetail>, StoreError> {
+        self.optional(&user_detail(self.kind(), id), "loading a user's detail")
+            .await
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        self.one(&stats(self.kind()), "counting for stats").await
+    }
+
+    async fn list_audit(
+        &self,
+        before: Option<Uuid>,
+        fetch: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.all(
+            &list_audit(self.kind(), before, fetch),
+            "listing the audit log",
+        )
+        .await
+    }
 }
-pub(crate) use admin_repository;
+
+/// The ids of the enabled admins, locked until `tx` ends: the last-admin guard decides
+/// against this set.
+async fn locked_admins<D: Db>(tx: &mut Tx<D>) -> Result<Vec<Uuid>, StoreError> {
+    let ids: Vec<(Uuid,)> = tx
+        .all(&lock_enabled_admins(D::KIND), "locking the enabled admins")
+        .await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
 
 #[cfg(test)]
 mod tests {

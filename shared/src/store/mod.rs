@@ -1,7 +1,10 @@
-//! Persistence. Handlers talk to the [`Store`] trait and its repositories; the Postgres and
-//! SQLite implementations below hide every line of SQL. The backend is chosen at run time
-//! from `DATABASE_URL`; a binary built without a backend's cargo feature says so instead of
-//! linking it (the Lambda functions carry Postgres only).
+//! Persistence. Handlers talk to the [`Store`] trait and its repositories, declared here;
+//! each repository has one implementation, for the generic [`db::SqlStore`], next to the
+//! statements it runs: [`tasks`], [`accounts`] (users, sessions, login throttling) and
+//! [`admin`]. What a backend supplies is [`db::Db`], implemented in [`postgres`] and
+//! [`sqlite`]; what differs in SQL text is [`sql::Dialect`]. The backend is chosen at run
+//! time from `DATABASE_URL`; a binary built without a backend's cargo feature says so
+//! instead of linking it (the Lambda functions carry Postgres only).
 //!
 //! Pools are lazy: building a store opens no connection, so a Lambda cold start never waits
 //! on the database. Migrations are embedded and run only when asked (`local-server`).
@@ -25,6 +28,7 @@ use crate::{
 
 pub mod accounts;
 pub mod admin;
+pub mod db;
 pub mod migrations;
 pub mod sql;
 pub mod tasks;
@@ -194,8 +198,9 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// A user with the stored password hash, for credential checks only.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Credentials {
+    #[sqlx(flatten)]
     pub user: User,
     pub password_hash: String,
     /// The user's session epoch when the hash was read: a session started from this check
@@ -204,8 +209,9 @@ pub struct Credentials {
 }
 
 /// The user an access token names, as the database has them now.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TokenUser {
+    #[sqlx(flatten)]
     pub user: User,
     /// The token's session is neither revoked nor ended by a password change or disable.
     pub session_live: bool,

@@ -1,8 +1,16 @@
 //! A small SQL builder for statements whose text both backends share: it numbers
 //! placeholders in each dialect's style (`$1` / `?1`) and keeps the values as [`Param`]s,
 //! which each backend binds in its own types (timestamps are `timestamptz` on Postgres and
-//! fixed-width text on SQLite). Backend differences in the text itself are spelled out
-//! where they occur, via [`Sql::dialect`].
+//! fixed-width text on SQLite; see `Db::query` in each backend's module).
+//!
+//! Why our own builder rather than sqlx's `QueryBuilder`: a statement here is a plain value
+//! built once for either backend, so the builders in `tasks`, `accounts` and `admin` are
+//! ordinary functions that unit tests can read without a database, and the generic
+//! repositories need no `Encode`/`Type` bounds (a `QueryBuilder<DB>` binds through sqlx's own
+//! encoders, whose SQLite timestamp text is variable-width and would not sort as time).
+//!
+//! Everything that differs in the *text* of a statement between the backends is in the two
+//! [`Dialect`] tables below, side by side.
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -22,17 +30,56 @@ pub enum Param {
     Bytes(Vec<u8>),
 }
 
+/// What differs in SQL text between the backends: all of it, in one table per backend.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Dialect {
+    /// Placeholders are this followed by the parameter's number: `$1`, `?1`.
+    pub placeholder: &'static str,
+    /// The backend locks rows a transaction reads with `FOR UPDATE` (Postgres). SQLite has
+    /// no row locks: a writing transaction holds the database's write lock from its
+    /// `BEGIN IMMEDIATE` (see `Db::begin_write`), which serialises the same flows.
+    pub locks_rows: bool,
+    /// Appended to a text column to compare it byte by byte, the same on both backends.
+    pub binary_collation: &'static str,
+    /// `position of needle in haystack` (1-based, 0 when absent): no wildcards.
+    pub position_fn: &'static str,
+}
+
+pub const POSTGRES: Dialect = Dialect {
+    placeholder: "$",
+    locks_rows: true,
+    binary_collation: " COLLATE \"C\"",
+    position_fn: "strpos",
+};
+
+pub const SQLITE: Dialect = Dialect {
+    placeholder: "?",
+    locks_rows: false,
+    // SQLite's default collation (BINARY) already compares bytes.
+    binary_collation: "",
+    position_fn: "instr",
+};
+
+impl Backend {
+    pub fn dialect(self) -> &'static Dialect {
+        match self {
+            Backend::Postgres => &POSTGRES,
+            Backend::Sqlite => &SQLITE,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Sql {
-    pub dialect: Backend,
+    pub dialect: &'static Dialect,
     pub text: String,
     pub params: Vec<Param>,
 }
 
 impl Sql {
-    pub fn new(dialect: Backend) -> Self {
+    pub fn new(backend: Backend) -> Self {
         Self {
-            dialect,
+            dialect: backend.dialect(),
             text: String::new(),
             params: Vec::new(),
         }
@@ -47,10 +94,8 @@ impl Sql {
     pub fn bind(&mut self, param: Param) -> &mut Self {
         self.params.push(param);
         let n = self.params.len();
-        match self.dialect {
-            Backend::Postgres => self.text.push_str(&format!("${n}")),
-            Backend::Sqlite => self.text.push_str(&format!("?{n}")),
-        }
+        self.text.push_str(self.dialect.placeholder);
+        self.text.push_str(&n.to_string());
         self
     }
 
@@ -63,22 +108,6 @@ impl Sql {
             self.bind(p);
         }
         self
-    }
-
-    /// Byte-order comparison of text, the same on both backends.
-    pub fn binary_collation(&self) -> &'static str {
-        match self.dialect {
-            Backend::Postgres => " COLLATE \"C\"",
-            Backend::Sqlite => "",
-        }
-    }
-
-    /// `position of needle in haystack` (1-based, 0 when absent): no wildcards.
-    pub fn position_fn(&self) -> &'static str {
-        match self.dialect {
-            Backend::Postgres => "strpos",
-            Backend::Sqlite => "instr",
-        }
     }
 }
 

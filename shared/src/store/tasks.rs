@@ -1,12 +1,24 @@
-//! Task statements, shared by both backends (see [`super::sql`]). The backends execute
-//! them and decode rows; the logic of what is selected, matched and ordered lives here once.
+//! Tasks: the statements (ordinary functions returning a [`Sql`], the same text on both
+//! backends) and, at the end of the file, the [`TaskRepository`] that runs them.
+//!
+//! A create is one transaction when it claims an idempotency key (key, task and recorded
+//! answer commit together, so a duplicate racing the original waits and then replays) or
+//! when it counts against `MAX_TASKS_PER_USER` (the owner is locked first). Updates and
+//! deletes are one conditional statement each: the `If-Match` versions are part of the
+//! `WHERE`, so the precondition is checked atomically with the write.
 
+use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::sql::{Param, Sql};
+use super::{
+    IdempotencyClaim, StoreError, TaskRepository,
+    db::{Db, SqlStore},
+    sql::{Param, Sql},
+};
 use crate::config::Backend;
-use crate::models::{NewTask, Precondition, SortKey, SortValue, TaskPatch, TaskQuery, fold};
+use crate::domain::{self, CreateRefusal, Created, KeyRecord, WriteRefusal};
+use crate::models::{NewTask, Precondition, SortKey, SortValue, Task, TaskPatch, TaskQuery, fold};
 
 pub const TASK_COLUMNS: &str =
     "id, owner_id, title, description, completed, due_date, created_at, updated_at, version";
@@ -43,7 +55,7 @@ pub fn insert(d: Backend, t: &NewTask, max_tasks: Option<u32>) -> Sql {
 /// against the cap take turns (it does not block foreign-key checks, which take a weaker
 /// lock). SQLite needs nothing: its write lock already serialises writers.
 pub fn lock_owner(d: Backend, owner: Uuid) -> Option<Sql> {
-    (d == Backend::Postgres).then(|| {
+    d.dialect().locks_rows.then(|| {
         let mut sql = Sql::new(d);
         sql.push("SELECT 1 FROM users WHERE id = ")
             .bind(Param::Uuid(owner))
@@ -160,7 +172,7 @@ pub fn list(d: Backend, owner: Uuid, q: &TaskQuery) -> Sql {
         sql.push(" AND due_date > ").bind(Param::Time(after));
     }
     if let Some(search) = &q.search {
-        let position = sql.position_fn();
+        let position = sql.dialect.position_fn;
         sql.push(&format!(" AND {position}(title_folded, "))
             .bind(Param::Text(fold(search)))
             .push(") > 0");
@@ -170,7 +182,7 @@ pub fn list(d: Backend, owner: Uuid, q: &TaskQuery) -> Sql {
     } else {
         (">", "ASC")
     };
-    let collate = sql.binary_collation();
+    let collate = sql.dialect.binary_collation;
     let column = match q.sort.key {
         SortKey::CreatedAt => "created_at".to_owned(),
         SortKey::DueDate => "due_date".to_owned(),
@@ -252,7 +264,7 @@ pub fn claim_key(
 pub fn read_key(d: Backend, user: Uuid, key: &str) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(
-        "SELECT fingerprint, status_code, response_body FROM idempotency_keys WHERE user_id = ",
+        "SELECT fingerprint, status_code AS status, response_body AS body FROM idempotency_keys WHERE user_id = ",
     )
     .bind(Param::Uuid(user))
     .push(" AND key = ")
@@ -273,213 +285,114 @@ pub fn store_response(d: Backend, user: Uuid, key: &str, status: u16, body: &str
     sql
 }
 
-/// Implements [`TaskRepository`](super::TaskRepository) for a backend from the statements
-/// above, given how that backend builds a query from a [`Sql`] (`$query`) and decodes a
-/// task row (`$task_from_row`). The flows are identical on both backends; only binding and
-/// decoding differ, and those stay in the backend modules.
-macro_rules! task_repository {
-    ($store:ty, $dialect:expr, $query:path, $task_from_row:path) => {
-        #[async_trait::async_trait]
-        impl $crate::store::TaskRepository for $store {
-            async fn create(
-                &self,
-                task: &$crate::models::NewTask,
-                idempotency: Option<&$crate::store::IdempotencyClaim>,
-                max_tasks: Option<u32>,
-            ) -> Result<
-                Result<$crate::domain::Created, $crate::domain::CreateRefusal>,
-                $crate::store::StoreError,
-            > {
-                use sqlx::Row as _;
-                use $crate::domain::{self, CreateRefusal, Created, KeyRecord};
-                use $crate::store::{SqlxResultExt as _, tasks};
-                let mut tx = self
-                    .pool()
-                    .begin()
-                    .await
-                    .context("beginning a task insert")?;
-                if let Some(claim) = idempotency {
-                    // Writes first, so SQLite takes its write lock at the start.
-                    $query(&tasks::delete_expired_keys(
-                        $dialect,
-                        task.owner_id,
-                        task.now,
-                    ))
-                    .execute(&mut *tx)
-                    .await
-                    .context("clearing expired idempotency keys")?;
-                    let claimed = $query(&tasks::claim_key(
-                        $dialect,
-                        task.owner_id,
-                        &claim.key,
-                        &claim.fingerprint,
-                        task.now,
-                        claim.expires_at,
-                    ))
-                    .execute(&mut *tx)
-                    .await
-                    .context("claiming an idempotency key")?
-                    .rows_affected()
-                        == 1;
-                    if !claimed {
-                        let row = $query(&tasks::read_key($dialect, task.owner_id, &claim.key))
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .context("reading an idempotency key")?;
-                        tx.commit().await.context("ending an idempotent replay")?;
-                        let record = match row {
-                            None => None,
-                            Some(row) => Some(KeyRecord {
-                                fingerprint: row
-                                    .try_get("fingerprint")
-                                    .context("reading a fingerprint")?,
-                                status: row
-                                    .try_get("status_code")
-                                    .context("reading a stored status")?,
-                                body: row
-                                    .try_get("response_body")
-                                    .context("reading a stored body")?,
-                            }),
-                        };
-                        return Ok(domain::replay(&claim.fingerprint, record));
-                    }
-                }
-                if max_tasks.is_some() {
-                    if let Some(lock) = tasks::lock_owner($dialect, task.owner_id) {
-                        $query(&lock)
-                            .execute(&mut *tx)
-                            .await
-                            .context("locking the owner for the task cap")?;
-                    }
-                }
-                let Some(row) = $query(&tasks::insert($dialect, task, max_tasks))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("inserting a task")?
-                else {
-                    // Dropping the transaction rolls back the key's claim too.
-                    return Ok(Err(CreateRefusal::LimitReached {
-                        max: max_tasks.unwrap_or_default(),
-                    }));
-                };
-                let created = $task_from_row(&row).context("reading the new task")?;
-                if let Some(claim) = idempotency {
-                    let body = serde_json::to_string(&created).map_err(|_| {
-                        $crate::store::StoreError::Unsupported("serialising a task")
-                    })?;
-                    $query(&tasks::store_response(
-                        $dialect,
-                        task.owner_id,
-                        &claim.key,
-                        201,
-                        &body,
-                    ))
-                    .execute(&mut *tx)
-                    .await
-                    .context("recording an idempotent answer")?;
-                }
-                tx.commit().await.context("committing a task insert")?;
-                Ok(Ok(Created::New(created)))
-            }
+// --- The repository ------------------------------------------------------------------
 
-            async fn get(
-                &self,
-                owner: uuid::Uuid,
-                id: uuid::Uuid,
-            ) -> Result<Option<$crate::models::Task>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, tasks};
-                let row = $query(&tasks::get($dialect, owner, id))
-                    .fetch_optional(self.pool())
-                    .await
-                    .context("loading a task")?;
-                row.as_ref()
-                    .map($task_from_row)
-                    .transpose()
-                    .context("reading a task")
-            }
-
-            async fn list(
-                &self,
-                owner: uuid::Uuid,
-                query: &$crate::models::TaskQuery,
-            ) -> Result<Vec<$crate::models::Task>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, tasks};
-                let rows = $query(&tasks::list($dialect, owner, query))
-                    .fetch_all(self.pool())
-                    .await
-                    .context("listing tasks")?;
-                rows.iter()
-                    .map($task_from_row)
-                    .collect::<Result<_, _>>()
-                    .context("reading tasks")
-            }
-
-            async fn update(
-                &self,
-                owner: uuid::Uuid,
-                id: uuid::Uuid,
-                patch: &$crate::models::TaskPatch,
-                precondition: &$crate::models::Precondition,
-                now: time::OffsetDateTime,
-            ) -> Result<
-                Result<$crate::models::Task, $crate::domain::WriteRefusal>,
-                $crate::store::StoreError,
-            > {
-                use $crate::store::{SqlxResultExt as _, tasks};
-                let row = $query(&tasks::update(
-                    $dialect,
-                    owner,
-                    id,
-                    patch,
-                    precondition,
-                    now,
-                ))
-                .fetch_optional(self.pool())
-                .await
-                .context("updating a task")?;
-                match row {
-                    Some(row) => Ok(Ok($task_from_row(&row).context("reading the updated task")?)),
-                    None => Ok(Err(self.unwritten(owner, id).await?)),
-                }
-            }
-
-            async fn delete(
-                &self,
-                owner: uuid::Uuid,
-                id: uuid::Uuid,
-                precondition: &$crate::models::Precondition,
-            ) -> Result<Result<(), $crate::domain::WriteRefusal>, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, tasks};
-                let deleted = $query(&tasks::delete($dialect, owner, id, precondition))
-                    .execute(self.pool())
-                    .await
-                    .context("deleting a task")?
-                    .rows_affected();
-                if deleted == 1 {
-                    Ok(Ok(()))
-                } else {
-                    Ok(Err(self.unwritten(owner, id).await?))
-                }
+#[async_trait]
+impl<D: Db> TaskRepository for SqlStore<D> {
+    async fn create(
+        &self,
+        task: &NewTask,
+        idempotency: Option<&IdempotencyClaim>,
+        max_tasks: Option<u32>,
+    ) -> Result<Result<Created, CreateRefusal>, StoreError> {
+        let d = self.kind();
+        let mut tx = self.begin("beginning a task insert").await?;
+        if let Some(claim) = idempotency {
+            // Writes first, so SQLite takes its write lock at the start.
+            let expired = delete_expired_keys(d, task.owner_id, task.now);
+            tx.run(&expired, "clearing expired idempotency keys")
+                .await?;
+            let claim_sql = claim_key(
+                d,
+                task.owner_id,
+                &claim.key,
+                &claim.fingerprint,
+                task.now,
+                claim.expires_at,
+            );
+            let claimed = tx.run(&claim_sql, "claiming an idempotency key").await? == 1;
+            if !claimed {
+                let record: Option<KeyRecord> = tx
+                    .optional(
+                        &read_key(d, task.owner_id, &claim.key),
+                        "reading an idempotency key",
+                    )
+                    .await?;
+                tx.commit("ending an idempotent replay").await?;
+                return Ok(domain::replay(&claim.fingerprint, record));
             }
         }
-
-        impl $store {
-            /// Why a conditional write touched no row: the task is missing (or another
-            /// user's), or the precondition failed.
-            async fn unwritten(
-                &self,
-                owner: uuid::Uuid,
-                id: uuid::Uuid,
-            ) -> Result<$crate::domain::WriteRefusal, $crate::store::StoreError> {
-                use $crate::store::{SqlxResultExt as _, tasks};
-                let exists = $query(&tasks::exists($dialect, owner, id))
-                    .fetch_optional(self.pool())
-                    .await
-                    .context("checking a task exists")?
-                    .is_some();
-                Ok($crate::domain::unwritten(exists))
+        if max_tasks.is_some() {
+            if let Some(lock) = lock_owner(d, task.owner_id) {
+                tx.run(&lock, "locking the owner for the task cap").await?;
             }
         }
-    };
+        let Some(created): Option<Task> = tx
+            .optional(&insert(d, task, max_tasks), "inserting a task")
+            .await?
+        else {
+            // Dropping the transaction rolls back the key's claim too.
+            return Ok(Err(CreateRefusal::LimitReached {
+                max: max_tasks.unwrap_or_default(),
+            }));
+        };
+        if let Some(claim) = idempotency {
+            let body = serde_json::to_string(&created)
+                .map_err(|_| StoreError::Unsupported("serialising a task"))?;
+            let record = store_response(d, task.owner_id, &claim.key, 201, &body);
+            tx.run(&record, "recording an idempotent answer").await?;
+        }
+        tx.commit("committing a task insert").await?;
+        Ok(Ok(Created::New(created)))
+    }
+
+    async fn get(&self, owner: Uuid, id: Uuid) -> Result<Option<Task>, StoreError> {
+        self.optional(&get(self.kind(), owner, id), "loading a task")
+            .await
+    }
+
+    async fn list(&self, owner: Uuid, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+        self.all(&list(self.kind(), owner, query), "listing tasks")
+            .await
+    }
+
+    async fn update(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        patch: &TaskPatch,
+        precondition: &Precondition,
+        now: OffsetDateTime,
+    ) -> Result<Result<Task, WriteRefusal>, StoreError> {
+        let sql = update(self.kind(), owner, id, patch, precondition, now);
+        match self.optional(&sql, "updating a task").await? {
+            Some(task) => Ok(Ok(task)),
+            None => Ok(Err(self.unwritten(owner, id).await?)),
+        }
+    }
+
+    async fn delete(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        precondition: &Precondition,
+    ) -> Result<Result<(), WriteRefusal>, StoreError> {
+        let sql = delete(self.kind(), owner, id, precondition);
+        if self.run(&sql, "deleting a task").await? == 1 {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(self.unwritten(owner, id).await?))
+        }
+    }
 }
-pub(crate) use task_repository;
+
+impl<D: Db> SqlStore<D> {
+    /// Why a conditional write touched no row: the task is missing (or another user's), or
+    /// the precondition failed.
+    async fn unwritten(&self, owner: Uuid, id: Uuid) -> Result<WriteRefusal, StoreError> {
+        let present: Option<(i32,)> = self
+            .optional(&exists(self.kind(), owner, id), "checking a task exists")
+            .await?;
+        Ok(domain::unwritten(present.is_some()))
+    }
+}
