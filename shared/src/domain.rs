@@ -187,6 +187,52 @@ pub fn replay(fingerprint: &[u8; 32], record: Option<KeyRecord>) -> Result<Creat
     }
 }
 
+// --- Refresh rotation ------------------------------------------------------------------
+
+/// A presented refresh token as stored, read after the rotation's conditional update did
+/// not spend it. (Of concurrent rotations of one token, that update alone picks the one
+/// that succeeds; this only says why the others failed.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredRefresh {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub spent: bool,
+    /// Revoked one by one (the release before sessions did this).
+    pub revoked: bool,
+    pub expired: bool,
+    /// Its session is neither revoked nor past its absolute age, is at its user's epoch,
+    /// and the user is enabled.
+    pub session_live: bool,
+}
+
+/// What a presented refresh token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshVerdict {
+    /// It may be spent for a successor.
+    Fresh,
+    /// It was spent before: someone holds a copy, so its whole session must end.
+    Spent,
+    /// It, or its session, was ended (logout, reuse, password change, disable, or the
+    /// session's absolute age).
+    Revoked,
+    /// It lived past its own expiry.
+    Expired,
+}
+
+/// The verdict on a stored refresh token. Reuse wins over every other reason: a spent
+/// token presented again ends its session even when it has since expired or been revoked.
+pub fn refresh_verdict(token: &StoredRefresh) -> RefreshVerdict {
+    if token.spent {
+        RefreshVerdict::Spent
+    } else if token.revoked || !token.session_live {
+        RefreshVerdict::Revoked
+    } else if token.expired {
+        RefreshVerdict::Expired
+    } else {
+        RefreshVerdict::Fresh
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +406,55 @@ mod tests {
             let problem = error.problem();
             assert_eq!((problem.status, problem.code), (status, code));
         }
+    }
+
+    fn stored(spent: bool, revoked: bool, expired: bool, session_live: bool) -> StoredRefresh {
+        StoredRefresh {
+            session_id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            spent,
+            revoked,
+            expired,
+            session_live,
+        }
+    }
+
+    #[test]
+    fn a_live_unspent_token_of_a_live_session_is_fresh() {
+        assert_eq!(
+            refresh_verdict(&stored(false, false, false, true)),
+            RefreshVerdict::Fresh
+        );
+    }
+
+    #[test]
+    fn reuse_is_detected_whatever_else_happened_to_the_token() {
+        for revoked in [false, true] {
+            for expired in [false, true] {
+                for live in [false, true] {
+                    assert_eq!(
+                        refresh_verdict(&stored(true, revoked, expired, live)),
+                        RefreshVerdict::Spent,
+                        "revoked {revoked}, expired {expired}, session live {live}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_ended_token_or_session_is_revoked_before_it_is_expired() {
+        assert_eq!(
+            refresh_verdict(&stored(false, true, false, true)),
+            RefreshVerdict::Revoked
+        );
+        assert_eq!(
+            refresh_verdict(&stored(false, false, true, false)),
+            RefreshVerdict::Revoked
+        );
+        assert_eq!(
+            refresh_verdict(&stored(false, false, true, true)),
+            RefreshVerdict::Expired
+        );
     }
 }

@@ -26,6 +26,7 @@ use super::{
 use crate::{
     auth::refresh::TokenHash,
     config::{AuthRateLimit, Backend, LoginThrottle},
+    domain::{self, RefreshVerdict, StoredRefresh},
     models::{Email, NewUser, User, fold, unix_micros},
 };
 
@@ -198,21 +199,32 @@ pub fn spend_refresh(d: Backend, presented: &TokenHash, now: OffsetDateTime) -> 
         .bind(Param::Bytes(presented.to_vec()))
         .push(" AND spent_at IS NULL AND revoked_at IS NULL AND expires_at > ")
         .bind(now.clone())
-        .push(" AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = refresh_tokens.family_id AND s.revoked_at IS NULL AND s.epoch = u.session_epoch AND u.disabled = ")
-        .bind(Param::Bool(false))
-        .push(" AND s.expires_at > ")
-        .bind(now)
-        .push(") RETURNING id, user_id, family_id, (SELECT expires_at FROM sessions WHERE id = refresh_tokens.family_id) AS session_expires");
+        .push(" AND ");
+    push_session_live(&mut sql, now);
+    sql.push(" RETURNING id, user_id, family_id, (SELECT expires_at FROM sessions WHERE id = refresh_tokens.family_id) AS session_expires");
     sql
 }
 
-/// The session of a token, its user and whether the token was spent.
-pub fn classify_refresh(d: Backend, presented: &TokenHash) -> Sql {
+/// `EXISTS (…)`: the session of the `refresh_tokens` row at hand is live at `now`: not
+/// revoked, not past its absolute age, at its user's epoch, and the user is enabled.
+fn push_session_live(sql: &mut Sql, now: Param) {
+    sql.push("EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = refresh_tokens.family_id AND s.revoked_at IS NULL AND s.epoch = u.session_epoch AND u.disabled = ")
+        .bind(Param::Bool(false))
+        .push(" AND s.expires_at > ")
+        .bind(now)
+        .push(")");
+}
+
+/// A presented token as stored, for [`domain::refresh_verdict`].
+pub fn classify_refresh(d: Backend, presented: &TokenHash, now: OffsetDateTime) -> Sql {
+    let now = Param::Time(now);
     let mut sql = Sql::new(d);
-    sql.push(
-        "SELECT family_id, user_id, spent_at IS NOT NULL AS spent FROM refresh_tokens WHERE token_hash = ",
-    )
-    .bind(Param::Bytes(presented.to_vec()));
+    sql.push("SELECT family_id AS session_id, user_id, spent_at IS NOT NULL AS spent, revoked_at IS NOT NULL AS revoked, expires_at <= ")
+        .bind(now.clone())
+        .push(" AS expired, ");
+    push_session_live(&mut sql, now);
+    sql.push(" AS session_live FROM refresh_tokens WHERE token_hash = ")
+        .bind(Param::Bytes(presented.to_vec()));
     sql
 }
 
@@ -585,22 +597,27 @@ impl<D: Db> TokenRepository for SqlStore<D> {
                 expires_at: next.expires_at,
             }
         } else {
-            let found: Option<(Uuid, Uuid, bool)> = tx
+            // Not spent now: find out why, from the token as stored (the write lock is held,
+            // so nothing changes it meanwhile).
+            let stored: Option<StoredRefresh> = tx
                 .optional(
-                    &classify_refresh(d, presented),
+                    &classify_refresh(d, presented, now),
                     "classifying a refresh token",
                 )
                 .await?;
-            match found {
-                Some((session, user, true)) => {
-                    tx.run(
-                        &revoke_session(d, session, now),
-                        "revoking a session after reuse",
-                    )
-                    .await?;
-                    Rotation::Reused { user_id: user }
+            match stored.map(|t| (domain::refresh_verdict(&t), t)) {
+                Some((RefreshVerdict::Spent, token)) => {
+                    let revoke = revoke_session(d, token.session_id, now);
+                    tx.run(&revoke, "revoking a session after reuse").await?;
+                    Rotation::Reused {
+                        user_id: token.user_id,
+                    }
                 }
-                _ => Rotation::Invalid,
+                Some((verdict, _)) => {
+                    tracing::debug!(?verdict, "refresh token refused");
+                    Rotation::Invalid
+                }
+                None => Rotation::Invalid,
             }
         };
         tx.commit("committing a rotation").await?;
