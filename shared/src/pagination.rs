@@ -7,7 +7,7 @@
 //! else's data.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac as _};
+use hmac::{Hmac, Mac as _, digest::KeyInit};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest as _, Sha256};
@@ -47,7 +47,8 @@ impl<T> Page<T> {
 }
 
 pub struct CursorSigner {
-    key: [u8; 32],
+    /// HMAC-SHA256 keyed once; each cursor clones it.
+    mac: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for CursorSigner {
@@ -69,15 +70,17 @@ impl CursorSigner {
         let mut hasher = Sha256::new();
         hasher.update(b"task-api cursor key v1\0");
         hasher.update(secret.expose_secret().as_bytes());
+        // HMAC pads a key shorter than the hash's block to the block with zeros; padding
+        // it here gives the same MAC through the infallible constructor.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&hasher.finalize());
         Self {
-            key: hasher.finalize().into(),
+            mac: <Hmac<Sha256> as KeyInit>::new(&block.into()),
         }
     }
 
     fn mac(&self, payload: &[u8]) -> Vec<u8> {
-        // HMAC accepts keys of any length; 32 bytes cannot fail.
-        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut mac = self.mac.clone();
         mac.update(payload);
         mac.finalize().into_bytes().to_vec()
     }
@@ -114,7 +117,7 @@ impl CursorSigner {
         let (payload, tag) = cursor.split_once('.').ok_or_else(invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;
-        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.key).map_err(|_| invalid())?;
+        let mut mac = self.mac.clone();
         mac.update(&payload);
         mac.verify_slice(&tag).map_err(|_| invalid())?;
         let envelope: Envelope<T> = serde_json::from_slice(&payload).map_err(|_| invalid())?;
@@ -145,9 +148,27 @@ pub fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::Mac;
 
     fn signer(secret: &str) -> CursorSigner {
         CursorSigner::new(&SecretString::from(secret.to_owned()))
+    }
+
+    /// The block-padded key gives the MAC of the 32-byte key itself, so cursors issued
+    /// before the signer was keyed this way still verify.
+    #[test]
+    fn the_padded_key_is_the_same_hmac_key() {
+        let secret = "a cursor secret of enough length, at least 32 bytes";
+        let mut hasher = Sha256::new();
+        hasher.update(b"task-api cursor key v1\0");
+        hasher.update(secret.as_bytes());
+        let key: [u8; 32] = hasher.finalize().into();
+        let mut expected = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+        expected.update(b"payload");
+        assert_eq!(
+            signer(secret).mac(b"payload"),
+            expected.finalize().into_bytes().to_vec()
+        );
     }
 
     #[test]

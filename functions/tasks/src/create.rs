@@ -124,11 +124,12 @@ pub async fn create(
 }
 
 fn created(id: Uuid, version: i64, status: StatusCode, body: impl IntoResponse) -> Response {
-    let location = HeaderValue::from_str(&format!("/v1/tasks/{id}"))
-        .unwrap_or_else(|_| unreachable!("a UUID path is a valid header value"));
     (
         status,
-        [crate::etag(version), (header::LOCATION, location)],
+        [
+            crate::etag(version),
+            (header::LOCATION, format!("/v1/tasks/{id}")),
+        ],
         body,
     )
         .into_response()

@@ -189,18 +189,18 @@ pub fn list(d: Backend, owner: Uuid, q: &TaskQuery) -> Sql {
         SortKey::Title => format!("title_folded{collate}"),
     };
     if let Some(after) = &q.after {
-        match &after.value {
-            SortValue::NoDueDate => {
+        let value = match &after.value {
+            SortValue::Time(t) => Some(Param::Time(*t)),
+            SortValue::Text(s) => Some(Param::Text(s.clone())),
+            SortValue::NoDueDate => None,
+        };
+        match value {
+            None => {
                 // Past the last dated task: only undated ones remain, ordered by id.
                 sql.push(&format!(" AND due_date IS NULL AND id {cmp} "))
                     .bind(Param::Uuid(after.id));
             }
-            value => {
-                let param = match value {
-                    SortValue::Time(t) => Param::Time(*t),
-                    SortValue::Text(s) => Param::Text(s.clone()),
-                    SortValue::NoDueDate => unreachable!("handled above"),
-                };
+            Some(param) => {
                 sql.push(&format!(" AND (({column} {cmp} "))
                     .bind(param.clone())
                     .push(&format!(") OR ({column} = "))
