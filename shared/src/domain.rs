@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ErrorKind},
-    models::{Role, Task, User, UserChange},
+    models::{Precondition, Role, Task, User, UserChange},
 };
 
 // --- Admin changes: the last-admin guard -----------------------------------------------
@@ -101,6 +101,9 @@ pub enum WriteRefusal {
     NotFound,
     /// The task exists, but not at a version `If-Match` names.
     PreconditionFailed,
+    /// `If-Match` lists more than [`IF_MATCH_MAX_ENTRIES`] entity tags or holds more than
+    /// [`IF_MATCH_MAX_BYTES`] bytes: refused before the task is looked up.
+    IfMatchTooLong,
 }
 
 impl From<WriteRefusal> for ApiError {
@@ -109,6 +112,11 @@ impl From<WriteRefusal> for ApiError {
             WriteRefusal::NotFound => ApiError::not_found(),
             WriteRefusal::PreconditionFailed => ApiError::new(ErrorKind::PreconditionFailed)
                 .with_detail("If-Match does not match the task's current version"),
+            WriteRefusal::IfMatchTooLong => {
+                ApiError::new(ErrorKind::PreconditionFailed).with_detail(format!(
+                    "If-Match may list at most {IF_MATCH_MAX_ENTRIES} entity tags in {IF_MATCH_MAX_BYTES} bytes"
+                ))
+            }
         }
     }
 }
@@ -121,6 +129,46 @@ pub fn unwritten(task_exists: bool) -> WriteRefusal {
     } else {
         WriteRefusal::NotFound
     }
+}
+
+/// Most entity tags an `If-Match` may list, and most bytes its values may hold: a client
+/// names the one or two versions it has seen, never thousands.
+pub const IF_MATCH_MAX_ENTRIES: usize = 32;
+pub const IF_MATCH_MAX_BYTES: usize = 4096;
+
+/// The precondition the `If-Match` header lines `values` state. Absent or `*` matches any
+/// existing task; otherwise a list of strong entity tags (`"3"`, `"3", "4"`). Weak or
+/// malformed entries match nothing, as RFC 9110 requires of strong comparison. A list
+/// too long to be a precondition a client means is refused ([`WriteRefusal::IfMatchTooLong`],
+/// 412) and nothing changes.
+pub fn precondition<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<Precondition, WriteRefusal> {
+    let values: Vec<&str> = values.into_iter().collect();
+    if values.is_empty() {
+        return Ok(Precondition::Any);
+    }
+    if values.iter().map(|v| v.len()).sum::<usize>() > IF_MATCH_MAX_BYTES {
+        return Err(WriteRefusal::IfMatchTooLong);
+    }
+    let entries: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if entries.len() > IF_MATCH_MAX_ENTRIES {
+        return Err(WriteRefusal::IfMatchTooLong);
+    }
+    if entries.contains(&"*") {
+        return Ok(Precondition::Any);
+    }
+    let mut versions: Vec<i64> = entries
+        .iter()
+        .filter_map(|e| e.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    Ok(Precondition::Versions(versions))
 }
 
 // --- Idempotent create ------------------------------------------------------------------
@@ -456,5 +504,49 @@ mod tests {
             refresh_verdict(&stored(false, false, true, true)),
             RefreshVerdict::Expired
         );
+    }
+
+    #[test]
+    fn if_match_forms() {
+        let parse = |values: &[&str]| precondition(values.iter().copied()).unwrap();
+        assert_eq!(parse(&[]), Precondition::Any);
+        assert_eq!(parse(&["*"]), Precondition::Any);
+        assert_eq!(parse(&["\"3\""]), Precondition::Versions(vec![3]));
+        assert_eq!(
+            parse(&["\"7\", \"4\"", "\"3\", \"4\""]),
+            Precondition::Versions(vec![3, 4, 7])
+        );
+        assert_eq!(parse(&["W/\"3\""]), Precondition::Versions(vec![]));
+        assert_eq!(parse(&["3"]), Precondition::Versions(vec![]));
+        assert_eq!(
+            parse(&["\"99999999999999999999999\""]),
+            Precondition::Versions(vec![])
+        );
+    }
+
+    #[test]
+    fn long_if_match_lists_are_refused_whatever_their_entries() {
+        let list = |n: usize| {
+            (0..n)
+                .map(|i| format!("\"{i}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        assert!(precondition([list(32).as_str()]).is_ok());
+        for values in [
+            vec![list(33)],
+            vec![list(20), list(13)],
+            vec!["*, ".repeat(40)],
+            vec![format!("\"1\", {}", " ".repeat(5000))],
+        ] {
+            assert_eq!(
+                precondition(values.iter().map(String::as_str)),
+                Err(WriteRefusal::IfMatchTooLong)
+            );
+        }
+        let answer = axum::response::IntoResponse::into_response(ApiError::from(
+            WriteRefusal::IfMatchTooLong,
+        ));
+        assert_eq!(answer.status(), http::StatusCode::PRECONDITION_FAILED);
     }
 }

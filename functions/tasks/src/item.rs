@@ -8,8 +8,9 @@ use axum::{
 };
 use serde::Deserialize;
 use shared::{
-    ApiError, ApiResult, AppState, ErrorKind,
+    ApiError, ApiResult, AppState,
     auth::AuthUser,
+    domain,
     error::{FieldError, Problem},
     extract::{ApiJson, ApiPath},
     models::{
@@ -170,51 +171,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Most entity tags an `If-Match` may list, and most bytes its values may hold: a client
-/// names the one or two versions it has seen, never thousands.
-const IF_MATCH_MAX_ENTRIES: usize = 32;
-const IF_MATCH_MAX_BYTES: usize = 4096;
-
-/// `If-Match`: absent or `*` matches any existing task; otherwise a list of strong ETags
-/// (`"3"`, `"3", "4"`). Weak or malformed entries match nothing, as RFC 9110 requires of
-/// strong comparison. A list longer than [`IF_MATCH_MAX_ENTRIES`] entries or
-/// [`IF_MATCH_MAX_BYTES`] bytes is 412 before the task is even looked up: it cannot be a
-/// precondition a client means, and nothing changes.
+/// `If-Match` as the store applies it ([`shared::domain::precondition`]). A header value
+/// that is not visible ASCII names no version.
 fn if_match(headers: &HeaderMap) -> Result<Precondition, ApiError> {
-    let values: Vec<&str> = headers
+    let values = headers
         .get_all(header::IF_MATCH)
         .iter()
-        .map(|v| v.to_str().unwrap_or(""))
-        .collect();
-    if values.is_empty() {
-        return Ok(Precondition::Any);
-    }
-    let too_long = || {
-        ApiError::new(ErrorKind::PreconditionFailed).with_detail(format!(
-            "If-Match may list at most {IF_MATCH_MAX_ENTRIES} entity tags in {IF_MATCH_MAX_BYTES} bytes"
-        ))
-    };
-    if values.iter().map(|v| v.len()).sum::<usize>() > IF_MATCH_MAX_BYTES {
-        return Err(too_long());
-    }
-    let entries: Vec<&str> = values
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    if entries.len() > IF_MATCH_MAX_ENTRIES {
-        return Err(too_long());
-    }
-    if entries.contains(&"*") {
-        return Ok(Precondition::Any);
-    }
-    let mut versions: Vec<i64> = entries
-        .iter()
-        .filter_map(|e| e.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
-        .collect();
-    versions.sort_unstable();
-    versions.dedup();
-    Ok(Precondition::Versions(versions))
+        .map(|v| v.to_str().unwrap_or(""));
+    Ok(domain::precondition(values)?)
 }
 
 #[cfg(test)]
@@ -230,44 +194,16 @@ mod tests {
     }
 
     #[test]
-    fn if_match_forms() {
-        let parse = |values: &[&str]| if_match(&headers(values)).unwrap();
-        assert_eq!(parse(&[]), Precondition::Any);
-        assert_eq!(parse(&["*"]), Precondition::Any);
-        assert_eq!(parse(&["\"3\""]), Precondition::Versions(vec![3]));
+    fn every_if_match_header_line_counts_and_a_long_list_is_412() {
         assert_eq!(
-            parse(&["\"7\", \"4\"", "\"3\", \"4\""]),
+            if_match(&headers(&["\"7\", \"4\"", "\"3\""])).unwrap(),
             Precondition::Versions(vec![3, 4, 7])
         );
-        assert_eq!(parse(&["W/\"3\""]), Precondition::Versions(vec![]));
-        assert_eq!(parse(&["3"]), Precondition::Versions(vec![]));
+        let many = "\"1\", ".repeat(20);
+        let err = if_match(&headers(&[&many, &many])).unwrap_err();
         assert_eq!(
-            parse(&["\"99999999999999999999999\""]),
-            Precondition::Versions(vec![])
+            axum::response::IntoResponse::into_response(err).status(),
+            StatusCode::PRECONDITION_FAILED
         );
-    }
-
-    #[test]
-    fn long_if_match_lists_are_412_whatever_their_entries() {
-        let list = |n: usize| {
-            (0..n)
-                .map(|i| format!("\"{i}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        assert!(if_match(&headers(&[&list(32)])).is_ok());
-        for values in [
-            vec![list(33)],
-            vec![list(20), list(13)],
-            vec!["*, ".repeat(40)],
-            vec![format!("\"1\", {}", " ".repeat(5000))],
-        ] {
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            let err = if_match(&headers(&values)).unwrap_err();
-            assert_eq!(
-                axum::response::IntoResponse::into_response(err).status(),
-                StatusCode::PRECONDITION_FAILED
-            );
-        }
     }
 }
