@@ -4,14 +4,11 @@
 
 use std::collections::HashSet;
 
-use axum::{
-    body::Body,
-    http::{Method, StatusCode},
-};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::{
     models::Role,
-    testing::{Backend, TestApp, TestResponse, TestUser, request},
+    testing::{Backend, TestApp, TestResponse, TestUser},
 };
 
 async fn start(backend: Backend) -> (TestApp, TestUser) {
@@ -450,16 +447,15 @@ async fn idempotent_creates_replay_and_never_duplicate(backend: Backend) {
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 
     for bad in ["", &"k".repeat(256), "caf\u{e9}"] {
-        let r = request(Method::POST, "/v1/tasks")
-            .header("authorization", format!("Bearer {}", alice.token))
-            .header("content-type", "application/json")
+        app.post("/v1/tasks")
+            .bearer(&alice.token)
             .header(
                 "idempotency-key",
                 axum::http::HeaderValue::from_bytes(bad.as_bytes()).unwrap(),
             )
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        app.send(r).await.assert_problem(422, "validation_failed");
+            .json(body.clone())
+            .await
+            .assert_problem(422, "validation_failed");
     }
 }
 
@@ -632,11 +628,7 @@ async fn every_route_needs_a_token(backend: Backend) {
         (Method::PATCH, format!("/v1/tasks/{id}")),
         (Method::DELETE, format!("/v1/tasks/{id}")),
     ] {
-        let r = request(method, &path)
-            .header("content-type", "application/json")
-            .body(Body::from("{\"title\":\"x\"}"))
-            .unwrap();
-        let response = app.send(r).await;
+        let response = app.request(method, &path).json(json!({"title": "x"})).await;
         response.assert_problem(401, "unauthorized");
         assert_eq!(response.header("www-authenticate"), Some("Bearer"));
     }

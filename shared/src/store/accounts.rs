@@ -462,13 +462,17 @@ pub fn prune_statements(d: Backend, now: OffsetDateTime, batch: i64) -> [(&'stat
 #[async_trait]
 impl<D: Db> UserRepository for SqlStore<D> {
     async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
-        self.one(&insert_user(self.kind(), user), "inserting a user")
+        self.conn()
+            .await?
+            .one(&insert_user(self.kind(), user), "inserting a user")
             .await
             .map_err(|e| e.on_constraint(EMAIL_UNIQUE, Conflict::EmailTaken))
     }
 
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        self.optional(&user_by_id(self.kind(), id), "loading a user")
+        self.conn()
+            .await?
+            .optional(&user_by_id(self.kind(), id), "loading a user")
             .await
     }
 
@@ -478,18 +482,26 @@ impl<D: Db> UserRepository for SqlStore<D> {
         session: Option<Uuid>,
     ) -> Result<Option<TokenUser>, StoreError> {
         let sql = user_for_token(self.kind(), user, session);
-        self.optional(&sql, "loading the user of an access token")
+        self.conn()
+            .await?
+            .optional(&sql, "loading the user of an access token")
             .await
     }
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
         let sql = credentials_by_email(self.kind(), email);
-        self.optional(&sql, "loading credentials by email").await
+        self.conn()
+            .await?
+            .optional(&sql, "loading credentials by email")
+            .await
     }
 
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError> {
         let sql = credentials_by_id(self.kind(), id);
-        self.optional(&sql, "loading credentials by id").await
+        self.conn()
+            .await?
+            .optional(&sql, "loading credentials by id")
+            .await
     }
 
     async fn upgrade_password_hash(
@@ -500,7 +512,12 @@ impl<D: Db> UserRepository for SqlStore<D> {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let sql = upgrade_password_hash(self.kind(), id, verified, upgraded, now);
-        Ok(self.run(&sql, "upgrading a password hash").await? == 1)
+        Ok(self
+            .conn()
+            .await?
+            .run(&sql, "upgrading a password hash")
+            .await?
+            == 1)
     }
 
     async fn change_password(
@@ -511,7 +528,7 @@ impl<D: Db> UserRepository for SqlStore<D> {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let sql = change_password(self.kind(), id, hash, expected_epoch, now);
-        Ok(self.run(&sql, "changing a password").await? == 1)
+        Ok(self.conn().await?.run(&sql, "changing a password").await? == 1)
     }
 }
 
@@ -630,7 +647,11 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let sql = revoke_session_of(self.kind(), presented, now);
-        self.run(&sql, "revoking a session").await.map(drop)
+        self.conn()
+            .await?
+            .run(&sql, "revoking a session")
+            .await
+            .map(drop)
     }
 
     async fn reserve_login_attempt(
@@ -640,7 +661,11 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         throttle: LoginThrottle,
     ) -> Result<LoginAttempt, StoreError> {
         let sql = reserve_attempt(self.kind(), email, now, throttle);
-        let r: Reservation = self.one(&sql, "reserving a login attempt").await?;
+        let r: Reservation = self
+            .conn()
+            .await?
+            .one(&sql, "reserving a login attempt")
+            .await?;
         Ok(LoginAttempt {
             allowed: r.allowed == 1,
             reserved: u32::try_from(r.failures).unwrap_or(u32::MAX),
@@ -659,7 +684,11 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         attempt: &LoginAttempt,
     ) -> Result<(), StoreError> {
         let sql = return_attempt(self.kind(), email, attempt.window_start);
-        self.run(&sql, "returning a login attempt").await.map(drop)
+        self.conn()
+            .await?
+            .run(&sql, "returning a login attempt")
+            .await
+            .map(drop)
     }
 
     async fn take_client_request(
@@ -672,6 +701,8 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         let now_us = unix_micros(now);
         let sql = take_client_request(self.kind(), client, now_us, gcra);
         let (allowed, tat): (i32, i64) = self
+            .conn()
+            .await?
             .one(&sql, "counting a client's credential request")
             .await?;
         Ok(if allowed == 1 {
@@ -683,11 +714,12 @@ impl<D: Db> TokenRepository for SqlStore<D> {
 
     async fn prune(&self, now: OffsetDateTime) -> Result<Vec<(&'static str, u64)>, StoreError> {
         const BATCH: i64 = 5_000;
+        let mut conn = self.conn().await?;
         let mut counts = Vec::new();
         for (what, sql) in prune_statements(self.kind(), now, BATCH) {
             let mut total = 0;
             loop {
-                let deleted = self.run(&sql, "pruning expired rows").await?;
+                let deleted = conn.run(&sql, "pruning expired rows").await?;
                 total += deleted;
                 if deleted < BATCH.unsigned_abs() {
                     break;

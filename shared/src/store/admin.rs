@@ -197,15 +197,9 @@ impl<D: Db> AdminRepository for SqlStore<D> {
     ) -> Result<Result<User, AdminRefusal>, StoreError> {
         let d = self.kind();
         let mut tx = self.begin_write("beginning an admin change").await?;
-        let admins = locked_admins(&mut tx).await?;
-        if let Err(refusal) = domain::admit_actor(actor, &admins) {
-            return Ok(Err(refusal));
-        }
-        let Some(before): Option<User> = tx
-            .optional(&user_for_update(d, target), "loading the target user")
-            .await?
-        else {
-            return Ok(Err(AdminRefusal::NotFound));
+        let (admins, before) = match lock_target(&mut tx, actor, target).await? {
+            Ok(locked) => locked,
+            Err(refusal) => return Ok(Err(refusal)),
         };
         let effective = match domain::plan_user_change(&before, change, &admins) {
             Err(refusal) => return Ok(Err(refusal)),
@@ -249,15 +243,9 @@ impl<D: Db> AdminRepository for SqlStore<D> {
     ) -> Result<Result<(), AdminRefusal>, StoreError> {
         let d = self.kind();
         let mut tx = self.begin_write("beginning a user deletion").await?;
-        let admins = locked_admins(&mut tx).await?;
-        if let Err(refusal) = domain::admit_actor(Some(actor), &admins) {
-            return Ok(Err(refusal));
-        }
-        let Some(user): Option<User> = tx
-            .optional(&user_for_update(d, target), "loading the target user")
-            .await?
-        else {
-            return Ok(Err(AdminRefusal::NotFound));
+        let (admins, user) = match lock_target(&mut tx, Some(actor), target).await? {
+            Ok(locked) => locked,
+            Err(refusal) => return Ok(Err(refusal)),
         };
         if let Err(refusal) = domain::check_deletion(actor, &user, &admins) {
             return Ok(Err(refusal));
@@ -277,17 +265,24 @@ impl<D: Db> AdminRepository for SqlStore<D> {
     }
 
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
-        self.all(&list_users(self.kind(), query), "listing users")
+        self.conn()
+            .await?
+            .all(&list_users(self.kind(), query), "listing users")
             .await
     }
 
     async fn user_detail(&self, id: Uuid) -> Result<Option<UserDetail>, StoreError> {
-        self.optional(&user_detail(self.kind(), id), "loading a user's detail")
+        self.conn()
+            .await?
+            .optional(&user_detail(self.kind(), id), "loading a user's detail")
             .await
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {
-        self.one(&stats(self.kind()), "counting for stats").await
+        self.conn()
+            .await?
+            .one(&stats(self.kind()), "counting for stats")
+            .await
     }
 
     async fn list_audit(
@@ -295,21 +290,37 @@ impl<D: Db> AdminRepository for SqlStore<D> {
         before: Option<Uuid>,
         fetch: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        self.all(
-            &list_audit(self.kind(), before, fetch),
-            "listing the audit log",
-        )
-        .await
+        self.conn()
+            .await?
+            .all(
+                &list_audit(self.kind(), before, fetch),
+                "listing the audit log",
+            )
+            .await
     }
 }
 
-/// The ids of the enabled admins, locked until `tx` ends: the last-admin guard decides
-/// against this set.
-async fn locked_admins<D: Db>(tx: &mut Tx<D>) -> Result<Vec<Uuid>, StoreError> {
+/// The first steps of every admin change, in its transaction: lock the enabled admins (the
+/// set the last-admin guard decides against, held until `tx` ends), check that `actor` is
+/// still one of them, and load and lock the target user.
+async fn lock_target<D: Db>(
+    tx: &mut Tx<D>,
+    actor: Option<Uuid>,
+    target: Uuid,
+) -> Result<Result<(Vec<Uuid>, User), AdminRefusal>, StoreError> {
     let ids: Vec<(Uuid,)> = tx
         .all(&lock_enabled_admins(D::KIND), "locking the enabled admins")
         .await?;
-    Ok(ids.into_iter().map(|(id,)| id).collect())
+    let admins: Vec<Uuid> = ids.into_iter().map(|(id,)| id).collect();
+    if let Err(refusal) = domain::admit_actor(actor, &admins) {
+        return Ok(Err(refusal));
+    }
+    let user: Option<User> = tx
+        .optional(&user_for_update(D::KIND, target), "loading the target user")
+        .await?;
+    Ok(user
+        .map(|user| (admins, user))
+        .ok_or(AdminRefusal::NotFound))
 }
 
 #[cfg(test)]

@@ -1,27 +1,39 @@
 //! The store's one implementation, generic over the backend: [`SqlStore<D>`] for
 //! `D = sqlx::Postgres` or `sqlx::Sqlite`. The repositories (`tasks`, `accounts`, `admin`)
-//! are written once against it; the [`Db`] trait is everything a backend supplies, and each
-//! backend's module (`postgres`, `sqlite`) implements it in one place: how a transaction that
-//! writes begins, how parameters are bound (the timestamp codec), and the migrations.
-//! Differences in statement text are in the [`Dialect`](super::sql::Dialect) tables.
-//!
-//! Rows become values through `#[derive(sqlx::FromRow)]` on the models; both backends decode
-//! every column natively (SQLite parses the RFC 3339 text our codec writes).
+//! are written once against it. A backend supplies only what it alone knows, the
+//! [`Driver`] trait, implemented once in `postgres.rs` and once in `sqlite.rs`: how a
+//! timestamp is stored, how a transaction that writes begins, its migrations, and decoding
+//! its row type. Everything else (binding, running, decoding through
+//! `#[derive(sqlx::FromRow)]` on the models) is written once, here ([`Db`]). Differences
+//! in statement text are in the [`Dialect`](super::sql::Dialect) tables.
 
-use std::future::Future;
+use std::{future::Future, marker::PhantomData, ops::DerefMut};
 
 use async_trait::async_trait;
-use sqlx::{Database, Pool, Transaction, migrate::Migrate, pool::PoolConnection};
+use sqlx::{
+    Database, Encode, Executor, IntoArguments, Pool, Transaction, Type, migrate::Migrate,
+    pool::PoolConnection, query::Query,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::{
     AdminRepository, PoolStats, SqlxResultExt as _, Store, StoreError, TaskRepository,
-    TokenRepository, UserRepository, migrations, sql::Sql,
+    TokenRepository, UserRepository, migrations,
+    sql::{Param, Sql},
 };
 use crate::config::Backend;
 
-/// What a backend supplies to the generic store.
-pub trait Db: Database<Connection: Migrate> {
+/// What only a backend knows. Implemented once per backend, in `postgres.rs` and
+/// `sqlite.rs`.
+pub trait Driver: Database<Connection: Migrate> {
     const KIND: Backend;
+
+    /// A timestamp as this backend stores it.
+    type Time: for<'q> Encode<'q, Self> + Type<Self> + Send + 'static;
+
+    /// The timestamp codec: `OffsetDateTime` to [`Driver::Time`].
+    fn time(t: OffsetDateTime) -> Self::Time;
 
     /// This backend's embedded migrations (`migrations/postgres` or `migrations/sqlite`).
     fn migrator() -> &'static sqlx::migrate::Migrator;
@@ -33,13 +45,19 @@ pub trait Db: Database<Connection: Migrate> {
         pool: &Pool<Self>,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
-    /// The rows of `sql`, decoded, at most one.
-    fn fetch_optional<'c, T: Record>(
-        conn: &'c mut Self::Connection,
-        sql: &'c Sql,
-    ) -> impl Future<Output = Result<Option<T>, sqlx::Error>> + Send + 'c;
+    /// One of this backend's rows as `T` (a row type is decodable only by its own
+    /// backend's `FromRow` impls).
+    fn decode<T: Record>(row: &Self::Row) -> Result<T, sqlx::Error>;
 
-    /// All rows of `sql`, decoded.
+    /// How many rows a statement changed.
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+}
+
+/// A backend as the generic store uses it: statements bound, run and decoded. Implemented
+/// once, below, for every [`Driver`]; the bounds sqlx needs are stated there and nowhere
+/// else, so generic code asks only for `D: Db`.
+pub trait Db: Driver {
+    /// Runs `sql` and decodes its rows.
     fn fetch_all<'c, T: Record>(
         conn: &'c mut Self::Connection,
         sql: &'c Sql,
@@ -50,6 +68,63 @@ pub trait Db: Database<Connection: Migrate> {
         conn: &'c mut Self::Connection,
         sql: &'c Sql,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'c;
+}
+
+impl<D> Db for D
+where
+    D: Driver,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'q> <D as Database>::Arguments<'q>: IntoArguments<'q, D>,
+    for<'q> Uuid: Encode<'q, D> + Type<D>,
+    for<'q> Option<Uuid>: Encode<'q, D> + Type<D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> Option<&'q str>: Encode<'q, D> + Type<D>,
+    for<'q> Option<D::Time>: Encode<'q, D> + Type<D>,
+    for<'q> &'q [u8]: Encode<'q, D> + Type<D>,
+    for<'q> bool: Encode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Type<D>,
+{
+    fn fetch_all<'c, T: Record>(
+        conn: &'c mut Self::Connection,
+        sql: &'c Sql,
+    ) -> impl Future<Output = Result<Vec<T>, sqlx::Error>> + Send + 'c {
+        bind::<D>(sql)
+            .try_map(|row: D::Row| D::decode(&row))
+            .fetch_all(conn)
+    }
+
+    async fn execute<'c>(conn: &'c mut Self::Connection, sql: &'c Sql) -> Result<u64, sqlx::Error> {
+        let done = bind::<D>(sql).execute(conn).await?;
+        Ok(D::rows_affected(&done))
+    }
+}
+
+/// `sql` with its parameters bound in `D`'s types (timestamps through [`Driver::time`]).
+fn bind<'q, D>(sql: &'q Sql) -> Query<'q, D, <D as Database>::Arguments<'q>>
+where
+    D: Driver,
+    Uuid: Encode<'q, D> + Type<D>,
+    Option<Uuid>: Encode<'q, D> + Type<D>,
+    &'q str: Encode<'q, D> + Type<D>,
+    Option<&'q str>: Encode<'q, D> + Type<D>,
+    Option<D::Time>: Encode<'q, D> + Type<D>,
+    &'q [u8]: Encode<'q, D> + Type<D>,
+    bool: Encode<'q, D> + Type<D>,
+    i64: Encode<'q, D> + Type<D>,
+{
+    sql.params
+        .iter()
+        .fold(sqlx::query(&sql.text), |q, p| match p {
+            Param::Uuid(v) => q.bind(*v),
+            Param::OptUuid(v) => q.bind(*v),
+            Param::Text(v) => q.bind(v.as_str()),
+            Param::OptText(v) => q.bind(v.as_deref()),
+            Param::Time(v) => q.bind(D::time(*v)),
+            Param::OptTime(v) => q.bind(v.map(D::time)),
+            Param::Bool(v) => q.bind(*v),
+            Param::Int(v) => q.bind(*v),
+            Param::Bytes(v) => q.bind(v.as_slice()),
+        })
 }
 
 /// A value decodable from a row of every compiled-in backend (anything with
@@ -94,87 +169,44 @@ impl<D: Db> SqlStore<D> {
         &self.pool
     }
 
-    /// The statement's dialect: statement builders take it from here.
+    /// The backend, for the statement builders.
     pub(super) fn kind(&self) -> Backend {
         D::KIND
     }
 
-    async fn connection(&self, doing: &'static str) -> Result<PoolConnection<D>, StoreError> {
-        self.pool.acquire().await.context(doing)
+    /// A pooled connection for statements that need no transaction.
+    pub(super) async fn conn(&self) -> Result<On<D, PoolConnection<D>>, StoreError> {
+        let conn = self
+            .pool
+            .acquire()
+            .await
+            .context("acquiring a connection")?;
+        Ok(On(conn, PhantomData))
     }
 
-    /// At most one row of `sql`, on a pooled connection.
-    pub(super) async fn optional<T: Record>(
-        &self,
-        sql: &Sql,
-        doing: &'static str,
-    ) -> Result<Option<T>, StoreError> {
-        let mut conn = self.connection(doing).await?;
-        D::fetch_optional(&mut conn, sql).await.context(doing)
-    }
-
-    /// Exactly one row of `sql` (a statement that always returns one).
-    pub(super) async fn one<T: Record>(
-        &self,
-        sql: &Sql,
-        doing: &'static str,
-    ) -> Result<T, StoreError> {
-        self.optional(sql, doing)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)
-            .context(doing)
-    }
-
-    pub(super) async fn all<T: Record>(
-        &self,
-        sql: &Sql,
-        doing: &'static str,
-    ) -> Result<Vec<T>, StoreError> {
-        let mut conn = self.connection(doing).await?;
-        D::fetch_all(&mut conn, sql).await.context(doing)
-    }
-
-    /// Runs `sql`; how many rows it changed.
-    pub(super) async fn run(&self, sql: &Sql, doing: &'static str) -> Result<u64, StoreError> {
-        let mut conn = self.connection(doing).await?;
-        D::execute(&mut conn, sql).await.context(doing)
-    }
-
-    /// A transaction that may write ([`Db::begin_write`]).
+    /// A transaction that may read and then write ([`Db::begin_write`]).
     pub(super) async fn begin_write(&self, doing: &'static str) -> Result<Tx<D>, StoreError> {
-        Ok(Tx(D::begin_write(&self.pool).await.context(doing)?))
+        Ok(On(
+            D::begin_write(&self.pool).await.context(doing)?,
+            PhantomData,
+        ))
     }
 
-    /// A transaction for writes that need no lock before their first statement.
+    /// A transaction whose first statement writes (or that needs no lock before it).
     pub(super) async fn begin(&self, doing: &'static str) -> Result<Tx<D>, StoreError> {
-        Ok(Tx(self.pool.begin().await.context(doing)?))
+        Ok(On(self.pool.begin().await.context(doing)?, PhantomData))
     }
 }
 
-/// A transaction with the same statement helpers as [`SqlStore`]. Dropped without
-/// [`commit`](Tx::commit), it rolls back.
-pub(super) struct Tx<D: Db>(Transaction<'static, D>);
+/// Statements run on a connection `C` of backend `D`: a pooled connection, or a
+/// transaction ([`Tx`]), which rolls back if dropped before [`commit`](Tx::commit).
+/// `doing` names the step in errors ("loading a task").
+pub(super) struct On<D: Db, C>(C, PhantomData<D>);
 
-impl<D: Db> Tx<D> {
-    pub(super) async fn optional<T: Record>(
-        &mut self,
-        sql: &Sql,
-        doing: &'static str,
-    ) -> Result<Option<T>, StoreError> {
-        D::fetch_optional(&mut self.0, sql).await.context(doing)
-    }
+pub(super) type Tx<D> = On<D, Transaction<'static, D>>;
 
-    pub(super) async fn one<T: Record>(
-        &mut self,
-        sql: &Sql,
-        doing: &'static str,
-    ) -> Result<T, StoreError> {
-        self.optional(sql, doing)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)
-            .context(doing)
-    }
-
+impl<D: Db, C: DerefMut<Target = D::Connection> + Send> On<D, C> {
+    /// The rows of `sql`, decoded.
     pub(super) async fn all<T: Record>(
         &mut self,
         sql: &Sql,
@@ -183,10 +215,35 @@ impl<D: Db> Tx<D> {
         D::fetch_all(&mut self.0, sql).await.context(doing)
     }
 
+    /// The row of a statement that returns at most one (by key, or a single-row write's
+    /// `RETURNING`).
+    pub(super) async fn optional<T: Record>(
+        &mut self,
+        sql: &Sql,
+        doing: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.all(sql, doing).await?.into_iter().next())
+    }
+
+    /// The row of a statement that always returns one.
+    pub(super) async fn one<T: Record>(
+        &mut self,
+        sql: &Sql,
+        doing: &'static str,
+    ) -> Result<T, StoreError> {
+        self.optional(sql, doing)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
+            .context(doing)
+    }
+
+    /// Runs `sql`; how many rows it changed.
     pub(super) async fn run(&mut self, sql: &Sql, doing: &'static str) -> Result<u64, StoreError> {
         D::execute(&mut self.0, sql).await.context(doing)
     }
+}
 
+impl<D: Db> Tx<D> {
     pub(super) async fn commit(self, doing: &'static str) -> Result<(), StoreError> {
         self.0.commit().await.context(doing)
     }
@@ -201,7 +258,8 @@ impl<D: Db> Store for SqlStore<D> {
     async fn ping(&self) -> Result<(), StoreError> {
         let mut sql = Sql::new(D::KIND);
         sql.push("SELECT 1");
-        self.run(&sql, "pinging the database").await.map(drop)
+        self.conn().await?.run(&sql, "pinging the database").await?;
+        Ok(())
     }
 
     async fn migrate(&self) -> Result<migrations::MigrationReport, StoreError> {

@@ -1,21 +1,20 @@
-//! The Postgres backend (production): how its pool is built, how a statement's parameters
-//! are bound (timestamps as `timestamptz`), and its migrations. Everything else is the
-//! generic store ([`super::db`]).
+//! The Postgres backend (production): how its pool is built, and its [`Driver`]: timestamps
+//! as `timestamptz`, writing transactions that lock rows as they reach them, its
+//! migrations. Everything else is the generic store ([`super::db`]).
 
 use std::str::FromStr as _;
 
 use secrecy::ExposeSecret as _;
 use sqlx::{
-    PgConnection, Pool, Postgres, Transaction,
-    postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow},
-    query::Query,
+    Pool, Postgres, Transaction,
+    postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult, PgRow},
 };
+use time::OffsetDateTime;
 
 use super::{
     SqlxResultExt as _, StoreError,
-    db::{Db, Record, SqlStore},
+    db::{Driver, Record, SqlStore},
     migrations::{self, MigrationReport},
-    sql::{Param, Sql},
 };
 use crate::config::{Backend, DbConfig};
 
@@ -76,25 +75,14 @@ impl SqlStore<Postgres> {
     }
 }
 
-/// A statement with its parameters bound in Postgres's own types.
-fn query(sql: &Sql) -> Query<'_, Postgres, PgArguments> {
-    sql.params
-        .iter()
-        .fold(sqlx::query(&sql.text), |q, p| match p {
-            Param::Uuid(v) => q.bind(*v),
-            Param::OptUuid(v) => q.bind(*v),
-            Param::Text(v) => q.bind(v.as_str()),
-            Param::OptText(v) => q.bind(v.as_deref()),
-            Param::Time(v) => q.bind(*v),
-            Param::OptTime(v) => q.bind(*v),
-            Param::Bool(v) => q.bind(*v),
-            Param::Int(v) => q.bind(*v),
-            Param::Bytes(v) => q.bind(v.as_slice()),
-        })
-}
-
-impl Db for Postgres {
+impl Driver for Postgres {
     const KIND: Backend = Backend::Postgres;
+
+    type Time = OffsetDateTime;
+
+    fn time(t: OffsetDateTime) -> OffsetDateTime {
+        t
+    }
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
@@ -105,25 +93,11 @@ impl Db for Postgres {
         pool.begin().await
     }
 
-    fn fetch_optional<'c, T: Record>(
-        conn: &'c mut PgConnection,
-        sql: &'c Sql,
-    ) -> impl Future<Output = Result<Option<T>, sqlx::Error>> + Send + 'c {
-        query(sql)
-            .try_map(|row: PgRow| T::from_row(&row))
-            .fetch_optional(conn)
+    fn decode<T: Record>(row: &PgRow) -> Result<T, sqlx::Error> {
+        T::from_row(row)
     }
 
-    fn fetch_all<'c, T: Record>(
-        conn: &'c mut PgConnection,
-        sql: &'c Sql,
-    ) -> impl Future<Output = Result<Vec<T>, sqlx::Error>> + Send + 'c {
-        query(sql)
-            .try_map(|row: PgRow| T::from_row(&row))
-            .fetch_all(conn)
-    }
-
-    async fn execute<'c>(conn: &'c mut PgConnection, sql: &'c Sql) -> Result<u64, sqlx::Error> {
-        Ok(query(sql).execute(conn).await?.rows_affected())
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
     }
 }

@@ -1,17 +1,16 @@
 //! The SQLite backend: the zero-set-up default of the local server and of tests. WAL mode,
 //! foreign keys on, a busy timeout; the database file's directory is created if missing.
-//! This module is how its pool is built, how a writing transaction begins (`BEGIN
-//! IMMEDIATE`), how parameters are bound (timestamps as fixed-width text) and its
+//! This module is how its pool is built, and its [`Driver`]: timestamps as fixed-width
+//! text, writing transactions that take the write lock at once (`BEGIN IMMEDIATE`), its
 //! migrations. Everything else is the generic store ([`super::db`]).
 
 use std::{str::FromStr as _, time::Duration};
 
 use secrecy::ExposeSecret as _;
 use sqlx::{
-    Pool, Sqlite, SqliteConnection, Transaction,
-    query::Query,
+    Pool, Sqlite, Transaction,
     sqlite::{
-        SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
         SqliteSynchronous,
     },
 };
@@ -19,8 +18,7 @@ use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::forma
 
 use super::{
     StoreError,
-    db::{Db, Record, SqlStore},
-    sql::{Param, Sql},
+    db::{Driver, Record, SqlStore},
 };
 use crate::config::{Backend, DbConfig};
 
@@ -72,25 +70,14 @@ impl SqlStore<Sqlite> {
     }
 }
 
-/// A statement with its parameters bound; timestamps become fixed-width text ([`ts`]).
-fn query(sql: &Sql) -> Query<'_, Sqlite, SqliteArguments<'_>> {
-    sql.params
-        .iter()
-        .fold(sqlx::query(&sql.text), |q, p| match p {
-            Param::Uuid(v) => q.bind(*v),
-            Param::OptUuid(v) => q.bind(*v),
-            Param::Text(v) => q.bind(v.as_str()),
-            Param::OptText(v) => q.bind(v.as_deref()),
-            Param::Time(v) => q.bind(ts(*v)),
-            Param::OptTime(v) => q.bind(v.map(ts)),
-            Param::Bool(v) => q.bind(*v),
-            Param::Int(v) => q.bind(*v),
-            Param::Bytes(v) => q.bind(v.as_slice()),
-        })
-}
-
-impl Db for Sqlite {
+impl Driver for Sqlite {
     const KIND: Backend = Backend::Sqlite;
+
+    type Time = String;
+
+    fn time(t: OffsetDateTime) -> String {
+        ts(t)
+    }
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
@@ -103,26 +90,12 @@ impl Db for Sqlite {
         pool.begin_with("BEGIN IMMEDIATE").await
     }
 
-    fn fetch_optional<'c, T: Record>(
-        conn: &'c mut SqliteConnection,
-        sql: &'c Sql,
-    ) -> impl Future<Output = Result<Option<T>, sqlx::Error>> + Send + 'c {
-        query(sql)
-            .try_map(|row: SqliteRow| T::from_row(&row))
-            .fetch_optional(conn)
+    fn decode<T: Record>(row: &SqliteRow) -> Result<T, sqlx::Error> {
+        T::from_row(row)
     }
 
-    fn fetch_all<'c, T: Record>(
-        conn: &'c mut SqliteConnection,
-        sql: &'c Sql,
-    ) -> impl Future<Output = Result<Vec<T>, sqlx::Error>> + Send + 'c {
-        query(sql)
-            .try_map(|row: SqliteRow| T::from_row(&row))
-            .fetch_all(conn)
-    }
-
-    async fn execute<'c>(conn: &'c mut SqliteConnection, sql: &'c Sql) -> Result<u64, sqlx::Error> {
-        Ok(query(sql).execute(conn).await?.rows_affected())
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
     }
 }
 

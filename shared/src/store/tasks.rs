@@ -347,12 +347,16 @@ impl<D: Db> TaskRepository for SqlStore<D> {
     }
 
     async fn get(&self, owner: Uuid, id: Uuid) -> Result<Option<Task>, StoreError> {
-        self.optional(&get(self.kind(), owner, id), "loading a task")
+        self.conn()
+            .await?
+            .optional(&get(self.kind(), owner, id), "loading a task")
             .await
     }
 
     async fn list(&self, owner: Uuid, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
-        self.all(&list(self.kind(), owner, query), "listing tasks")
+        self.conn()
+            .await?
+            .all(&list(self.kind(), owner, query), "listing tasks")
             .await
     }
 
@@ -365,7 +369,9 @@ impl<D: Db> TaskRepository for SqlStore<D> {
         now: OffsetDateTime,
     ) -> Result<Result<Task, WriteRefusal>, StoreError> {
         let sql = update(self.kind(), owner, id, patch, precondition, now);
-        match self.optional(&sql, "updating a task").await? {
+        // Bound first: the connection goes back to the pool before `unwritten` takes one.
+        let updated: Option<Task> = self.conn().await?.optional(&sql, "updating a task").await?;
+        match updated {
             Some(task) => Ok(Ok(task)),
             None => Ok(Err(self.unwritten(owner, id).await?)),
         }
@@ -378,7 +384,7 @@ impl<D: Db> TaskRepository for SqlStore<D> {
         precondition: &Precondition,
     ) -> Result<Result<(), WriteRefusal>, StoreError> {
         let sql = delete(self.kind(), owner, id, precondition);
-        if self.run(&sql, "deleting a task").await? == 1 {
+        if self.conn().await?.run(&sql, "deleting a task").await? == 1 {
             Ok(Ok(()))
         } else {
             Ok(Err(self.unwritten(owner, id).await?))
@@ -391,6 +397,8 @@ impl<D: Db> SqlStore<D> {
     /// the precondition failed.
     async fn unwritten(&self, owner: Uuid, id: Uuid) -> Result<WriteRefusal, StoreError> {
         let present: Option<(i32,)> = self
+            .conn()
+            .await?
             .optional(&exists(self.kind(), owner, id), "checking a task exists")
             .await?;
         Ok(domain::unwritten(present.is_some()))
