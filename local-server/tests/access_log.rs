@@ -4,16 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::{body::Body, http::Method};
 use serde_json::json;
-use shared::testing::{Backend, TestApp, capture_logs, request};
-
-fn get_with(path: &str, token: &str) -> axum::http::Request<Body> {
-    request(Method::GET, path)
-        .header("authorization", format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap()
-}
+use shared::testing::{Backend, TestApp, capture_logs};
 
 #[test]
 fn the_access_log_has_one_line_per_request_and_no_tokens_passwords_or_cursors() {
@@ -37,16 +29,12 @@ fn the_access_log_has_one_line_per_request_and_no_tokens_passwords_or_cursors() 
                 .json(json!({"title": title}))
                 .await;
         }
-        let page = app.send(get_with("/v1/tasks?limit=1", &token)).await;
+        let page = app.get("/v1/tasks?limit=1").bearer(&token).await;
         let cursor = page.json()["next_cursor"].as_str().unwrap().to_owned();
         let next = app
-            .send(
-                request(Method::GET, &format!("/v1/tasks?limit=1&cursor={cursor}"))
-                    .header("authorization", format!("Bearer {token}"))
-                    .header("x-request-id", "access-log-probe")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+            .get(&format!("/v1/tasks?limit=1&cursor={cursor}"))
+            .bearer(&token)
+            .header("x-request-id", "access-log-probe")
             .await;
         assert_eq!(next.status, 200);
         (token, cursor, user_id)

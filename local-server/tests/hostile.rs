@@ -4,14 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::{
-    body::Body,
-    http::{Method, StatusCode},
-};
+use axum::http::{Method, StatusCode};
 use serde_json::Value;
 use shared::{
     models::Role,
-    testing::{Backend, TestApp, TestResponse, TestUser, request},
+    testing::{Backend, TestApp, TestResponse, TestUser},
 };
 
 struct Case {
@@ -45,25 +42,23 @@ impl Case {
 }
 
 async fn send(app: &TestApp, user: &TestUser, case: &Case) -> TestResponse {
-    let mut builder = request(case.method.clone(), &case.path);
-    if !case.headers.iter().any(|(n, _)| n == "authorization") {
-        builder = builder.header("authorization", format!("Bearer {}", user.token));
-    }
-    for (name, value) in &case.headers {
-        builder = builder.header(name, value);
-    }
-    app.send(builder.body(Body::from(case.body.clone())).unwrap())
+    let own_authorization = case.headers.iter().any(|(n, _)| n == "authorization");
+    let request = app
+        .request(case.method.clone(), &case.path)
+        .maybe_bearer((!own_authorization).then_some(user.token.as_str()));
+    case.headers
+        .iter()
+        .fold(request, |request, (name, value)| {
+            request.header(name, value)
+        })
+        .body(case.body.clone())
         .await
 }
 
 /// Everything a hostile request could have changed.
 async fn snapshot(app: &TestApp, user: &TestUser) -> (String, Value) {
     let stats = app.state.store.admin().stats().await.unwrap();
-    let list = request(Method::GET, "/v1/tasks?limit=100")
-        .header("authorization", format!("Bearer {}", user.token))
-        .body(Body::empty())
-        .unwrap();
-    let list = app.send(list).await;
+    let list = app.get("/v1/tasks?limit=100").bearer(&user.token).await;
     assert_eq!(list.status, StatusCode::OK);
     (format!("{stats:?}"), list.json()["items"].clone())
 }
@@ -225,12 +220,11 @@ fn battery(task: &str) -> Vec<Case> {
 async fn hostile_requests_are_4xx_problems_and_change_nothing(backend: Backend) {
     let app = TestApp::start(backend, local_server::routes).await;
     let user = app.create_user("victim@example.com", Role::Admin).await;
-    let created = request(Method::POST, "/v1/tasks")
-        .header("authorization", format!("Bearer {}", user.token))
-        .header("content-type", "application/json")
-        .body(Body::from(r#"{"title": "keep me"}"#))
-        .unwrap();
-    let created = app.send(created).await;
+    let created = app
+        .post("/v1/tasks")
+        .bearer(&user.token)
+        .json(serde_json::json!({"title": "keep me"}))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let task = created.json()["id"].as_str().unwrap().to_owned();
     let before = snapshot(&app, &user).await;

@@ -23,13 +23,6 @@ async fn scrape(app: &TestApp) -> TestResponse {
     .await
 }
 
-fn get_with(path: &str, token: &str) -> axum::http::Request<Body> {
-    request(Method::GET, path)
-        .header("authorization", format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap()
-}
-
 async fn metrics_show_exact_counts_per_route_template(backend: Backend) {
     let app = TestApp::start(backend, local_server::routes).await;
     let user = app.create_user("metrics@example.com", Role::User).await;
@@ -51,13 +44,15 @@ async fn metrics_show_exact_counts_per_route_template(backend: Backend) {
     }
     for id in [&ids[0], &ids[1], &ids[0]] {
         let r = app
-            .send(get_with(&format!("/v1/tasks/{id}"), &user.token))
+            .get(&format!("/v1/tasks/{id}"))
+            .bearer(&user.token)
             .await;
         assert_eq!(r.status, 200);
     }
     let missing = uuid::Uuid::now_v7();
     let r = app
-        .send(get_with(&format!("/v1/tasks/{missing}"), &user.token))
+        .get(&format!("/v1/tasks/{missing}"))
+        .bearer(&user.token)
         .await;
     assert_eq!(r.status, 404);
     assert_eq!(app.get("/no/such/route").await.status, 404);

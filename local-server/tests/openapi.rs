@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::{body::Body, http::Method};
-use shared::testing::{Backend, TestApp, request};
+use axum::http::Method;
+use shared::testing::{Backend, TestApp};
 
 const COMMITTED: &str = include_str!("../../openapi.json");
 
@@ -127,12 +127,8 @@ async fn documented_operations_are_routed_and_nothing_else_on_their_paths() {
         for method in &all {
             let documented = item.get(method.as_str().to_ascii_lowercase()).is_some();
             let response = app
-                .send(
-                    request(method.clone(), &path)
-                        .header("content-type", "application/json")
-                        .body(Body::from("{}"))
-                        .unwrap(),
-                )
+                .request(method.clone(), &path)
+                .json(serde_json::json!({}))
                 .await;
             let unrouted = response.status == 405
                 || (response.status == 404 && response.json()["detail"] == "no such route");
@@ -142,5 +138,44 @@ async fn documented_operations_are_routed_and_nothing_else_on_their_paths() {
                 response.status
             );
         }
+    }
+}
+
+/// The README's map from each route to its handler, store methods and a test names every
+/// operation of the document, and every source file and test it names exists.
+#[test]
+fn the_readme_maps_every_route_to_its_handler_store_methods_and_a_test() {
+    let readme = include_str!("../../README.md");
+    let doc: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path == "/openapi.json" {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            let row = format!("| `{} {path}` |", method.to_uppercase());
+            assert!(
+                readme.contains(&row),
+                "README's \"From a route to its SQL\" has no row {row}"
+            );
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let section = readme
+        .split("### From a route to its SQL")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has the section");
+    for cell in section.split('`') {
+        let Some((file, function)) = cell.split_once(".rs::") else {
+            continue;
+        };
+        let file = root.join(format!("{file}.rs"));
+        let source = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("README names {}: {e}", file.display()));
+        assert!(
+            source.contains(&format!("fn {function}(")),
+            "README names {function} in {}, which has no such function",
+            file.display()
+        );
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac, digest::KeyInit};
 use serde_json::{Value, json};
@@ -39,19 +39,13 @@ async fn refresh(app: &TestApp, token: &str) -> TestResponse {
 }
 
 async fn me(app: &TestApp, access: &str) -> TestResponse {
-    let request = shared::testing::request(Method::GET, "/v1/auth/me")
-        .header("authorization", format!("Bearer {access}"))
-        .body(axum::body::Body::empty())
-        .unwrap();
-    app.send(request).await
+    app.get("/v1/auth/me").bearer(access).await
 }
 
 async fn me_with_header(app: &TestApp, authorization: &str) -> TestResponse {
-    let request = shared::testing::request(Method::GET, "/v1/auth/me")
+    app.get("/v1/auth/me")
         .header("authorization", authorization)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    app.send(request).await
+        .await
 }
 
 /// Registers and logs in; returns (user id, access token, refresh token).
@@ -706,17 +700,13 @@ async fn disabled_accounts_get_403_with_the_right_password_and_lose_their_tokens
 
 async fn malformed_bodies_are_problems(backend: Backend) {
     let app = start(backend).await;
-    let request = shared::testing::request(Method::POST, "/v1/auth/login")
+    app.post("/v1/auth/login")
         .header("content-type", "application/json")
-        .body(axum::body::Body::from("{\"email\": "))
-        .unwrap();
-    app.send(request)
+        .body("{\"email\": ")
         .await
         .assert_problem(400, "malformed_json");
-    let request = shared::testing::request(Method::POST, "/v1/auth/login")
-        .body(axum::body::Body::from("{}"))
-        .unwrap();
-    app.send(request)
+    app.post("/v1/auth/login")
+        .body("{}")
         .await
         .assert_problem(415, "unsupported_media_type");
     app.get("/v1/auth/login")

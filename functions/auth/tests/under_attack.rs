@@ -9,90 +9,41 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-
-use axum::{
-    body::Body,
-    extract::ConnectInfo,
-    http::{Method, StatusCode, header},
-};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use shared::testing::{Backend, TestApp, TestResponse, request};
+use shared::testing::{Backend, TestApp, TestResponse};
 
 const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a brand new password for this one";
 
-/// One JSON request as if from `client` (the TCP peer the limits see), with an optional
-/// bearer token.
-async fn call(
-    app: &TestApp,
-    client: Option<&str>,
-    path: &str,
-    body: Value,
-    bearer: Option<&str>,
-) -> TestResponse {
-    let mut builder = request(Method::POST, path).header(header::CONTENT_TYPE, "application/json");
-    if let Some(token) = bearer {
-        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let mut req = builder.body(Body::from(body.to_string())).unwrap();
-    if let Some(ip) = client {
-        let peer = SocketAddr::new(ip.parse().unwrap(), 40000);
-        req.extensions_mut().insert(ConnectInfo(peer));
-    }
-    app.send(req).await
-}
-
 async fn login(app: &TestApp, email: &str, password: &str) -> TestResponse {
-    call(
-        app,
-        None,
-        "/v1/auth/login",
-        json!({"email": email, "password": password}),
-        None,
-    )
-    .await
+    app.post("/v1/auth/login")
+        .json(json!({"email": email, "password": password}))
+        .await
 }
 
 async fn me(app: &TestApp, access: &str) -> StatusCode {
-    let req = request(Method::GET, "/v1/auth/me")
-        .header(header::AUTHORIZATION, format!("Bearer {access}"))
-        .body(Body::empty())
-        .unwrap();
-    app.send(req).await.status
+    app.get("/v1/auth/me").bearer(access).await.status
 }
 
 async fn refresh(app: &TestApp, token: &str) -> TestResponse {
-    call(
-        app,
-        None,
-        "/v1/auth/refresh",
-        json!({"refresh_token": token}),
-        None,
-    )
-    .await
+    app.post("/v1/auth/refresh")
+        .json(json!({"refresh_token": token}))
+        .await
 }
 
 async fn change_password(app: &TestApp, access: &str, current: &str, new: &str) -> TestResponse {
-    call(
-        app,
-        None,
-        "/v1/auth/password",
-        json!({"current_password": current, "new_password": new}),
-        Some(access),
-    )
-    .await
+    app.post("/v1/auth/password")
+        .bearer(access)
+        .json(json!({"current_password": current, "new_password": new}))
+        .await
 }
 
 async fn register(app: &TestApp, email: &str) {
-    let created = call(
-        app,
-        None,
-        "/v1/auth/register",
-        json!({"email": email, "password": PASSWORD, "name": "Target"}),
-        None,
-    )
-    .await;
+    let created = app
+        .post("/v1/auth/register")
+        .json(json!({"email": email, "password": PASSWORD, "name": "Target"}))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
 }
 
@@ -223,14 +174,10 @@ async fn access_tokens_stop_at_logout_and_at_a_password_change(backend: Backend)
     assert_eq!(me(&app, &access_a).await, StatusCode::OK);
 
     // Logout ends session A only.
-    let out = call(
-        &app,
-        None,
-        "/v1/auth/logout",
-        json!({"refresh_token": refresh_a}),
-        None,
-    )
-    .await;
+    let out = app
+        .post("/v1/auth/logout")
+        .json(json!({"refresh_token": refresh_a}))
+        .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_eq!(me(&app, &access_a).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(&app, &access_b).await, StatusCode::OK);
@@ -413,7 +360,12 @@ async fn each_credential_endpoint_is_limited_per_client_before_hashing(backend: 
     ];
     for (client, path, body, bearer) in endpoints {
         for _ in 0..3 {
-            let r = call(&app, Some(client), path, body.clone(), bearer).await;
+            let r = app
+                .post(path)
+                .from_client(client)
+                .maybe_bearer(bearer)
+                .json(body.clone())
+                .await;
             assert_ne!(
                 r.status,
                 StatusCode::TOO_MANY_REQUESTS,
@@ -422,30 +374,28 @@ async fn each_credential_endpoint_is_limited_per_client_before_hashing(backend: 
             );
         }
         let hashes = app.state.passwords.jobs_started();
-        let refused = call(&app, Some(client), path, body.clone(), bearer).await;
+        let refused = app
+            .post(path)
+            .from_client(client)
+            .maybe_bearer(bearer)
+            .json(body.clone())
+            .await;
         refused.assert_problem(429, "too_many_requests");
         let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
         assert!((1..=60).contains(&wait), "{path}: Retry-After {wait}");
         assert_eq!(app.state.passwords.jobs_started(), hashes, "{path} hashed");
     }
     // The same /64 is the same client; another address has its own bucket.
-    call(
-        &app,
-        Some("2001:db8:7:7:ffff::2"),
-        "/v1/auth/login",
-        json!({"email": "x@example.com", "password": "whatever it is"}),
-        None,
-    )
-    .await
-    .assert_problem(429, "too_many_requests");
-    let other = call(
-        &app,
-        Some("198.51.100.9"),
-        "/v1/auth/login",
-        json!({"email": "limited@example.com", "password": PASSWORD}),
-        None,
-    )
-    .await;
+    app.post("/v1/auth/login")
+        .from_client("2001:db8:7:7:ffff::2")
+        .json(json!({"email": "x@example.com", "password": "whatever it is"}))
+        .await
+        .assert_problem(429, "too_many_requests");
+    let other = app
+        .post("/v1/auth/login")
+        .from_client("198.51.100.9")
+        .json(json!({"email": "limited@example.com", "password": PASSWORD}))
+        .await;
     assert_eq!(other.status, StatusCode::OK, "{:?}", other.body);
     // Routes that do not hash are not counted.
     assert_eq!(me(&app, &access).await, StatusCode::OK);
@@ -461,13 +411,7 @@ async fn the_client_limit_holds_for_parallel_requests_and_across_instances(backe
     let results = futures::future::join_all((0..40).map(|i| {
         let app = if i % 2 == 0 { &first } else { &second };
         async move {
-            call(
-                app,
-                Some("192.0.2.44"),
-                "/v1/auth/login",
-                json!({"email": format!("nobody{i}@example.com"), "password": "whatever it is"}),
-                None,
-            )
+            app.post("/v1/auth/login").from_client("192.0.2.44").json(json!({"email": format!("nobody{i}@example.com"), "password": "whatever it is"}))
             .await
         }
     }))
@@ -500,14 +444,10 @@ async fn prune_deletes_ended_sessions_and_their_tokens_and_keeps_live_ones(backe
     register(&app, "aged@example.com").await;
     let (_, live) = pair(&login(&app, "live@example.com", PASSWORD).await);
     let (_, out) = pair(&login(&app, "live@example.com", PASSWORD).await);
-    let logout = call(
-        &app,
-        None,
-        "/v1/auth/logout",
-        json!({"refresh_token": out}),
-        None,
-    )
-    .await;
+    let logout = app
+        .post("/v1/auth/logout")
+        .json(json!({"refresh_token": out}))
+        .await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     pair(&login(&app, "aged@example.com", PASSWORD).await);
     // Ended two days ago: past any access token's lifetime.
@@ -602,33 +542,22 @@ fn security_events_are_logged_without_the_email(backend: Backend) {
     let ((), logs) = shared::testing::capture_logs(async {
         let app = TestApp::start(backend, auth::router).await;
         register(&app, "watched@example.com").await;
-        let r = call(
-            &app,
-            Some("203.0.113.50"),
-            "/v1/auth/login",
-            json!({"email": "watched@example.com", "password": "wrong password here"}),
-            None,
-        )
-        .await;
-        r.assert_problem(401, "invalid_credentials");
-        call(
-            &app,
-            Some("203.0.113.50"),
-            "/v1/auth/login",
-            json!({"email": "nobody@example.com", "password": "wrong password here"}),
-            None,
-        )
-        .await
-        .assert_problem(401, "invalid_credentials");
-        for _ in 0..5 {
-            call(
-                &app,
-                Some("203.0.113.50"),
-                "/v1/auth/login",
-                json!({"email": "nobody@example.com", "password": "wrong password here"}),
-                None,
-            )
+        let r = app
+            .post("/v1/auth/login")
+            .from_client("203.0.113.50")
+            .json(json!({"email": "watched@example.com", "password": "wrong password here"}))
             .await;
+        r.assert_problem(401, "invalid_credentials");
+        app.post("/v1/auth/login")
+            .from_client("203.0.113.50")
+            .json(json!({"email": "nobody@example.com", "password": "wrong password here"}))
+            .await
+            .assert_problem(401, "invalid_credentials");
+        for _ in 0..5 {
+            app.post("/v1/auth/login")
+                .from_client("203.0.113.50")
+                .json(json!({"email": "nobody@example.com", "password": "wrong password here"}))
+                .await;
         }
     });
     let events: Vec<&str> = logs.lines().filter(|l| l.contains("security")).collect();

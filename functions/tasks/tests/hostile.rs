@@ -3,43 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::{
-    body::Body,
-    http::{Method, StatusCode},
-};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use shared::{
     models::Role,
-    testing::{Backend, TestApp, TestResponse, TestUser, request},
+    testing::{Backend, TestApp, TestResponse, TestUser},
 };
 
 async fn start(backend: Backend) -> (TestApp, TestUser) {
     let app = TestApp::start(backend, tasks::router).await;
     let user = app.create_user("hostile@example.com", Role::User).await;
     (app, user)
-}
-
-async fn send(
-    app: &TestApp,
-    user: &TestUser,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> TestResponse {
-    let mut builder =
-        request(method, path).header("authorization", format!("Bearer {}", user.token));
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let body = match body {
-        Some(body) => {
-            builder = builder.header("content-type", "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    app.send(builder.body(body).unwrap()).await
 }
 
 /// `POST /v1/tasks` with `body`.
@@ -49,12 +23,16 @@ async fn create(
     body: Value,
     headers: &[(&str, &str)],
 ) -> TestResponse {
-    send(app, user, Method::POST, "/v1/tasks", Some(body), headers).await
+    app.post("/v1/tasks")
+        .bearer(&user.token)
+        .headers(headers)
+        .json(body)
+        .await
 }
 
 /// The user's tasks, as the API lists them: what "the database is unchanged" compares.
 async fn all_tasks(app: &TestApp, user: &TestUser) -> Value {
-    let page = send(app, user, Method::GET, "/v1/tasks?limit=100", None, &[]).await;
+    let page = app.get("/v1/tasks?limit=100").bearer(&user.token).await;
     assert_eq!(page.status, StatusCode::OK);
     page.json()["items"].clone()
 }
@@ -83,15 +61,11 @@ async fn out_of_range_dates_are_422_in_bodies_and_400_in_filters(backend: Backen
         let posted = create(&app, &user, json!({"title": "new", "due_date": date}), &[]).await;
         let body = posted.assert_problem(422, "validation_failed");
         assert_eq!(body["errors"][0]["field"], "due_date", "{date}: {body}");
-        let patch = send(
-            &app,
-            &user,
-            Method::PATCH,
-            &format!("/v1/tasks/{id}"),
-            Some(json!({"due_date": date})),
-            &[],
-        )
-        .await;
+        let patch = app
+            .patch(&format!("/v1/tasks/{id}"))
+            .bearer(&user.token)
+            .json(json!({"due_date": date}))
+            .await;
         let body = patch.assert_problem(422, "validation_failed");
         assert_eq!(body["errors"][0]["field"], "due_date", "{date}: {body}");
         for filter in ["due_before", "due_after"] {
@@ -103,15 +77,10 @@ async fn out_of_range_dates_are_422_in_bodies_and_400_in_filters(backend: Backen
                     other => (other as char).to_string(),
                 })
                 .collect();
-            let list = send(
-                &app,
-                &user,
-                Method::GET,
-                &format!("/v1/tasks?{filter}={encoded}"),
-                None,
-                &[],
-            )
-            .await;
+            let list = app
+                .get(&format!("/v1/tasks?{filter}={encoded}"))
+                .bearer(&user.token)
+                .await;
             let body = list.assert_problem(400, "invalid_query");
             assert!(
                 body["detail"].as_str().unwrap().contains(filter),
@@ -122,15 +91,11 @@ async fn out_of_range_dates_are_422_in_bodies_and_400_in_filters(backend: Backen
     assert_eq!(all_tasks(&app, &user).await, before, "nothing changed");
     // The edges of the range are fine.
     for date in ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"] {
-        let ok = send(
-            &app,
-            &user,
-            Method::PATCH,
-            &format!("/v1/tasks/{id}"),
-            Some(json!({"due_date": date})),
-            &[],
-        )
-        .await;
+        let ok = app
+            .patch(&format!("/v1/tasks/{id}"))
+            .bearer(&user.token)
+            .json(json!({"due_date": date}))
+            .await;
         assert_eq!(ok.status, StatusCode::OK, "{date}: {:?}", ok.body);
         assert_eq!(ok.json()["due_date"], *date);
     }
@@ -152,43 +117,31 @@ async fn huge_if_match_lists_are_412_and_change_nothing(backend: Backend) {
     };
     for entries in [35_000, 33] {
         let value = list(entries);
-        let patch = send(
-            &app,
-            &user,
-            Method::PATCH,
-            &path,
-            Some(json!({"title": "changed"})),
-            &[("if-match", &value)],
-        )
-        .await;
+        let patch = app
+            .patch(&path)
+            .bearer(&user.token)
+            .if_match(&value)
+            .json(json!({"title": "changed"}))
+            .await;
         patch.assert_problem(412, "precondition_failed");
-        let delete = send(
-            &app,
-            &user,
-            Method::DELETE,
-            &path,
-            None,
-            &[("if-match", &value)],
-        )
-        .await;
+        let delete = app.delete(&path).bearer(&user.token).if_match(&value).await;
         delete.assert_problem(412, "precondition_failed");
     }
     // Many short header lines add up the same way.
     let many: Vec<(&str, &str)> = std::iter::repeat_n(("if-match", "\"1\""), 40).collect();
-    send(&app, &user, Method::DELETE, &path, None, &many)
+    app.delete(&path)
+        .bearer(&user.token)
+        .headers(&many)
         .await
         .assert_problem(412, "precondition_failed");
     assert_eq!(all_tasks(&app, &user).await, before, "nothing changed");
     // 32 entries, one of them current: accepted.
-    let ok = send(
-        &app,
-        &user,
-        Method::PATCH,
-        &path,
-        Some(json!({"title": "changed"})),
-        &[("if-match", &list(32))],
-    )
-    .await;
+    let ok = app
+        .patch(&path)
+        .bearer(&user.token)
+        .if_match(&list(32))
+        .json(json!({"title": "changed"}))
+        .await;
     assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
     // Entries that are not numbers, or beyond i64, match nothing (412), never a 500.
     for odd in [
@@ -198,16 +151,11 @@ async fn huge_if_match_lists_are_412_and_change_nothing(backend: Backend) {
         "\"3.5\"",
         "W/\"2\"",
     ] {
-        send(
-            &app,
-            &user,
-            Method::DELETE,
-            &path,
-            None,
-            &[("if-match", odd)],
-        )
-        .await
-        .assert_problem(412, "precondition_failed");
+        app.delete(&path)
+            .bearer(&user.token)
+            .if_match(odd)
+            .await
+            .assert_problem(412, "precondition_failed");
     }
 }
 
@@ -238,15 +186,10 @@ async fn concurrent_creates_never_pass_the_task_cap(backend: Backend) {
         .await
         .assert_problem(409, "task_limit_reached");
     let first = tasks[0]["id"].as_str().unwrap();
-    let deleted = send(
-        &app,
-        &user,
-        Method::DELETE,
-        &format!("/v1/tasks/{first}"),
-        None,
-        &[],
-    )
-    .await;
+    let deleted = app
+        .delete(&format!("/v1/tasks/{first}"))
+        .bearer(&user.token)
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     let retried = create(&app, &user, body, &keyed).await;
     assert_eq!(retried.status, StatusCode::CREATED, "{:?}", retried.body);

@@ -46,6 +46,26 @@ impl<'a> TestRequest<'a> {
         }
     }
 
+    /// As if from TCP peer `ip` (what the per-client limits see); without it a request
+    /// has no peer address, as behind an unknown proxy.
+    pub fn from_client(mut self, ip: &str) -> Self {
+        let ip: std::net::IpAddr = ip.parse().expect("a test client IP address");
+        self.builder =
+            self.builder
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::new(
+                    ip, 40000,
+                )));
+        self
+    }
+
+    /// [`from_client`](Self::from_client) when there is one.
+    pub fn maybe_from_client(self, ip: Option<&str>) -> Self {
+        match ip {
+            Some(ip) => self.from_client(ip),
+            None => self,
+        }
+    }
+
     /// `If-Match: {etag}` (an ETag as the API writes it, quotes included, or `*`).
     pub fn if_match(self, etag: &str) -> Self {
         self.header(header::IF_MATCH, etag)
