@@ -85,6 +85,16 @@ impl Sql {
         }
     }
 
+    /// A statement written out by hand (placeholders in the backend's own style), for tests
+    /// that set up states the API cannot reach.
+    pub fn raw(backend: Backend, text: &str, params: Vec<Param>) -> Self {
+        Self {
+            dialect: backend.dialect(),
+            text: text.to_owned(),
+            params,
+        }
+    }
+
     pub fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
         self

@@ -30,7 +30,11 @@ use crate::{
     config::{Config, Runtime},
     http::{StackConfig, stack},
     state::AppState,
-    store::{self, DynStore},
+    store::{
+        self, DynStore,
+        db::Db,
+        sql::{Param, Sql},
+    },
 };
 
 /// Fixed test secrets: long enough for production rules.
@@ -121,34 +125,31 @@ impl TestDb {
     /// know (a rollback, or an older instance still running): for the migration runner's
     /// tests.
     pub async fn record_newer_migration(&self, version: i64) {
-        let sql = "INSERT INTO _sqlx_migrations \
-                   (version, description, success, checksum, execution_time) \
-                   VALUES ($1, 'from a newer release', true, $2, 1)";
-        let checksum = vec![0_u8];
-        match Backend::of(&self.url) {
-            Backend::Sqlite => {
-                let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
-                    .await
-                    .expect("connecting to the test database");
-                sqlx::query(sql)
-                    .bind(version)
-                    .bind(checksum)
-                    .execute(&mut conn)
-                    .await
-                    .expect("recording a migration");
-            }
-            Backend::Postgres => {
-                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
-                    .await
-                    .expect("connecting to the test database");
-                sqlx::query(sql)
-                    .bind(version)
-                    .bind(checksum)
-                    .execute(&mut conn)
-                    .await
-                    .expect("recording a migration");
-            }
-        }
+        let sql = Sql::raw(
+            Backend::of(&self.url),
+            "INSERT INTO _sqlx_migrations \
+             (version, description, success, checksum, execution_time) \
+             VALUES ($1, 'from a newer release', true, $2, 1)",
+            vec![Param::Int(version), Param::Bytes(vec![0])],
+        );
+        execute_raw(&self.url, &sql).await;
+    }
+}
+
+/// Runs `sql` once, on a connection of its own to `url` (SQLite connections enforce
+/// foreign keys, as the app's do: sqlx's default).
+async fn execute_raw(url: &str, sql: &Sql) {
+    async fn on<D: Db>(url: &str, sql: &Sql) {
+        let mut conn = <D::Connection as sqlx::Connection>::connect(url)
+            .await
+            .expect("connecting to the test database");
+        D::execute(&mut conn, sql)
+            .await
+            .expect("running a raw statement");
+    }
+    match Backend::of(url) {
+        Backend::Sqlite => on::<sqlx::Sqlite>(url, sql).await,
+        Backend::Postgres => on::<sqlx::Postgres>(url, sql).await,
     }
 }
 
@@ -263,32 +264,14 @@ impl TestApp {
     /// Runs one statement straight on the test database, bypassing the store: `sqlite` or
     /// `postgres` by backend, with `id` bound as its one parameter.
     pub async fn raw_user_statement(&self, sqlite: &str, postgres: &str, id: uuid::Uuid) {
-        use sqlx::Connection as _;
-        let url = &self.db.url;
-        if url.starts_with("sqlite:") {
-            let mut conn = sqlx::SqliteConnection::connect(url)
-                .await
-                .expect("connecting");
-            // The app's own connections turn foreign keys on; so must this one.
-            sqlx::query("PRAGMA foreign_keys = ON")
-                .execute(&mut conn)
-                .await
-                .expect("enabling foreign keys");
-            sqlx::query(sqlite)
-                .bind(id)
-                .execute(&mut conn)
-                .await
-                .expect("running a raw statement");
-        } else {
-            let mut conn = sqlx::PgConnection::connect(url).await.expect("connecting");
-            sqlx::query(postgres)
-                .bind(id)
-                .execute(&mut conn)
-                .await
-                .expect("running a raw statement");
-        }
+        let backend = Backend::of(&self.db.url);
+        let text = match backend {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        };
+        let sql = Sql::raw(backend, text, vec![Param::Uuid(id)]);
+        execute_raw(&self.db.url, &sql).await;
     }
-
     /// Creates a user straight in the store and signs an access token for them, for tests
     /// of routers that do not include the auth function.
     pub async fn create_user(&self, email: &str, role: crate::models::Role) -> TestUser {
