@@ -464,7 +464,7 @@ impl<D: Db> UserRepository for SqlStore<D> {
     async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
         self.conn()
             .await?
-            .one(&insert_user(self.kind(), user), "inserting a user")
+            .one(&insert_user(D::KIND, user), "inserting a user")
             .await
             .map_err(|e| e.on_constraint(EMAIL_UNIQUE, Conflict::EmailTaken))
     }
@@ -472,7 +472,7 @@ impl<D: Db> UserRepository for SqlStore<D> {
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
         self.conn()
             .await?
-            .optional(&user_by_id(self.kind(), id), "loading a user")
+            .optional(&user_by_id(D::KIND, id), "loading a user")
             .await
     }
 
@@ -481,7 +481,7 @@ impl<D: Db> UserRepository for SqlStore<D> {
         user: Uuid,
         session: Option<Uuid>,
     ) -> Result<Option<TokenUser>, StoreError> {
-        let sql = user_for_token(self.kind(), user, session);
+        let sql = user_for_token(D::KIND, user, session);
         self.conn()
             .await?
             .optional(&sql, "loading the user of an access token")
@@ -489,7 +489,7 @@ impl<D: Db> UserRepository for SqlStore<D> {
     }
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
-        let sql = credentials_by_email(self.kind(), email);
+        let sql = credentials_by_email(D::KIND, email);
         self.conn()
             .await?
             .optional(&sql, "loading credentials by email")
@@ -497,7 +497,7 @@ impl<D: Db> UserRepository for SqlStore<D> {
     }
 
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError> {
-        let sql = credentials_by_id(self.kind(), id);
+        let sql = credentials_by_id(D::KIND, id);
         self.conn()
             .await?
             .optional(&sql, "loading credentials by id")
@@ -511,7 +511,7 @@ impl<D: Db> UserRepository for SqlStore<D> {
         upgraded: &str,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let sql = upgrade_password_hash(self.kind(), id, verified, upgraded, now);
+        let sql = upgrade_password_hash(D::KIND, id, verified, upgraded, now);
         Ok(self
             .conn()
             .await?
@@ -527,7 +527,7 @@ impl<D: Db> UserRepository for SqlStore<D> {
         expected_epoch: i64,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let sql = change_password(self.kind(), id, hash, expected_epoch, now);
+        let sql = change_password(D::KIND, id, hash, expected_epoch, now);
         Ok(self.conn().await?.run(&sql, "changing a password").await? == 1)
     }
 }
@@ -556,7 +556,7 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         session: &NewSession,
         first: &NextRefreshToken,
     ) -> Result<bool, StoreError> {
-        let d = self.kind();
+        let d = D::KIND;
         let mut tx = self.begin_write("beginning a session").await?;
         if tx
             .run(&start_session(d, session), "starting a session")
@@ -584,7 +584,7 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         next: &NextRefreshToken,
         now: OffsetDateTime,
     ) -> Result<Rotation, StoreError> {
-        let d = self.kind();
+        let d = D::KIND;
         let mut tx = self.begin_write("beginning a rotation").await?;
         let spent: Option<SpentToken> = tx
             .optional(
@@ -614,8 +614,9 @@ impl<D: Db> TokenRepository for SqlStore<D> {
                 expires_at: next.expires_at,
             }
         } else {
-            // Not spent now: find out why, from the token as stored (the write lock is held,
-            // so nothing changes it meanwhile).
+            // Not spent now: find out why, from the token as stored. (A rotation racing
+            // this one may spend it meanwhile on Postgres, where the update that matched
+            // nothing locked nothing; it is then `Spent`, and reuse is what it is.)
             let stored: Option<StoredRefresh> = tx
                 .optional(
                     &classify_refresh(d, presented, now),
@@ -646,7 +647,7 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         presented: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let sql = revoke_session_of(self.kind(), presented, now);
+        let sql = revoke_session_of(D::KIND, presented, now);
         self.conn()
             .await?
             .run(&sql, "revoking a session")
@@ -660,7 +661,7 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         now: OffsetDateTime,
         throttle: LoginThrottle,
     ) -> Result<LoginAttempt, StoreError> {
-        let sql = reserve_attempt(self.kind(), email, now, throttle);
+        let sql = reserve_attempt(D::KIND, email, now, throttle);
         let r: Reservation = self
             .conn()
             .await?
@@ -683,7 +684,7 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         email: &str,
         attempt: &LoginAttempt,
     ) -> Result<(), StoreError> {
-        let sql = return_attempt(self.kind(), email, attempt.window_start);
+        let sql = return_attempt(D::KIND, email, attempt.window_start);
         self.conn()
             .await?
             .run(&sql, "returning a login attempt")
@@ -699,7 +700,7 @@ impl<D: Db> TokenRepository for SqlStore<D> {
     ) -> Result<Result<(), Duration>, StoreError> {
         let gcra = Gcra::new(limit);
         let now_us = unix_micros(now);
-        let sql = take_client_request(self.kind(), client, now_us, gcra);
+        let sql = take_client_request(D::KIND, client, now_us, gcra);
         let (allowed, tat): (i32, i64) = self
             .conn()
             .await?
@@ -716,7 +717,7 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         const BATCH: i64 = 5_000;
         let mut conn = self.conn().await?;
         let mut counts = Vec::new();
-        for (what, sql) in prune_statements(self.kind(), now, BATCH) {
+        for (what, sql) in prune_statements(D::KIND, now, BATCH) {
             let mut total = 0;
             loop {
                 let deleted = conn.run(&sql, "pruning expired rows").await?;

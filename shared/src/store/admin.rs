@@ -195,7 +195,7 @@ impl<D: Db> AdminRepository for SqlStore<D> {
         change: &UserChange,
         now: OffsetDateTime,
     ) -> Result<Result<User, AdminRefusal>, StoreError> {
-        let d = self.kind();
+        let d = D::KIND;
         let mut tx = self.begin_write("beginning an admin change").await?;
         let (admins, before) = match lock_target(&mut tx, actor, target).await? {
             Ok(locked) => locked,
@@ -241,7 +241,7 @@ impl<D: Db> AdminRepository for SqlStore<D> {
         target: Uuid,
         now: OffsetDateTime,
     ) -> Result<Result<(), AdminRefusal>, StoreError> {
-        let d = self.kind();
+        let d = D::KIND;
         let mut tx = self.begin_write("beginning a user deletion").await?;
         let (admins, user) = match lock_target(&mut tx, Some(actor), target).await? {
             Ok(locked) => locked,
@@ -267,21 +267,21 @@ impl<D: Db> AdminRepository for SqlStore<D> {
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
         self.conn()
             .await?
-            .all(&list_users(self.kind(), query), "listing users")
+            .all(&list_users(D::KIND, query), "listing users")
             .await
     }
 
     async fn user_detail(&self, id: Uuid) -> Result<Option<UserDetail>, StoreError> {
         self.conn()
             .await?
-            .optional(&user_detail(self.kind(), id), "loading a user's detail")
+            .optional(&user_detail(D::KIND, id), "loading a user's detail")
             .await
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {
         self.conn()
             .await?
-            .one(&stats(self.kind()), "counting for stats")
+            .one(&stats(D::KIND), "counting for stats")
             .await
     }
 
@@ -292,10 +292,7 @@ impl<D: Db> AdminRepository for SqlStore<D> {
     ) -> Result<Vec<AuditEntry>, StoreError> {
         self.conn()
             .await?
-            .all(
-                &list_audit(self.kind(), before, fetch),
-                "listing the audit log",
-            )
+            .all(&list_audit(D::KIND, before, fetch), "listing the audit log")
             .await
     }
 }

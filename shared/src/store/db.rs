@@ -41,7 +41,7 @@ pub trait Driver: Database<Connection: Migrate> {
     /// Starts a transaction that may read and then write. Postgres locks rows as statements
     /// reach them; SQLite takes its write lock at once (`BEGIN IMMEDIATE`), so a
     /// read-then-write flow cannot deadlock with another.
-    fn begin_write(
+    fn begin_writer(
         pool: &Pool<Self>,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
@@ -169,43 +169,39 @@ impl<D: Db> SqlStore<D> {
         &self.pool
     }
 
-    /// The backend, for the statement builders.
-    pub(super) fn kind(&self) -> Backend {
-        D::KIND
-    }
-
     /// A pooled connection for statements that need no transaction.
-    pub(super) async fn conn(&self) -> Result<On<D, PoolConnection<D>>, StoreError> {
+    pub(super) async fn conn(&self) -> Result<Conn<D, PoolConnection<D>>, StoreError> {
         let conn = self
             .pool
             .acquire()
             .await
             .context("acquiring a connection")?;
-        Ok(On(conn, PhantomData))
+        Ok(Conn(conn, PhantomData))
     }
 
-    /// A transaction that may read and then write ([`Db::begin_write`]).
+    /// A transaction that may read and then write ([`Driver::begin_writer`]).
     pub(super) async fn begin_write(&self, doing: &'static str) -> Result<Tx<D>, StoreError> {
-        Ok(On(
-            D::begin_write(&self.pool).await.context(doing)?,
+        Ok(Conn(
+            D::begin_writer(&self.pool).await.context(doing)?,
             PhantomData,
         ))
     }
 
     /// A transaction whose first statement writes (or that needs no lock before it).
     pub(super) async fn begin(&self, doing: &'static str) -> Result<Tx<D>, StoreError> {
-        Ok(On(self.pool.begin().await.context(doing)?, PhantomData))
+        Ok(Conn(self.pool.begin().await.context(doing)?, PhantomData))
     }
 }
 
-/// Statements run on a connection `C` of backend `D`: a pooled connection, or a
-/// transaction ([`Tx`]), which rolls back if dropped before [`commit`](Tx::commit).
-/// `doing` names the step in errors ("loading a task").
-pub(super) struct On<D: Db, C>(C, PhantomData<D>);
+/// A connection to run statements on: `C` is a pooled connection of backend `D`
+/// ([`SqlStore::conn`]) or a transaction ([`Tx`]), which rolls back if dropped before
+/// [`commit`](Tx::commit). Every method takes `doing`, which names the step in errors
+/// ("loading a task").
+pub(super) struct Conn<D: Db, C>(C, PhantomData<D>);
 
-pub(super) type Tx<D> = On<D, Transaction<'static, D>>;
+pub(super) type Tx<D> = Conn<D, Transaction<'static, D>>;
 
-impl<D: Db, C: DerefMut<Target = D::Connection> + Send> On<D, C> {
+impl<D: Db, C: DerefMut<Target = D::Connection> + Send> Conn<D, C> {
     /// The rows of `sql`, decoded.
     pub(super) async fn all<T: Record>(
         &mut self,
@@ -216,13 +212,19 @@ impl<D: Db, C: DerefMut<Target = D::Connection> + Send> On<D, C> {
     }
 
     /// The row of a statement that returns at most one (by key, or a single-row write's
-    /// `RETURNING`).
+    /// `RETURNING`); more than one is a bug in the statement, reported as an error.
     pub(super) async fn optional<T: Record>(
         &mut self,
         sql: &Sql,
         doing: &'static str,
     ) -> Result<Option<T>, StoreError> {
-        Ok(self.all(sql, doing).await?.into_iter().next())
+        let mut rows = self.all(sql, doing).await?;
+        if rows.len() > 1 {
+            return Err(StoreError::Unsupported(
+                "a statement expected to return at most one row returned more",
+            ));
+        }
+        Ok(rows.pop())
     }
 
     /// The row of a statement that always returns one.

@@ -1,8 +1,9 @@
 //! Persistence. Handlers talk to the [`Store`] trait and its repositories, declared here;
 //! each repository has one implementation, for the generic [`db::SqlStore`], next to the
 //! statements it runs: [`tasks`], [`accounts`] (users, sessions, login throttling) and
-//! [`admin`]. What a backend supplies is [`db::Db`], implemented in [`postgres`] and
-//! [`sqlite`]; what differs in SQL text is [`sql::Dialect`]. The backend is chosen at run
+//! [`admin`]. What a backend supplies is [`db::Driver`], implemented in [`postgres`] and
+//! [`sqlite`] (the generic [`db::Db`] follows from it); what differs in SQL text is
+//! [`sql::Dialect`]. The backend is chosen at run
 //! time from `DATABASE_URL`; a binary built without a backend's cargo feature says so
 //! instead of linking it (the Lambda functions carry Postgres only).
 //!

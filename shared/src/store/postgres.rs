@@ -89,7 +89,7 @@ impl Driver for Postgres {
     }
 
     // Postgres locks rows as statements reach them (`FOR UPDATE` where a flow reads first).
-    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
+    async fn begin_writer(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
         pool.begin().await
     }
 

@@ -1,7 +1,7 @@
 //! A small SQL builder for statements whose text both backends share: it numbers
 //! placeholders in each dialect's style (`$1` / `?1`) and keeps the values as [`Param`]s,
 //! which each backend binds in its own types (timestamps are `timestamptz` on Postgres and
-//! fixed-width text on SQLite; see `Db::query` in each backend's module).
+//! fixed-width text on SQLite: `Driver::time` in each backend's module, applied by `db::bind`).
 //!
 //! Why our own builder rather than sqlx's `QueryBuilder`: a statement here is a plain value
 //! built once for either backend, so the builders in `tasks`, `accounts` and `admin` are
@@ -37,7 +37,7 @@ pub struct Dialect {
     pub placeholder: &'static str,
     /// The backend locks rows a transaction reads with `FOR UPDATE` (Postgres). SQLite has
     /// no row locks: a writing transaction holds the database's write lock from its
-    /// `BEGIN IMMEDIATE` (see `Db::begin_write`), which serialises the same flows.
+    /// `BEGIN IMMEDIATE` (see `Driver::begin_writer`), which serialises the same flows.
     pub locks_rows: bool,
     /// Appended to a text column to compare it byte by byte, the same on both backends.
     pub binary_collation: &'static str,

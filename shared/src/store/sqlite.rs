@@ -86,7 +86,7 @@ impl Driver for Sqlite {
     /// Holds the write lock from the first statement: SQLite has no row locks, and a
     /// deferred transaction that reads and then writes could deadlock with another (the
     /// busy timeout queues writers instead).
-    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
+    async fn begin_writer(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
         pool.begin_with("BEGIN IMMEDIATE").await
     }
 

@@ -295,7 +295,7 @@ impl<D: Db> TaskRepository for SqlStore<D> {
         idempotency: Option<&IdempotencyClaim>,
         max_tasks: Option<u32>,
     ) -> Result<Result<Created, CreateRefusal>, StoreError> {
-        let d = self.kind();
+        let d = D::KIND;
         let mut tx = self.begin("beginning a task insert").await?;
         if let Some(claim) = idempotency {
             // Writes first, so SQLite takes its write lock at the start.
@@ -349,14 +349,14 @@ impl<D: Db> TaskRepository for SqlStore<D> {
     async fn get(&self, owner: Uuid, id: Uuid) -> Result<Option<Task>, StoreError> {
         self.conn()
             .await?
-            .optional(&get(self.kind(), owner, id), "loading a task")
+            .optional(&get(D::KIND, owner, id), "loading a task")
             .await
     }
 
     async fn list(&self, owner: Uuid, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
         self.conn()
             .await?
-            .all(&list(self.kind(), owner, query), "listing tasks")
+            .all(&list(D::KIND, owner, query), "listing tasks")
             .await
     }
 
@@ -368,7 +368,7 @@ impl<D: Db> TaskRepository for SqlStore<D> {
         precondition: &Precondition,
         now: OffsetDateTime,
     ) -> Result<Result<Task, WriteRefusal>, StoreError> {
-        let sql = update(self.kind(), owner, id, patch, precondition, now);
+        let sql = update(D::KIND, owner, id, patch, precondition, now);
         // Bound first: the connection goes back to the pool before `unwritten` takes one.
         let updated: Option<Task> = self.conn().await?.optional(&sql, "updating a task").await?;
         match updated {
@@ -383,7 +383,7 @@ impl<D: Db> TaskRepository for SqlStore<D> {
         id: Uuid,
         precondition: &Precondition,
     ) -> Result<Result<(), WriteRefusal>, StoreError> {
-        let sql = delete(self.kind(), owner, id, precondition);
+        let sql = delete(D::KIND, owner, id, precondition);
         if self.conn().await?.run(&sql, "deleting a task").await? == 1 {
             Ok(Ok(()))
         } else {
@@ -399,7 +399,7 @@ impl<D: Db> SqlStore<D> {
         let present: Option<(i32,)> = self
             .conn()
             .await?
-            .optional(&exists(self.kind(), owner, id), "checking a task exists")
+            .optional(&exists(D::KIND, owner, id), "checking a task exists")
             .await?;
         Ok(domain::unwritten(present.is_some()))
     }
