@@ -137,11 +137,26 @@ where
     DB: Database,
     DB::Connection: Migrate,
 {
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(|e| StoreError::from_sqlx("migrating the database", e))?;
+    // Several processes opening one new SQLite file at once collide on switching it to WAL
+    // (a connection's first statements), and SQLite answers "database is locked" at once,
+    // without its busy handler. Opening again shortly after succeeds: the switch is done.
+    let mut attempts = 0;
+    let mut conn = loop {
+        match pool.acquire().await {
+            Ok(conn) => break conn,
+            Err(err) if attempts < 50 && is_locked(&err) => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(err) => return Err(StoreError::from_sqlx("migrating the database", err)),
+        }
+    };
     run(embedded, &mut *conn).await
+}
+
+/// "Busy" or "locked": two connections collided (see [`super::is_contention`]).
+fn is_locked(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if super::is_contention(db.code().as_deref()))
 }
 
 /// The successfully applied versions and their checksums.
