@@ -4,6 +4,7 @@
 //! local-server [--host H] [--port P] [serve]   serve the API (default)
 //! local-server migrate                         apply migrations to DATABASE_URL and exit
 //! local-server prune                           delete expired sessions, tokens, throttle rows
+//! local-server send-mail                       deliver the account mail waiting in the outbox
 //! local-server create-admin --email E --name N create an admin (password on stdin)
 //! local-server create-admin --email E --promote  make an existing user an admin
 //! local-server openapi                         print the OpenAPI document
@@ -46,6 +47,10 @@ enum Command {
     /// (expired, revoked, past SESSION_MAX_AGE_SECS), in bounded batches, and exit. Safe to
     /// run at any time and as often as you like; schedule it (cron, an EventBridge rule).
     Prune,
+    /// Deliver the account mail waiting in the outbox (mail whose attempt after its request
+    /// failed, e.g. while SMTP was down) and exit; prints how many were sent and failed.
+    /// The running server does this every 30 s as well; schedule it where no server runs.
+    SendMail,
     /// Exit 0 when the server on this machine answers `GET /health` with 200 (for container
     /// health checks; needs no configuration, opens no database).
     Healthcheck,
@@ -172,6 +177,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::io::Write::write_fmt(&mut out, format_args!("pruned {count} {what}\n"))
                     .context("writing the summary")?;
             }
+            Ok(())
+        }
+        Command::SendMail => {
+            let mut total = shared::mail::Delivered::default();
+            loop {
+                let round =
+                    shared::mail::deliver(&state.store, &state.mailer, &state.metrics, None, 100)
+                        .await;
+                total.sent += round.sent;
+                total.failed += round.failed;
+                if round.sent + round.failed < 100 {
+                    break;
+                }
+            }
+            state.store.close().await;
+            std::io::Write::write_fmt(
+                &mut std::io::stdout().lock(),
+                format_args!("sent {} mail, {} failed\n", total.sent, total.failed),
+            )
+            .context("writing the summary")?;
             Ok(())
         }
         Command::Healthcheck | Command::Openapi => {

@@ -69,6 +69,7 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
         let app = crate::metrics_app(state.clone());
         tokio::spawn(serve_app(listener, app, limits, stopped()))
     });
+    let mail = tokio::spawn(retry_mail(state.clone(), stopped()));
     let app = crate::app(state);
     let api = serve_app(listener, app, limits, stopped());
     let signal = async {
@@ -80,10 +81,31 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     if let Some(metrics_server) = metrics_server {
         metrics_server.await.context("the metrics listener")??;
     }
+    let _ = mail.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Every [`MAIL_RETRY_EVERY`], delivers the account mail whose earlier attempts failed
+/// (requests that send mail take a bounded share of it too; `local-server send-mail` all
+/// of it at once). Stops with the server.
+async fn retry_mail(state: AppState, stopped: impl std::future::Future<Output = ()>) {
+    if !state.mailer.is_configured() {
+        return;
+    }
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            () = tokio::time::sleep(MAIL_RETRY_EVERY) => {}
+        }
+        shared::mail::deliver(&state.store, &state.mailer, &state.metrics, None, 50).await;
+    }
+}
+
+/// How often the local server retries account mail.
+pub const MAIL_RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Binds the private `/metrics` listener, if there is to be one. An address set in
 /// `METRICS_ADDR` must bind; the default may be taken by another local server on the same

@@ -470,3 +470,106 @@ fn an_explicit_metrics_address_that_cannot_bind_stops_the_start_with_its_name() 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("METRICS_ADDR"), "{stderr}");
 }
+
+/// The built binary with `SMTP_URL` at a sink on loopback, in production mode as deployed:
+/// register (verification mail), verify with the mailed token; forget a password, reset it
+/// with the mailed token, log in with the new one.
+#[test]
+fn account_mail_over_smtp_verifies_and_resets_with_the_mailed_tokens() {
+    use shared::testing::smtp::{SmtpSink, token_in};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sink = runtime.block_on(SmtpSink::start());
+    let wait = |count| runtime.block_on(sink.wait_for(count, Duration::from_secs(15)));
+    let dir = tempfile::tempdir().unwrap();
+    // Bob exists before the server starts (made on the command line: no mail, so his
+    // address has its whole mail budget).
+    let bob = run_cli(
+        dir.path(),
+        &[
+            "create-admin",
+            "--email",
+            "bob@example.com",
+            "--name",
+            "Bob",
+        ],
+        "first password 123\n",
+    );
+    assert!(bob.status.success(), "{bob:?}");
+    let url = sink.url();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "sqlite://./admin.db"),
+            ("JWT_SECRET", shared::testing::TEST_JWT_SECRET),
+            ("PASSWORD_PEPPER", shared::testing::TEST_PEPPER),
+            ("SMTP_URL", &url),
+            ("APP_BASE_URL", "https://app.example.com"),
+            ("MAIL_FROM", "Tasks <no-reply@example.com>"),
+        ],
+        &[],
+    );
+    let post = |path: &str, body: serde_json::Value| {
+        support::request(
+            server.port,
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    };
+    let register = post(
+        "/v1/auth/register",
+        serde_json::json!({"email": "ada@example.com", "password": "first password 123", "name": "Ada"}),
+    );
+    assert_eq!(register.status, 201, "{}", register.body);
+    assert_eq!(register.json()["email_verified"], false);
+    let mail = wait(1);
+    assert_eq!(mail.len(), 1);
+    assert!(
+        mail[0].contains("From: Tasks <no-reply@example.com>"),
+        "{}",
+        mail[0]
+    );
+    assert!(mail[0].contains("https://app.example.com/verify-email?token="));
+    let verified = post(
+        "/v1/auth/email/verify",
+        serde_json::json!({"token": token_in(&mail[0])}),
+    );
+    assert_eq!(verified.status, 204, "{}", verified.body);
+
+    let forgot = |email: &str| {
+        post(
+            "/v1/auth/password/forgot",
+            serde_json::json!({"email": email}),
+        )
+    };
+    assert_eq!(forgot("carol@example.com").status, 202);
+    assert_eq!(forgot("bob@example.com").status, 202);
+    let mail = wait(2);
+    assert_eq!(
+        mail.len(),
+        2,
+        "one mail for Bob, none for an unknown address"
+    );
+    assert!(
+        mail[1].contains("Subject: Reset your password"),
+        "{}",
+        mail[1]
+    );
+    assert!(mail[1].contains("To: bob@example.com"));
+    assert!(
+        !dir.path().join("data/mail").exists(),
+        "production wrote mail to files"
+    );
+    let reset = post(
+        "/v1/auth/password/reset",
+        serde_json::json!({"token": token_in(&mail[1]), "new_password": "second password 456"}),
+    );
+    assert_eq!(reset.status, 204, "{}", reset.body);
+    let login = post(
+        "/v1/auth/login",
+        serde_json::json!({"email": "bob@example.com", "password": "second password 456"}),
+    );
+    assert_eq!(login.status, 200, "{}", login.body);
+}

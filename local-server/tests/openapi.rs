@@ -61,8 +61,8 @@ fn the_document_is_openapi_3_1_with_unique_operation_ids_and_a_bearer_scheme() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), count, "operationIds must be unique");
-    // The API's 20 operations plus /openapi.json (/metrics is not on the API's port).
-    assert_eq!(count, 21);
+    // The API's 24 operations plus /openapi.json (/metrics is not on the API's port).
+    assert_eq!(count, 25);
 }
 
 #[tokio::test]

@@ -293,6 +293,7 @@ mod tests {
             name: "Someone".into(),
             role,
             disabled,
+            email_verified: true,
             created_at: now,
             updated_at: now,
         }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod lambda;
+pub mod mail;
 pub mod metrics;
 pub mod models;
 pub mod openapi;

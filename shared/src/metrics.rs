@@ -16,7 +16,7 @@ use std::{
     io::Write as _,
     sync::{
         Mutex,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -48,6 +48,11 @@ pub struct Metrics {
     sink: Sink,
     pool: PoolProbe,
     in_flight: AtomicI64,
+    /// Account mail handed to the mail server, attempts that failed, and the outbox depth
+    /// as last counted.
+    mail_sent: AtomicU64,
+    mail_failed: AtomicU64,
+    outbox_depth: AtomicI64,
     /// route → method → stats. Kept sorted so the rendering is stable.
     routes: Mutex<BTreeMap<String, BTreeMap<&'static str, RouteStats>>>,
 }
@@ -100,6 +105,9 @@ impl Metrics {
             sink,
             pool,
             in_flight: AtomicI64::new(0),
+            mail_sent: AtomicU64::new(0),
+            mail_failed: AtomicU64::new(0),
+            outbox_depth: AtomicI64::new(0),
             routes: Mutex::new(BTreeMap::new()),
         }
     }
@@ -122,6 +130,46 @@ impl Metrics {
                 // One write per line, so concurrent log lines cannot split it.
                 let _ = std::io::stdout().lock().write_all(line.as_bytes());
             }
+        }
+    }
+
+    /// One delivery of account mail: `sent`, or a failed attempt; `outbox_depth`, the
+    /// messages still waiting when it was counted. On Lambda, one EMF line.
+    pub fn record_mail(&self, sent: bool, outbox_depth: Option<i64>) {
+        let counter = if sent {
+            &self.mail_sent
+        } else {
+            &self.mail_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(depth) = outbox_depth {
+            self.outbox_depth.store(depth, Ordering::Relaxed);
+        }
+        if let Sink::Emf {
+            namespace,
+            function,
+        } = &self.sink
+        {
+            let document = serde_json::json!({
+                "_aws": {
+                    "Timestamp": unix_millis(),
+                    "CloudWatchMetrics": [{
+                        "Namespace": namespace,
+                        "Dimensions": [["Function"]],
+                        "Metrics": [
+                            {"Name": "MailSent", "Unit": "Count"},
+                            {"Name": "MailFailed", "Unit": "Count"},
+                            {"Name": "MailOutboxDepth", "Unit": "Count"},
+                        ],
+                    }],
+                },
+                "Function": function,
+                "MailSent": u8::from(sent),
+                "MailFailed": u8::from(!sent),
+                "MailOutboxDepth": self.outbox_depth.load(Ordering::Relaxed),
+            });
+            let line = format!("{document}\n");
+            let _ = std::io::stdout().lock().write_all(line.as_bytes());
         }
     }
 
@@ -200,10 +248,22 @@ impl Metrics {
              db_pool_size {}\n\
              # HELP db_pool_idle Open database connections not in use.\n\
              # TYPE db_pool_idle gauge\n\
-             db_pool_idle {}\n",
+             db_pool_idle {}\n\
+             # HELP mail_sent_total Account mail handed to the mail server.\n\
+             # TYPE mail_sent_total counter\n\
+             mail_sent_total {}\n\
+             # HELP mail_failed_total Failed attempts to deliver account mail (each is retried).\n\
+             # TYPE mail_failed_total counter\n\
+             mail_failed_total {}\n\
+             # HELP mail_outbox_depth Account mail not yet delivered, as last counted.\n\
+             # TYPE mail_outbox_depth gauge\n\
+             mail_outbox_depth {}\n",
             self.in_flight.load(Ordering::Relaxed),
             pool.size,
             pool.idle,
+            self.mail_sent.load(Ordering::Relaxed),
+            self.mail_failed.load(Ordering::Relaxed),
+            self.outbox_depth.load(Ordering::Relaxed),
         );
         out
     }

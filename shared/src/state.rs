@@ -8,6 +8,7 @@ use axum::extract::FromRef;
 use crate::{
     auth::{JwtKeys, PasswordHasher, throttle::KnownRefusals},
     config::{Config, Runtime},
+    mail::Mailer,
     metrics::Metrics,
     pagination::CursorSigner,
     store::{self, DynStore, StoreError},
@@ -21,6 +22,8 @@ pub struct AppState {
     pub passwords: Arc<PasswordHasher>,
     pub cursors: Arc<CursorSigner>,
     pub metrics: Arc<Metrics>,
+    /// Account mail (`SMTP_URL`, or files in development).
+    pub mailer: Arc<Mailer>,
     /// The per-client credential limit's refusals, remembered until they pass.
     pub client_refusals: Arc<KnownRefusals>,
 }
@@ -64,6 +67,12 @@ impl AppState {
                 pool,
             ),
         });
+        let mailer = Arc::new(Mailer::new(&config.mail).unwrap_or_else(|error| {
+            // Only TLS set-up for the SMTP host can fail here (the URL was checked when the
+            // configuration was read); the mail endpoints then answer 503.
+            tracing::error!(%error, "account mail cannot be sent");
+            Mailer::unavailable(&config.mail)
+        }));
         Self {
             config: Arc::new(config),
             store,
@@ -71,6 +80,7 @@ impl AppState {
             passwords,
             cursors,
             metrics,
+            mailer,
             client_refusals: Arc::new(KnownRefusals::default()),
         }
     }

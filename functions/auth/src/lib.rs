@@ -1,8 +1,10 @@
 //! The `auth` function: registration, login, refresh-token rotation with reuse detection,
-//! logout, the current user and password change (README, "API"; the `auth` operations of `openapi.json`).
+//! logout, the current user, password change, and account recovery and email verification
+//! by mail (README, "API"; the `auth` operations of `openapi.json`).
 
 mod account;
 mod guard;
+mod recovery;
 mod register;
 mod session;
 
@@ -18,6 +20,10 @@ use shared::AppState;
     session::logout,
     account::me,
     account::change_password,
+    recovery::forgot,
+    recovery::reset,
+    recovery::request_verification,
+    recovery::verify,
 ))]
 pub struct ApiDoc;
 
@@ -30,5 +36,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/logout", post(session::logout))
         .route("/v1/auth/me", axum::routing::get(account::me))
         .route("/v1/auth/password", post(account::change_password))
+        .route("/v1/auth/password/forgot", post(recovery::forgot))
+        .route("/v1/auth/password/reset", post(recovery::reset))
+        .route(
+            "/v1/auth/email/verification",
+            post(recovery::request_verification),
+        )
+        .route("/v1/auth/email/verify", post(recovery::verify))
         .with_state(state)
 }

@@ -15,7 +15,7 @@ use shared::{
     models::{Email, FieldErrors, NewUser, Password, Role, User, UserName, now},
 };
 
-use crate::guard;
+use crate::{guard, recovery};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -36,7 +36,8 @@ pub struct RegisterRequest {
     name: String,
 }
 
-/// Creates a `user`. A taken email (in any case or padding) is 409 `email_taken`, decided
+/// Creates a `user` and mails a verification token to the address (when mail is
+/// configured; see `POST /v1/auth/email/verify`). A taken email (in any case or padding) is 409 `email_taken`, decided
 /// by the database's unique index, so concurrent registrations cannot both win.
 #[utoipa::path(post, path = "/v1/auth/register", operation_id = "register", tag = "auth",
     request_body = RegisterRequest,
@@ -58,18 +59,30 @@ pub async fn register(
     let ((email, password), name) = errors.finish_with(email.zip(password).zip(name))?;
 
     let password_hash = state.passwords.hash(password.expose()).await?;
+    // The verification mail is queued with the user (when mail can go anywhere).
+    let verification = state
+        .mailer
+        .is_configured()
+        .then(|| recovery::verification(&state, &email));
     let user = state
         .store
         .users()
-        .create(&NewUser {
-            id: Uuid::now_v7(),
-            email,
-            name,
-            password_hash,
-            role: Role::User,
-            now: now(),
-        })
+        .create(
+            &NewUser {
+                id: Uuid::now_v7(),
+                email,
+                name,
+                password_hash,
+                role: Role::User,
+                email_verified: false,
+                now: now(),
+            },
+            verification.as_ref(),
+        )
         .await?;
+    if let Some(verification) = verification {
+        recovery::deliver(&state, verification.mail.id);
+    }
     tracing::info!(user_id = %user.id, "user registered");
     Ok((
         StatusCode::CREATED,

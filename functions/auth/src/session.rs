@@ -70,7 +70,7 @@ enum Checked {
         (status = 200, description = "Signed in.", body = TokenPair),
         (status = 401, description = "`invalid_credentials`: unknown email or wrong password (the same answer).",
             body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_disabled`: the right password of a disabled account.",
+        (status = 403, description = "`account_disabled`: the right password of a disabled account; `email_not_verified`: the right password of an account whose address is not verified, when `REQUIRE_VERIFIED_EMAIL=true`.",
             body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
@@ -104,6 +104,10 @@ pub async fn login(
         return Err(
             ApiError::new(ErrorKind::AccountDisabled).with_detail("this account has been disabled")
         );
+    }
+    if state.config.mail.require_verified_email && !user.email_verified {
+        return Err(ApiError::new(ErrorKind::EmailNotVerified)
+            .with_detail("verify your email address first (POST /v1/auth/email/verification)"));
     }
     if verification.needs_rehash {
         upgrade_hash(&state, &credentials.password_hash, user.id, &body.password).await;

@@ -7,11 +7,12 @@
 //! [`SecretString`] and never appear in `Debug` output.
 //!
 //! One module per concern, each reading its own variables: [`database`], [`tokens`],
-//! [`passwords`], [`http`], [`telemetry`]; [`values`] turns text into numbers and secrets.
+//! [`passwords`], [`http`], [`mail`], [`telemetry`]; [`values`] turns text into numbers and secrets.
 
 mod database;
 mod dev_secrets;
 mod http;
+mod mail;
 mod passwords;
 mod telemetry;
 mod tokens;
@@ -24,6 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub use database::{Backend, DEFAULT_SQLITE_URL, DbConfig};
 pub use dev_secrets::persist_dev_secrets;
 pub use http::{HttpConfig, LimitsConfig, MetricsListener, RateLimit};
+pub use mail::{MailConfig, MailDelivery, SmtpSettings, SmtpTls};
 pub use passwords::{Argon2Config, AuthRateLimit, LoginThrottle};
 pub use telemetry::{LogFormat, log_filter};
 pub use tokens::JwtConfig;
@@ -61,6 +63,7 @@ pub struct Config {
     /// Most tasks one user may own; `None` when `MAX_TASKS_PER_USER=0`.
     pub max_tasks_per_user: Option<u32>,
     pub http: HttpConfig,
+    pub mail: MailConfig,
     pub log_format: LogFormat,
     pub log_filter: String,
     /// CloudWatch namespace of the metrics a Lambda function writes (`METRICS_NAMESPACE`).
@@ -132,6 +135,7 @@ impl Config {
             )?)
             .filter(|max| *max > 0),
             http: http::parse(runtime, &get)?,
+            mail: mail::parse(env == AppEnv::Production, &get)?,
             log_format: telemetry::parse_format(runtime, &get)?,
             log_filter: log_filter(get),
             metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "TaskApi".to_owned()),

@@ -146,6 +146,8 @@ pub struct User {
     #[sqlx(try_from = "String")]
     pub role: Role,
     pub disabled: bool,
+    /// The address has been proven to reach its owner (`POST /v1/auth/email/verify`).
+    pub email_verified: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -160,6 +162,9 @@ pub struct NewUser {
     pub name: UserName,
     pub password_hash: String,
     pub role: Role,
+    /// Already proven (an admin made on the command line); otherwise a verification mail
+    /// goes out.
+    pub email_verified: bool,
     pub now: OffsetDateTime,
 }
 

@@ -20,6 +20,7 @@ use super::{
     Conflict, Credentials, LoginAttempt, NewSession, NextRefreshToken, Rotation, StoreError,
     TokenRepository, TokenUser, UserRepository,
     db::{Db, SqlStore},
+    mail::{TokenMail, TokenPurpose, queue_token_mail},
     sql::{Param, Sql},
     window_floor,
 };
@@ -37,7 +38,7 @@ pub const EMAIL_UNIQUE: &[&str] = &["users_email_key", "users.email"];
 
 pub fn insert_user(d: Backend, u: &NewUser) -> Sql {
     let mut sql = Sql::new(d);
-    sql.push("INSERT INTO users (id, email, name, name_folded, password_hash, role, disabled, created_at, updated_at) VALUES (");
+    sql.push("INSERT INTO users (id, email, name, name_folded, password_hash, role, disabled, email_verified, created_at, updated_at) VALUES (");
     sql.bind_list([
         Param::Uuid(u.id),
         Param::Text(u.email.as_str().to_owned()),
@@ -46,6 +47,7 @@ pub fn insert_user(d: Backend, u: &NewUser) -> Sql {
         Param::Text(u.password_hash.clone()),
         Param::Text(u.role.as_str().to_owned()),
         Param::Bool(false),
+        Param::Bool(u.email_verified),
         Param::Time(u.now),
         Param::Time(u.now),
     ]);
@@ -392,7 +394,7 @@ fn delete_batch(
 const PRUNE_GRACE: Duration = Duration::from_secs(86_400);
 
 /// The prune command's statements, each deleting one batch of rows nobody can use again.
-pub fn prune_statements(d: Backend, now: OffsetDateTime, batch: i64) -> [(&'static str, Sql); 5] {
+pub fn prune_statements(d: Backend, now: OffsetDateTime, batch: i64) -> [(&'static str, Sql); 8] {
     let grace_ago = now - PRUNE_GRACE;
     [
         (
@@ -454,6 +456,42 @@ pub fn prune_statements(d: Backend, now: OffsetDateTime, batch: i64) -> [(&'stat
                 batch,
             ),
         ),
+        (
+            "account tokens",
+            // Used or expired: refused already.
+            delete_batch(
+                d,
+                "account_tokens",
+                "user_id, purpose",
+                "used_at IS NOT NULL OR expires_at <= {}",
+                vec![Param::Time(now)],
+                batch,
+            ),
+        ),
+        (
+            "mail budget rows",
+            // A window an hour old restarts anyway.
+            delete_batch(
+                d,
+                "mail_throttle",
+                "email",
+                "window_start <= {}",
+                vec![Param::Time(grace_ago)],
+                batch,
+            ),
+        ),
+        (
+            "sent mail",
+            // Kept a day after sending for the record (they hold no body).
+            delete_batch(
+                d,
+                "mail_outbox",
+                "id",
+                "sent_at <= {}",
+                vec![Param::Time(grace_ago)],
+                batch,
+            ),
+        ),
     ]
 }
 
@@ -461,12 +499,27 @@ pub fn prune_statements(d: Backend, now: OffsetDateTime, batch: i64) -> [(&'stat
 
 #[async_trait]
 impl<D: Db> UserRepository for SqlStore<D> {
-    async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
-        self.conn()
-            .await?
-            .one(&insert_user(D::KIND, user), "inserting a user")
-            .await
-            .map_err(|e| e.on_constraint(EMAIL_UNIQUE, Conflict::EmailTaken))
+    async fn create(
+        &self,
+        user: &NewUser,
+        verification: Option<&TokenMail>,
+    ) -> Result<User, StoreError> {
+        let taken = |e: StoreError| e.on_constraint(EMAIL_UNIQUE, Conflict::EmailTaken);
+        let insert = insert_user(D::KIND, user);
+        let Some(verification) = verification else {
+            return self
+                .conn()
+                .await?
+                .one(&insert, "inserting a user")
+                .await
+                .map_err(taken);
+        };
+        let mut tx = self.begin_write("beginning a registration").await?;
+        let created: User = tx.one(&insert, "inserting a user").await.map_err(taken)?;
+        let purpose = TokenPurpose::EmailVerification;
+        queue_token_mail(&mut tx, created.id, purpose, verification, user.now).await?;
+        tx.commit("committing a registration").await?;
+        Ok(created)
     }
 
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {

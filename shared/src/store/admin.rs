@@ -24,11 +24,11 @@ use crate::models::{
 
 /// The columns of a [`User`](crate::models::User): what every user a request returns is read
 /// with. The password hash is read only for credential checks ([`CREDENTIAL_COLUMNS`]).
-pub const USER_COLUMNS: &str = "id, email, name, role, disabled, created_at, updated_at";
+pub const USER_COLUMNS: &str =
+    "id, email, name, role, disabled, email_verified, created_at, updated_at";
 
 /// A user with their password hash and session epoch, for credential checks only.
-pub const CREDENTIAL_COLUMNS: &str =
-    "id, email, name, role, disabled, created_at, updated_at, password_hash, session_epoch";
+pub const CREDENTIAL_COLUMNS: &str = "id, email, name, role, disabled, email_verified, created_at, updated_at, password_hash, session_epoch";
 
 /// The ids of enabled admins, locked until the transaction ends.
 pub fn lock_enabled_admins(d: Backend) -> Sql {

@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AdminRepository, PoolStats, SqlxResultExt as _, Store, StoreError, TaskRepository,
-    TokenRepository, UserRepository, migrations,
+    AdminRepository, MailRepository, PoolStats, SqlxResultExt as _, Store, StoreError,
+    TaskRepository, TokenRepository, UserRepository, migrations,
     sql::{Param, Sql},
 };
 use crate::config::Backend;
@@ -292,6 +292,10 @@ impl<D: Db> Store for SqlStore<D> {
     }
 
     fn admin(&self) -> &dyn AdminRepository {
+        self
+    }
+
+    fn mail(&self) -> &dyn MailRepository {
         self
     }
 }

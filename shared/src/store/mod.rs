@@ -30,6 +30,7 @@ use crate::{
 pub mod accounts;
 pub mod admin;
 pub mod db;
+pub mod mail;
 pub mod migrations;
 pub mod sql;
 pub mod tasks;
@@ -196,6 +197,7 @@ pub trait Store: Send + Sync + 'static {
     fn tokens(&self) -> &dyn TokenRepository;
     fn tasks(&self) -> &dyn TaskRepository;
     fn admin(&self) -> &dyn AdminRepository;
+    fn mail(&self) -> &dyn MailRepository;
 }
 
 /// A user with the stored password hash, for credential checks only.
@@ -221,7 +223,13 @@ pub struct TokenUser {
 #[async_trait]
 pub trait UserRepository: Send + Sync {
     /// Inserts a user; a taken email is `Conflict(EmailTaken)`, decided by the unique index.
-    async fn create(&self, user: &NewUser) -> Result<User, StoreError>;
+    /// With `verification`, its token and mail are queued in the same transaction (within
+    /// the address's mail budget).
+    async fn create(
+        &self,
+        user: &NewUser,
+        verification: Option<&mail::TokenMail>,
+    ) -> Result<User, StoreError>;
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
     /// The user of an access token and whether its session is live, in one round trip
     /// (`session` is `None` for a token issued before sessions existed).
@@ -452,4 +460,60 @@ pub trait AdminRepository: Send + Sync {
         before: Option<Uuid>,
         fetch: u32,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+#[async_trait]
+pub trait MailRepository: Send + Sync {
+    /// For the enabled account with address `email`, within its mail budget: replaces its
+    /// reset token and queues the mail carrying the new one, in one transaction. `false`
+    /// when nothing was queued (no such account, disabled, or over budget): the caller
+    /// answers the same either way.
+    async fn queue_password_reset(
+        &self,
+        email: &Email,
+        queued: &mail::TokenMail,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// The same for `user`'s verification token: `None` when the address is already
+    /// verified (or the user is gone), `Some(false)` over budget.
+    async fn queue_email_verification(
+        &self,
+        user: Uuid,
+        queued: &mail::TokenMail,
+        now: OffsetDateTime,
+    ) -> Result<Option<bool>, StoreError>;
+    /// Spends a live reset token and sets the new password, ending every session of the
+    /// user and clearing the login throttle of their email, in one transaction. `false`:
+    /// the token is unknown, used, expired or replaced (or the account was disabled), and
+    /// nothing changed.
+    async fn reset_password(
+        &self,
+        token: &TokenHash,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Spends a live verification token and marks its user's address verified.
+    async fn verify_email(
+        &self,
+        token: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Claims up to `limit` due messages (`only`: just that one) for an attempt that may
+    /// last until `lease_end`.
+    async fn claim_mail(
+        &self,
+        only: Option<Uuid>,
+        now: OffsetDateTime,
+        lease_end: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<mail::QueuedMail>, StoreError>;
+    async fn mail_sent(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError>;
+    async fn mail_failed(
+        &self,
+        id: Uuid,
+        error: &str,
+        retry_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Messages not yet sent.
+    async fn outbox_depth(&self) -> Result<i64, StoreError>;
 }

@@ -22,6 +22,7 @@ use tower::ServiceExt as _;
 
 pub mod lambda;
 mod request;
+pub mod smtp;
 pub mod template;
 
 pub use request::TestRequest;
@@ -263,6 +264,16 @@ impl TestApp {
 
     /// Runs one statement straight on the test database, bypassing the store: `sqlite` or
     /// `postgres` by backend, with `id` bound as its one parameter.
+    /// A hand-written statement without parameters, in each backend's dialect.
+    pub async fn raw_statement(&self, sqlite: &str, postgres: &str) {
+        let backend = Backend::of(&self.db.url);
+        let text = match backend {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        };
+        execute_raw(&self.db.url, &Sql::raw(backend, text, Vec::new())).await;
+    }
+
     pub async fn raw_user_statement(&self, sqlite: &str, postgres: &str, id: uuid::Uuid) {
         let backend = Backend::of(&self.db.url);
         let text = match backend {
@@ -338,14 +349,18 @@ pub async fn create_user(state: &AppState, email: &str, role: crate::models::Rol
     let user = state
         .store
         .users()
-        .create(&crate::models::NewUser {
-            id: uuid::Uuid::now_v7(),
-            email: crate::models::Email::parse(email).expect("a valid test email"),
-            name: crate::models::UserName::parse("Test User").expect("a valid name"),
-            password_hash: hash,
-            role,
-            now,
-        })
+        .create(
+            &crate::models::NewUser {
+                id: uuid::Uuid::now_v7(),
+                email: crate::models::Email::parse(email).expect("a valid test email"),
+                name: crate::models::UserName::parse("Test User").expect("a valid name"),
+                password_hash: hash,
+                role,
+                email_verified: false,
+                now,
+            },
+            None,
+        )
         .await
         .expect("creating a test user");
     let session = crate::store::NewSession {

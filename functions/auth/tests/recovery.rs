@@ -1,0 +1,420 @@
+//! Account recovery and email verification by mail, on SQLite and Postgres, through the
+//! auth router with an SMTP sink on loopback: the four flows, no enumeration, single-use
+//! and newest-only tokens, the mail budget, sessions ended by a reset, delivery once SMTP
+//! is back, and 503 in production without `SMTP_URL`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::json;
+use shared::{
+    models::Role,
+    testing::{
+        Backend, TEST_PASSWORD, TestApp, TestResponse,
+        smtp::{SmtpSink, token_in},
+    },
+};
+
+const NEW_PASSWORD: &str = "a brand new password for this one";
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn start(backend: Backend, sink: &SmtpSink, extra: &[(&str, &str)]) -> TestApp {
+    let url = sink.url();
+    let mut vars = vec![("SMTP_URL", url.as_str())];
+    vars.extend_from_slice(extra);
+    TestApp::start_with(backend, auth::router, &vars).await
+}
+
+async fn forgot(app: &TestApp, email: &str) -> TestResponse {
+    app.post("/v1/auth/password/forgot")
+        .json(json!({"email": email}))
+        .await
+}
+
+async fn reset(app: &TestApp, token: &str, password: &str) -> TestResponse {
+    app.post("/v1/auth/password/reset")
+        .json(json!({"token": token, "new_password": password}))
+        .await
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> TestResponse {
+    app.post("/v1/auth/login")
+        .json(json!({"email": email, "password": password}))
+        .await
+}
+
+/// Lets `email` be sent mail again at once: its budget's last mail moves `secs` back.
+async fn age_budget(app: &TestApp, email: &str, secs: u32) {
+    app.raw_statement(
+        &format!(
+            "UPDATE mail_throttle SET last_sent_at = strftime('%Y-%m-%dT%H:%M:%S.000000Z', last_sent_at, '-{secs} seconds') WHERE email = '{email}'"
+        ),
+        &format!(
+            "UPDATE mail_throttle SET last_sent_at = last_sent_at - interval '{secs} seconds' WHERE email = '{email}'"
+        ),
+    )
+    .await;
+}
+
+fn subject_of(message: &str) -> &str {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .unwrap_or("")
+}
+
+async fn forgot_then_reset_ends_every_session_and_the_token_works_once(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = start(backend, &sink, &[]).await;
+    app.create_user("ada@example.com", Role::User).await;
+    let pair = login(&app, "ada@example.com", TEST_PASSWORD).await.json();
+    let (access, refresh) = (
+        pair["access_token"].as_str().unwrap().to_owned(),
+        pair["refresh_token"].as_str().unwrap().to_owned(),
+    );
+
+    let accepted = forgot(&app, "ada@example.com").await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    assert!(accepted.body.is_empty());
+    let mail = sink.wait_for(1, WAIT).await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(subject_of(&mail[0]), "Reset your password");
+    assert!(mail[0].contains("To: ada@example.com"), "{}", mail[0]);
+    let token = token_in(&mail[0]);
+
+    // A weak password is refused before the token is touched.
+    reset(&app, &token, "short")
+        .await
+        .assert_problem(422, "validation_failed");
+    assert_eq!(
+        reset(&app, &token, NEW_PASSWORD).await.status,
+        StatusCode::NO_CONTENT
+    );
+    reset(&app, &token, NEW_PASSWORD)
+        .await
+        .assert_problem(400, "invalid_token");
+
+    // Every session ended: the old access token and refresh token are refused.
+    app.get("/v1/auth/me")
+        .bearer(&access)
+        .await
+        .assert_problem(401, "unauthorized");
+    app.post("/v1/auth/refresh")
+        .json(json!({"refresh_token": refresh}))
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    login(&app, "ada@example.com", TEST_PASSWORD)
+        .await
+        .assert_problem(401, "invalid_credentials");
+    assert_eq!(
+        login(&app, "ada@example.com", NEW_PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn unknown_disabled_and_known_addresses_get_the_same_answer(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = start(backend, &sink, &[]).await;
+    app.create_user("known@example.com", Role::User).await;
+    let disabled = app.create_user("disabled@example.com", Role::User).await;
+    app.raw_user_statement(
+        "UPDATE users SET disabled = 1 WHERE id = ?1",
+        "UPDATE users SET disabled = true WHERE id = $1",
+        disabled.id,
+    )
+    .await;
+    let answers = [
+        forgot(&app, "nobody@example.com").await,
+        forgot(&app, "disabled@example.com").await,
+        forgot(&app, "known@example.com").await,
+    ];
+    for answer in &answers {
+        assert_eq!(answer.status, StatusCode::ACCEPTED);
+        assert!(answer.body.is_empty());
+        assert_eq!(answer.header("content-type"), None);
+    }
+    let mail = sink.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1, "{mail:?}");
+    assert!(mail[0].contains("To: known@example.com"));
+    // Malformed input is the same 422 for everyone.
+    forgot(&app, "not an email")
+        .await
+        .assert_problem(422, "validation_failed");
+}
+
+async fn only_the_newest_token_works_and_an_expired_one_does_not(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = start(backend, &sink, &[]).await;
+    app.create_user("ada@example.com", Role::User).await;
+    forgot(&app, "ada@example.com").await;
+    let first = token_in(&sink.wait_for(1, WAIT).await[0]);
+    age_budget(&app, "ada@example.com", 61).await;
+    forgot(&app, "ada@example.com").await;
+    let second = token_in(&sink.wait_for(2, WAIT).await[1]);
+    assert_ne!(first, second);
+    reset(&app, &first, NEW_PASSWORD)
+        .await
+        .assert_problem(400, "invalid_token");
+
+    app.raw_statement(
+        "UPDATE account_tokens SET created_at = '2020-01-01T00:00:00.000000Z', expires_at = '2020-01-01T00:30:00.000000Z'",
+        "UPDATE account_tokens SET created_at = now() - interval '2 hours', expires_at = now() - interval '1 hour'",
+    )
+    .await;
+    reset(&app, &second, NEW_PASSWORD)
+        .await
+        .assert_problem(400, "invalid_token");
+    for garbage in ["", "x", &"A".repeat(43), &"é".repeat(43), &"a".repeat(5000)] {
+        reset(&app, garbage, NEW_PASSWORD)
+            .await
+            .assert_problem(400, "invalid_token");
+    }
+    assert_eq!(
+        login(&app, "ada@example.com", TEST_PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn an_address_gets_one_mail_a_minute_and_five_an_hour(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = start(backend, &sink, &[]).await;
+    app.create_user("ada@example.com", Role::User).await;
+    // Ten at once: one mail.
+    let answers = futures::future::join_all((0..10).map(|_| forgot(&app, "ada@example.com"))).await;
+    assert!(answers.iter().all(|a| a.status == StatusCode::ACCEPTED));
+    sink.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1);
+    // A minute later each time: four more, then the hour's budget is spent.
+    for _ in 0..6 {
+        age_budget(&app, "ada@example.com", 61).await;
+        assert_eq!(
+            forgot(&app, "ada@example.com").await.status,
+            StatusCode::ACCEPTED
+        );
+    }
+    sink.wait_for(5, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 5);
+}
+
+async fn concurrent_resets_with_one_token_have_one_winner(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = start(backend, &sink, &[]).await;
+    app.create_user("ada@example.com", Role::User).await;
+    forgot(&app, "ada@example.com").await;
+    let token = token_in(&sink.wait_for(1, WAIT).await[0]);
+    let answers = futures::future::join_all((0..8).map(|i| {
+        let (app, token) = (&app, &token);
+        async move { reset(app, token, &format!("{NEW_PASSWORD} {i}")).await }
+    }))
+    .await;
+    let winners: Vec<usize> = answers
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.status == StatusCode::NO_CONTENT)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(winners.len(), 1);
+    for answer in answers
+        .iter()
+        .filter(|a| a.status != StatusCode::NO_CONTENT)
+    {
+        answer.assert_problem(400, "invalid_token");
+    }
+    let password = format!("{NEW_PASSWORD} {}", winners[0]);
+    assert_eq!(
+        login(&app, "ada@example.com", &password).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn a_reset_clears_the_login_throttle(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = start(backend, &sink, &[]).await;
+    app.create_user("ada@example.com", Role::User).await;
+    for _ in 0..5 {
+        login(&app, "ada@example.com", "wrong password guess")
+            .await
+            .assert_problem(401, "invalid_credentials");
+    }
+    login(&app, "ada@example.com", TEST_PASSWORD)
+        .await
+        .assert_problem(429, "too_many_requests");
+    forgot(&app, "ada@example.com").await;
+    let token = token_in(&sink.wait_for(1, WAIT).await[0]);
+    assert_eq!(
+        reset(&app, &token, NEW_PASSWORD).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        login(&app, "ada@example.com", NEW_PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn registration_mails_a_verification_token_that_verifies_the_address(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = start(backend, &sink, &[]).await;
+    let registered = app
+        .post("/v1/auth/register")
+        .json(json!({"email": "ada@example.com", "password": TEST_PASSWORD, "name": "Ada"}))
+        .await;
+    assert_eq!(registered.status, StatusCode::CREATED);
+    assert_eq!(registered.json()["email_verified"], false);
+    let mail = sink.wait_for(1, WAIT).await;
+    assert_eq!(subject_of(&mail[0]), "Verify your email address");
+    assert!(mail[0].contains("http://localhost:3000/verify-email?token="));
+    let token = token_in(&mail[0]);
+
+    let pair = login(&app, "ada@example.com", TEST_PASSWORD).await.json();
+    let access = pair["access_token"].as_str().unwrap();
+    let verify = |token: String| {
+        let app = &app;
+        async move {
+            app.post("/v1/auth/email/verify")
+                .json(json!({"token": token}))
+                .await
+        }
+    };
+    assert_eq!(verify(token.clone()).await.status, StatusCode::NO_CONTENT);
+    verify(token).await.assert_problem(400, "invalid_token");
+    let me = app.get("/v1/auth/me").bearer(access).await.json();
+    assert_eq!(me["email_verified"], true);
+    app.post("/v1/auth/email/verification")
+        .bearer(access)
+        .await
+        .assert_problem(409, "email_already_verified");
+}
+
+async fn a_verification_mail_can_be_asked_for_and_login_can_require_it(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = start(backend, &sink, &[("REQUIRE_VERIFIED_EMAIL", "true")]).await;
+    let user = app.create_user("ada@example.com", Role::User).await;
+    login(&app, "ada@example.com", TEST_PASSWORD)
+        .await
+        .assert_problem(403, "email_not_verified");
+    // A wrong password is still the same 401 as for anyone.
+    login(&app, "ada@example.com", "wrong password guess")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    let asked = app
+        .post("/v1/auth/email/verification")
+        .bearer(&user.token)
+        .await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED);
+    let token = token_in(&sink.wait_for(1, WAIT).await[0]);
+    let verified = app
+        .post("/v1/auth/email/verify")
+        .json(json!({"token": token}))
+        .await;
+    assert_eq!(verified.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        login(&app, "ada@example.com", TEST_PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn mail_queued_while_smtp_is_down_is_delivered_once_it_is_back(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = start(backend, &sink, &[]).await;
+    app.create_user("ada@example.com", Role::User).await;
+    app.create_user("bob@example.com", Role::User).await;
+    sink.set_down(true);
+    assert_eq!(
+        forgot(&app, "ada@example.com").await.status,
+        StatusCode::ACCEPTED
+    );
+    // The attempt fails; the message waits in the outbox.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app
+        .state
+        .metrics
+        .render_prometheus()
+        .contains("mail_failed_total 0")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no failed attempt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.state.store.mail().outbox_depth().await.unwrap(), 1);
+    sink.set_down(false);
+    // Its back-off has passed; the next request that sends mail also delivers it.
+    app.raw_statement(
+        "UPDATE mail_outbox SET next_attempt_at = '2020-01-01T00:00:00.000000Z' WHERE sent_at IS NULL",
+        "UPDATE mail_outbox SET next_attempt_at = now() - interval '1 hour' WHERE sent_at IS NULL",
+    )
+    .await;
+    forgot(&app, "bob@example.com").await;
+    let mail = sink.wait_for(2, WAIT).await;
+    assert_eq!(mail.len(), 2);
+    // Both recorded as sent (the metric is counted after the outbox row is marked).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !app
+        .state
+        .metrics
+        .render_prometheus()
+        .contains("mail_sent_total 2")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not recorded as sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(mail.iter().any(|m| m.contains("To: ada@example.com")));
+    assert!(mail.iter().any(|m| m.contains("To: bob@example.com")));
+    assert_eq!(app.state.store.mail().outbox_depth().await.unwrap(), 0);
+    let metrics = app.state.metrics.render_prometheus();
+    assert!(metrics.contains("mail_failed_total 1"), "{metrics}");
+    // The token mailed late still works.
+    let ada = mail
+        .iter()
+        .find(|m| m.contains("To: ada@example.com"))
+        .unwrap();
+    assert_eq!(
+        reset(&app, &token_in(ada), NEW_PASSWORD).await.status,
+        StatusCode::NO_CONTENT
+    );
+}
+
+async fn production_without_smtp_answers_503_and_still_registers(backend: Backend) {
+    let app = TestApp::start(backend, auth::router).await;
+    let user = app.create_user("ada@example.com", Role::User).await;
+    for answer in [
+        forgot(&app, "ada@example.com").await,
+        reset(&app, &"A".repeat(43), NEW_PASSWORD).await,
+        app.post("/v1/auth/email/verify")
+            .json(json!({"token": "A".repeat(43)}))
+            .await,
+        app.post("/v1/auth/email/verification")
+            .bearer(&user.token)
+            .await,
+    ] {
+        let body = answer.assert_problem(503, "service_unavailable");
+        assert!(
+            body["detail"].as_str().unwrap().contains("SMTP_URL"),
+            "{body}"
+        );
+    }
+    let registered = app
+        .post("/v1/auth/register")
+        .json(json!({"email": "bob@example.com", "password": TEST_PASSWORD, "name": "Bob"}))
+        .await;
+    assert_eq!(registered.status, StatusCode::CREATED);
+}
+
+shared::backend_tests!(
+    forgot_then_reset_ends_every_session_and_the_token_works_once,
+    unknown_disabled_and_known_addresses_get_the_same_answer,
+    only_the_newest_token_works_and_an_expired_one_does_not,
+    an_address_gets_one_mail_a_minute_and_five_an_hour,
+    concurrent_resets_with_one_token_have_one_winner,
+    a_reset_clears_the_login_throttle,
+    registration_mails_a_verification_token_that_verifies_the_address,
+    a_verification_mail_can_be_asked_for_and_login_can_require_it,
+    mail_queued_while_smtp_is_down_is_delivered_once_it_is_back,
+    production_without_smtp_answers_503_and_still_registers,
+);
