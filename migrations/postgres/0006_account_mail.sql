@@ -23,8 +23,8 @@ CREATE UNIQUE INDEX account_tokens_hash_key ON account_tokens (token_hash);
 CREATE INDEX account_tokens_expires_at ON account_tokens (expires_at);
 
 -- How much mail an address has been sent: at most one a minute and five an hour, decided
--- by one conditional upsert. Keyed by the address as typed (normalised), so
--- unknown addresses are throttled the same way as known ones.
+-- by one conditional upsert. Keyed by the address as typed (normalised): a reset request
+-- takes from it whether or not the address has an account.
 CREATE TABLE mail_throttle (
     email        text        PRIMARY KEY,
     window_start timestamptz NOT NULL,

@@ -14,7 +14,6 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
@@ -36,7 +35,8 @@ pub const BACKLOG_PER_DELIVERY: u32 = 3;
 /// again after its back-off).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a claimed message is left to its sender before another may take it.
+/// How long a claimed message is left to its sender before another may take it: six
+/// times an attempt's timeout (one message is claimed at a time).
 const LEASE: time::Duration = time::Duration::seconds(60);
 
 /// Sends account mail where the configuration says.
@@ -76,7 +76,10 @@ impl Mailer {
     /// (TLS set-up for the host).
     pub fn new(config: &MailConfig) -> Result<Self, String> {
         let delivery = match &config.delivery {
-            MailDelivery::Smtp(smtp) => smtp_delivery(smtp)?,
+            MailDelivery::Smtp(smtp) => {
+                check_sender(&config.from)?;
+                smtp_delivery(smtp)?
+            }
             MailDelivery::DevelopmentFiles => Delivery::Files(PathBuf::from("data/mail")),
             MailDelivery::Unconfigured => Delivery::Unconfigured,
         };
@@ -113,10 +116,7 @@ impl Mailer {
                 use lettre::AsyncTransport as _;
                 let message = lettre::Message::builder()
                     .from(self.from.parse().map_err(|e| format!("MAIL_FROM: {e}"))?)
-                    .to(mail
-                        .recipient
-                        .parse()
-                        .map_err(|e| format!("recipient: {e}"))?)
+                    .to(recipient(&mail.recipient)?)
                     .subject(mail.subject.clone())
                     .header(lettre::message::header::ContentType::TEXT_PLAIN)
                     .body(mail.body.clone())
@@ -133,6 +133,17 @@ impl Mailer {
             Delivery::Unconfigured => Err("mail is not configured (SMTP_URL)".to_owned()),
         }
     }
+}
+
+/// The stored address as a bare mailbox: never parsed as mail syntax, so nothing in it can
+/// name another recipient.
+#[cfg(feature = "mail")]
+fn recipient(address: &str) -> Result<lettre::message::Mailbox, String> {
+    let (user, domain) = address
+        .rsplit_once('@')
+        .ok_or_else(|| "recipient: not an address".to_owned())?;
+    let address = lettre::Address::new(user, domain).map_err(|e| format!("recipient: {e}"))?;
+    Ok(lettre::message::Mailbox::new(None, address))
 }
 
 #[cfg(feature = "mail")]
@@ -155,6 +166,20 @@ fn smtp_delivery(smtp: &crate::config::SmtpSettings) -> Result<Delivery, String>
         ));
     }
     Ok(Delivery::Smtp(builder.build()))
+}
+
+/// `MAIL_FROM` must be a mailbox (`Name <address>` or an address), checked at start-up
+/// rather than by every delivery failing.
+#[cfg(feature = "mail")]
+fn check_sender(from: &str) -> Result<(), String> {
+    from.parse::<lettre::message::Mailbox>()
+        .map(drop)
+        .map_err(|e| format!("MAIL_FROM is not a mailbox: {e}"))
+}
+
+#[cfg(not(feature = "mail"))]
+fn check_sender(_: &str) -> Result<(), String> {
+    Ok(())
 }
 
 #[cfg(not(feature = "mail"))]
@@ -255,24 +280,28 @@ pub async fn deliver(
     backlog: u32,
 ) -> Delivered {
     let mut done = Delivered::default();
-    let started = now();
-    let mut claimed = Vec::new();
-    if first.is_some() {
-        claimed.extend(claim(store, first, started, 1).await);
-    }
-    if backlog > 0 {
-        claimed.extend(claim(store, None, started, backlog).await);
-    }
-    for mail in claimed {
+    // One message per claim, so a claim's lease always covers its one attempt.
+    let claims = first
+        .into_iter()
+        .map(Some)
+        .chain((0..backlog).map(|_| None));
+    for only in claims {
+        let Some(mail) = claim(store, only).await else {
+            if only.is_none() {
+                break;
+            }
+            continue;
+        };
         let outcome = mailer.send(&mail).await;
         let at = now();
         let recorded = match &outcome {
-            Ok(()) => store.mail().mail_sent(mail.id, at).await,
+            Ok(()) => store.mail().mail_sent(mail.id, mail.attempts, at).await,
             Err(error) => {
                 tracing::warn!(mail_id = %mail.id, attempts = mail.attempts, %error, "mail not delivered; it will be retried");
+                let retry_at = at + back_off(mail.attempts);
                 store
                     .mail()
-                    .mail_failed(mail.id, error, at + back_off(mail.attempts))
+                    .mail_failed(mail.id, mail.attempts, error, retry_at)
                     .await
             }
         };
@@ -290,17 +319,14 @@ pub async fn deliver(
     done
 }
 
-async fn claim(
-    store: &DynStore,
-    only: Option<Uuid>,
-    at: OffsetDateTime,
-    limit: u32,
-) -> Vec<QueuedMail> {
-    match store.mail().claim_mail(only, at, at + LEASE, limit).await {
-        Ok(claimed) => claimed,
+/// Claims one due message (`only`: that one) for an attempt.
+async fn claim(store: &DynStore, only: Option<Uuid>) -> Option<QueuedMail> {
+    let at = now();
+    match store.mail().claim_mail(only, at, at + LEASE, 1).await {
+        Ok(claimed) => claimed.into_iter().next(),
         Err(err) => {
             tracing::warn!(error = %err, "could not claim mail to deliver");
-            Vec::new()
+            None
         }
     }
 }

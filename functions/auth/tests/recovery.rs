@@ -22,7 +22,10 @@ const WAIT: Duration = Duration::from_secs(10);
 
 async fn start(backend: Backend, sink: &SmtpSink, extra: &[(&str, &str)]) -> TestApp {
     let url = sink.url();
-    let mut vars = vec![("SMTP_URL", url.as_str())];
+    let mut vars = vec![
+        ("SMTP_URL", url.as_str()),
+        ("APP_BASE_URL", "https://app.example.com"),
+    ];
     vars.extend_from_slice(extra);
     TestApp::start_with(backend, auth::router, &vars).await
 }
@@ -267,7 +270,7 @@ async fn registration_mails_a_verification_token_that_verifies_the_address(backe
     assert_eq!(registered.json()["email_verified"], false);
     let mail = sink.wait_for(1, WAIT).await;
     assert_eq!(subject_of(&mail[0]), "Verify your email address");
-    assert!(mail[0].contains("http://localhost:3000/verify-email?token="));
+    assert!(mail[0].contains("https://app.example.com/verify-email?token="));
     let token = token_in(&mail[0]);
 
     let pair = login(&app, "ada@example.com", TEST_PASSWORD).await.json();
@@ -406,7 +409,62 @@ async fn production_without_smtp_answers_503_and_still_registers(backend: Backen
     assert_eq!(registered.status, StatusCode::CREATED);
 }
 
+async fn a_token_serves_only_its_purpose_and_an_over_budget_request_keeps_the_old_one(
+    backend: Backend,
+) {
+    let sink = SmtpSink::start().await;
+    let app = start(backend, &sink, &[]).await;
+    let user = app.create_user("ada@example.com", Role::User).await;
+    forgot(&app, "ada@example.com").await;
+    let reset_token = token_in(&sink.wait_for(1, WAIT).await[0]);
+    // Within the minute: 202, no mail, and the mailed token is not replaced.
+    assert_eq!(
+        forgot(&app, "ada@example.com").await.status,
+        StatusCode::ACCEPTED
+    );
+    age_budget(&app, "ada@example.com", 61).await;
+    app.post("/v1/auth/email/verification")
+        .bearer(&user.token)
+        .await;
+    let verify_token = token_in(&sink.wait_for(2, WAIT).await[1]);
+    assert_eq!(sink.messages().len(), 2);
+    // Neither token works for the other purpose, and trying spends neither.
+    app.post("/v1/auth/email/verify")
+        .json(json!({"token": reset_token}))
+        .await
+        .assert_problem(400, "invalid_token");
+    reset(&app, &verify_token, NEW_PASSWORD)
+        .await
+        .assert_problem(400, "invalid_token");
+    // A disabled account cannot be reset, and its token stays unspent.
+    app.raw_user_statement(
+        "UPDATE users SET disabled = 1 WHERE id = ?1",
+        "UPDATE users SET disabled = true WHERE id = $1",
+        user.id,
+    )
+    .await;
+    reset(&app, &reset_token, NEW_PASSWORD)
+        .await
+        .assert_problem(400, "invalid_token");
+    app.raw_user_statement(
+        "UPDATE users SET disabled = 0 WHERE id = ?1",
+        "UPDATE users SET disabled = false WHERE id = $1",
+        user.id,
+    )
+    .await;
+    assert_eq!(
+        reset(&app, &reset_token, NEW_PASSWORD).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let verified = app
+        .post("/v1/auth/email/verify")
+        .json(json!({"token": verify_token}))
+        .await;
+    assert_eq!(verified.status, StatusCode::NO_CONTENT);
+}
+
 shared::backend_tests!(
+    a_token_serves_only_its_purpose_and_an_over_budget_request_keeps_the_old_one,
     forgot_then_reset_ends_every_session_and_the_token_works_once,
     unknown_disabled_and_known_addresses_get_the_same_answer,
     only_the_newest_token_works_and_an_expired_one_does_not,

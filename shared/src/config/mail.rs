@@ -72,11 +72,20 @@ pub(super) fn parse(production: bool, get: &impl Lookup) -> Result<MailConfig, C
         None if production => MailDelivery::Unconfigured,
         None => MailDelivery::DevelopmentFiles,
     };
-    let app_base_url = get("APP_BASE_URL")
-        .unwrap_or_else(|| "http://localhost:3000".to_owned())
-        .trim()
-        .trim_end_matches('/')
-        .to_owned();
+    let app_base_url = match get("APP_BASE_URL") {
+        Some(url) => url,
+        // Mailed links must not point at a developer's machine.
+        None if production && matches!(delivery, MailDelivery::Smtp(_)) => {
+            return Err(ConfigError::new(
+                "APP_BASE_URL",
+                "is required in production when SMTP_URL is set (the front end mailed links open)",
+            ));
+        }
+        None => "http://localhost:3000".to_owned(),
+    }
+    .trim()
+    .trim_end_matches('/')
+    .to_owned();
     if !(app_base_url.starts_with("https://") || app_base_url.starts_with("http://")) {
         return Err(ConfigError::new(
             "APP_BASE_URL",
@@ -173,6 +182,38 @@ mod tests {
 
     fn smtp(url: &str) -> Result<SmtpSettings, ConfigError> {
         parse_smtp_url(&SecretString::from(url.to_owned()))
+    }
+
+    #[test]
+    fn production_mail_needs_a_base_url_for_its_links() {
+        let vars = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![("SMTP_URL", "smtp://127.0.0.1:25?tls=none")];
+            vars.extend_from_slice(extra);
+            vars
+        };
+        let lookup = |vars: Vec<(&'static str, &'static str)>| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let err = parse(true, &lookup(vars(&[]))).unwrap_err();
+        assert_eq!(err.variable, "APP_BASE_URL");
+        let ok = parse(
+            true,
+            &lookup(vars(&[("APP_BASE_URL", "https://app.example.com/")])),
+        );
+        assert_eq!(ok.unwrap().app_base_url, "https://app.example.com");
+        // Development, or production without mail, falls back to the local front end.
+        assert_eq!(
+            parse(false, &lookup(vars(&[]))).unwrap().app_base_url,
+            "http://localhost:3000"
+        );
+        assert!(matches!(
+            parse(true, &lookup(Vec::new())).unwrap().delivery,
+            MailDelivery::Unconfigured
+        ));
     }
 
     #[test]

@@ -29,7 +29,10 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && email.chars().all(|c| !c.is_whitespace() && !c.is_control());
+            && email.chars().all(|c| !c.is_whitespace() && !c.is_control())
+            // Mail syntax (display names, routes, quoting, comments, groups) is not an
+            // address: `x<victim@example.com>` would be mailed to someone else.
+            && !email.contains(['<', '>', '(', ')', '[', ']', ',', ';', ':', '"', '\\']);
         if valid {
             Ok(Self(email))
         } else {
@@ -193,6 +196,13 @@ mod tests {
             "a b@example.com",
             "a@.example.com",
             "a@example..com",
+            // Mail syntax that would name another recipient.
+            "x<victim@example.com>",
+            "\"a b\"@example.com",
+            "a@example.com,b@example.com",
+            "a(comment)@example.com",
+            "a@[127.0.0.1]",
+            "a;b@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }

@@ -394,7 +394,7 @@ fn delete_batch(
 const PRUNE_GRACE: Duration = Duration::from_secs(86_400);
 
 /// The prune command's statements, each deleting one batch of rows nobody can use again.
-pub fn prune_statements(d: Backend, now: OffsetDateTime, batch: i64) -> [(&'static str, Sql); 8] {
+pub fn prune_statements(d: Backend, now: OffsetDateTime, batch: i64) -> [(&'static str, Sql); 9] {
     let grace_ago = now - PRUNE_GRACE;
     [
         (
@@ -477,6 +477,22 @@ pub fn prune_statements(d: Backend, now: OffsetDateTime, batch: i64) -> [(&'stat
                 "email",
                 "window_start <= {}",
                 vec![Param::Time(grace_ago)],
+                batch,
+            ),
+        ),
+        (
+            "undeliverable mail",
+            // Given up on (and its token in the body with it), or older than any token a
+            // mail can carry lives (`EMAIL_VERIFICATION_TTL_SECS` is at most 30 days).
+            delete_batch(
+                d,
+                "mail_outbox",
+                "id",
+                "sent_at IS NULL AND (attempts >= {} OR created_at <= {})",
+                vec![
+                    Param::Int(super::mail::MAX_ATTEMPTS),
+                    Param::Time(now - Duration::from_secs(31 * 86_400)),
+                ],
                 batch,
             ),
         ),

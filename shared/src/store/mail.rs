@@ -25,7 +25,7 @@ pub const MAIL_PER_HOUR: i64 = 5;
 pub const MAIL_MIN_INTERVAL: time::Duration = time::Duration::seconds(60);
 
 /// A sender gives up on a message after this many failed attempts (about fifteen hours
-/// of backing off); it stays visible in the outbox depth until pruned.
+/// of backing off); it stays visible in the outbox depth until `prune` deletes it.
 pub const MAX_ATTEMPTS: i64 = 20;
 
 /// What an account token proves when presented.
@@ -295,16 +295,27 @@ pub fn claim_mail(
     sql
 }
 
-pub fn mail_sent(d: Backend, id: Uuid, now: OffsetDateTime) -> Sql {
+/// Marks the message sent and drops its body (the token in it). Every outcome names the
+/// attempt it records: a sender whose lease ran out and whose message another sender
+/// claimed since records nothing.
+pub fn mail_sent(d: Backend, id: Uuid, attempt: i32, now: OffsetDateTime) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("UPDATE mail_outbox SET sent_at = ")
         .bind(Param::Time(now))
         .push(", body = '', last_error = NULL WHERE id = ")
-        .bind(Param::Uuid(id));
+        .bind(Param::Uuid(id))
+        .push(" AND attempts = ")
+        .bind(Param::Int(i64::from(attempt)));
     sql
 }
 
-pub fn mail_failed(d: Backend, id: Uuid, error: &str, retry_at: OffsetDateTime) -> Sql {
+pub fn mail_failed(
+    d: Backend,
+    id: Uuid,
+    attempt: i32,
+    error: &str,
+    retry_at: OffsetDateTime,
+) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("UPDATE mail_outbox SET last_error = ")
         .bind(Param::Text(error.chars().take(500).collect()))
@@ -312,7 +323,8 @@ pub fn mail_failed(d: Backend, id: Uuid, error: &str, retry_at: OffsetDateTime) 
         .bind(Param::Time(retry_at))
         .push(" WHERE id = ")
         .bind(Param::Uuid(id))
-        .push(" AND sent_at IS NULL");
+        .push(" AND sent_at IS NULL AND attempts = ")
+        .bind(Param::Int(i64::from(attempt)));
     sql
 }
 
@@ -324,8 +336,34 @@ pub fn outbox_depth(d: Backend) -> Sql {
 
 // --- The repository ------------------------------------------------------------------
 
-/// Within `tx`: takes one mail from `email`'s budget and, if it had room, replaces the
-/// user's token and queues the mail carrying it. `false`: over budget, nothing written.
+/// Within `tx`: takes one mail from `email`'s budget; `false` when it had no room.
+async fn take_budget<D: Db>(
+    tx: &mut Tx<D>,
+    email: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let budget = take_mail_budget(D::KIND, email, now);
+    let (allowed,): (i32,) = tx.one(&budget, "taking from a mail budget").await?;
+    Ok(allowed == 1)
+}
+
+/// Within `tx`: replaces the user's token and queues the mail carrying it.
+async fn issue_token_mail<D: Db>(
+    tx: &mut Tx<D>,
+    user: Uuid,
+    purpose: TokenPurpose,
+    queued: &TokenMail,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let token = replace_token(D::KIND, user, purpose, &queued.token, now);
+    tx.run(&token, "issuing an account token").await?;
+    tx.run(&insert_mail(D::KIND, &queued.mail, now), "queueing a mail")
+        .await?;
+    Ok(())
+}
+
+/// Within `tx`: takes one mail from the recipient's budget and, if it had room, replaces
+/// the user's token and queues the mail carrying it. `false`: over budget, nothing written.
 pub(super) async fn queue_token_mail<D: Db>(
     tx: &mut Tx<D>,
     user: Uuid,
@@ -333,19 +371,10 @@ pub(super) async fn queue_token_mail<D: Db>(
     queued: &TokenMail,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let (allowed,): (i32,) = tx
-        .one(
-            &take_mail_budget(D::KIND, &queued.mail.recipient, now),
-            "taking from a mail budget",
-        )
-        .await?;
-    if allowed != 1 {
+    if !take_budget(tx, &queued.mail.recipient, now).await? {
         return Ok(false);
     }
-    let token = replace_token(D::KIND, user, purpose, &queued.token, now);
-    tx.run(&token, "issuing an account token").await?;
-    tx.run(&insert_mail(D::KIND, &queued.mail, now), "queueing a mail")
-        .await?;
+    issue_token_mail(tx, user, purpose, queued, now).await?;
     Ok(true)
 }
 
@@ -357,22 +386,26 @@ impl<D: Db> MailRepository for SqlStore<D> {
         queued: &TokenMail,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        // The same statements and a commit for every address, with an account or not, so the
+        // answer's timing says little about which: the budget first (unknown addresses are
+        // throttled like known ones), then the account.
         let mut tx = self
             .begin_write("beginning a password reset request")
             .await?;
+        let allowed = take_budget(&mut tx, &queued.mail.recipient, now).await?;
         let account: Option<(Uuid,)> = tx
             .optional(
                 &enabled_account(D::KIND, email),
                 "finding an account by email",
             )
             .await?;
-        let Some((user,)) = account else {
-            // The budget is not touched for an address without an account: nothing is
-            // written, as for an account over budget.
-            return Ok(false);
+        let queued = match account {
+            Some((user,)) if allowed => {
+                issue_token_mail(&mut tx, user, TokenPurpose::PasswordReset, queued, now).await?;
+                true
+            }
+            _ => false,
         };
-        let queued =
-            queue_token_mail(&mut tx, user, TokenPurpose::PasswordReset, queued, now).await?;
         tx.commit("committing a password reset request").await?;
         Ok(queued)
     }
@@ -465,8 +498,13 @@ impl<D: Db> MailRepository for SqlStore<D> {
         self.conn().await?.all(&sql, "claiming mail").await
     }
 
-    async fn mail_sent(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
-        let sql = mail_sent(D::KIND, id, now);
+    async fn mail_sent(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let sql = mail_sent(D::KIND, id, attempt, now);
         self.conn()
             .await?
             .run(&sql, "recording a sent mail")
@@ -477,10 +515,11 @@ impl<D: Db> MailRepository for SqlStore<D> {
     async fn mail_failed(
         &self,
         id: Uuid,
+        attempt: i32,
         error: &str,
         retry_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let sql = mail_failed(D::KIND, id, error, retry_at);
+        let sql = mail_failed(D::KIND, id, attempt, error, retry_at);
         self.conn()
             .await?
             .run(&sql, "recording a failed mail")

@@ -507,10 +507,18 @@ pub trait MailRepository: Send + Sync {
         lease_end: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<mail::QueuedMail>, StoreError>;
-    async fn mail_sent(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError>;
+    /// Records attempt `attempt` of message `id` (its `attempts` when claimed) as sent.
+    async fn mail_sent(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Records attempt `attempt` as failed; the message is due again at `retry_at`.
     async fn mail_failed(
         &self,
         id: Uuid,
+        attempt: i32,
         error: &str,
         retry_at: OffsetDateTime,
     ) -> Result<(), StoreError>;
