@@ -202,6 +202,18 @@ async fn an_address_gets_one_mail_a_minute_and_five_an_hour(backend: Backend) {
     sink.wait_for(5, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.messages().len(), 5);
+    // An hour after the window opened, it restarts.
+    app.raw_statement(
+        "UPDATE mail_throttle SET window_start = strftime('%Y-%m-%dT%H:%M:%S.000000Z', window_start, '-3601 seconds') WHERE email = 'ada@example.com'",
+        "UPDATE mail_throttle SET window_start = window_start - interval '3601 seconds' WHERE email = 'ada@example.com'",
+    )
+    .await;
+    age_budget(&app, "ada@example.com", 61).await;
+    assert_eq!(
+        forgot(&app, "ada@example.com").await.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(sink.wait_for(6, WAIT).await.len(), 6);
 }
 
 async fn concurrent_resets_with_one_token_have_one_winner(backend: Backend) {
