@@ -180,17 +180,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::SendMail => {
-            let mut total = shared::mail::Delivered::default();
-            loop {
-                let round =
-                    shared::mail::deliver(&state.store, &state.mailer, &state.metrics, None, 100)
-                        .await;
-                total.sent += round.sent;
-                total.failed += round.failed;
-                if round.sent + round.failed < 100 {
-                    break;
-                }
-            }
+            // Everything due now; an hour is far more than any backlog takes.
+            let stop_by = tokio::time::Instant::now() + std::time::Duration::from_secs(3_600);
+            let total = shared::mail::deliver_due(
+                &state.store,
+                &state.mailer,
+                &state.metrics,
+                u32::MAX,
+                stop_by,
+            )
+            .await;
             state.store.close().await;
             std::io::Write::write_fmt(
                 &mut std::io::stdout().lock(),

@@ -21,6 +21,16 @@ use crate::{
 /// only cost their start-up. Against the usual `#[tokio::main]` that is about 0.3 ms off
 /// every cold start (`bench/run`, row 1).
 pub async fn serve(routes: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
+    let state = init()?;
+    let stack_config = StackConfig::new(&state);
+    let app = stack(routes(state), &stack_config);
+    run(app).await
+}
+
+/// What every function does at init, cheaply: production configuration from the
+/// environment (a bad value stops the process with one line naming the variable), logging,
+/// and the state, whose pool connects on first use. On SIGTERM the pool is closed.
+pub fn init() -> Result<AppState, lambda_http::Error> {
     let config = match Config::from_env(Runtime::Lambda) {
         Ok(config) => config,
         Err(err) => {
@@ -32,9 +42,7 @@ pub async fn serve(routes: fn(AppState) -> Router) -> Result<(), lambda_http::Er
     let state = AppState::new(config).inspect_err(|e| {
         tracing::error!(error = %crate::error::chain(e), "building the store");
     })?;
-    let stack_config = StackConfig::new(&state);
     let store = state.store.clone();
-    let app = stack(routes(state), &stack_config);
     tokio::spawn(async move {
         shutdown_signal().await;
         // Lambda sends SIGTERM before shutting an instance down (when an extension is
@@ -43,7 +51,7 @@ pub async fn serve(routes: fn(AppState) -> Router) -> Result<(), lambda_http::Er
         store.close().await;
         std::process::exit(0);
     });
-    run(app).await
+    Ok(state)
 }
 
 async fn shutdown_signal() {

@@ -263,7 +263,7 @@ pub fn verification_mail(config: &MailConfig, to: &Email, token: &str) -> Outgoi
 // --- Delivery ----------------------------------------------------------------------------
 
 /// What one delivery did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Delivered {
     pub sent: u32,
     pub failed: u32,
@@ -315,6 +315,35 @@ pub async fn deliver(
         } else {
             done.failed += 1;
         }
+    }
+    done
+}
+
+impl std::ops::AddAssign for Delivered {
+    fn add_assign(&mut self, other: Self) {
+        self.sent += other.sent;
+        self.failed += other.failed;
+    }
+}
+
+/// Delivers due messages, one claim at a time, until none is due, `max` were attempted,
+/// or an attempt begun now could still be running at `stop_by` (a Lambda function's
+/// deadline). What the mail function runs every minute, and `local-server send-mail`.
+pub async fn deliver_due(
+    store: &DynStore,
+    mailer: &Mailer,
+    metrics: &Metrics,
+    max: u32,
+    stop_by: tokio::time::Instant,
+) -> Delivered {
+    let mut done = Delivered::default();
+    while done.sent + done.failed < max && tokio::time::Instant::now() + ATTEMPT_TIMEOUT <= stop_by
+    {
+        let step = deliver(store, mailer, metrics, None, 1).await;
+        if step == Delivered::default() {
+            break;
+        }
+        done += step;
     }
     done
 }

@@ -1,6 +1,6 @@
 //! Paths of the workspace's compiled function binaries, for tests that need more than the
 //! binary of their own package. Cargo only rebuilds a package's own binaries for its tests,
-//! so the first call per test process runs `cargo build` for the five functions (a no-op
+//! so the first call per test process runs `cargo build` for the six functions (a no-op
 //! when they are up to date) — a stale binary would test old code.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,7 +10,7 @@ use std::{
     sync::{Mutex, OnceLock},
 };
 
-pub const FUNCTIONS: [&str; 5] = ["auth", "tasks", "admin", "health", "migrate"];
+pub const FUNCTIONS: [&str; 6] = ["auth", "tasks", "admin", "health", "migrate", "mail"];
 
 pub fn function_binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<bool>> = OnceLock::new();

@@ -135,6 +135,17 @@ impl TestDb {
         );
         execute_raw(&self.url, &sql).await;
     }
+
+    /// Runs one hand-written statement without parameters straight on this database,
+    /// bypassing the store: `sqlite` or `postgres` by backend.
+    pub async fn raw_statement(&self, sqlite: &str, postgres: &str) {
+        let backend = Backend::of(&self.url);
+        let text = match backend {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        };
+        execute_raw(&self.url, &Sql::raw(backend, text, Vec::new())).await;
+    }
 }
 
 /// Runs `sql` once, on a connection of its own to `url` (SQLite connections enforce
@@ -262,18 +273,12 @@ impl TestApp {
         .await;
     }
 
-    /// Runs one statement straight on the test database, bypassing the store: `sqlite` or
-    /// `postgres` by backend, with `id` bound as its one parameter.
-    /// A hand-written statement without parameters, in each backend's dialect.
+    /// [`TestDb::raw_statement`] on the app's database.
     pub async fn raw_statement(&self, sqlite: &str, postgres: &str) {
-        let backend = Backend::of(&self.db.url);
-        let text = match backend {
-            Backend::Sqlite => sqlite,
-            Backend::Postgres => postgres,
-        };
-        execute_raw(&self.db.url, &Sql::raw(backend, text, Vec::new())).await;
+        self.db.raw_statement(sqlite, postgres).await;
     }
 
+    /// Like [`Self::raw_statement`], with `id` bound as the statement's one parameter.
     pub async fn raw_user_statement(&self, sqlite: &str, postgres: &str, id: uuid::Uuid) {
         let backend = Backend::of(&self.db.url);
         let text = match backend {

@@ -1,0 +1,66 @@
+//! Lambda entry point of the `mail` function: every minute (an EventBridge schedule in
+//! `template.yaml`), it delivers the account mail that is due in the outbox.
+//!
+//! The auth function queues a message in the transaction that issues its token and tries
+//! to hand it over right after answering. Under Lambda an instance is frozen once it has
+//! answered, so that attempt may not get to finish; and a failed attempt leaves the message
+//! due again after its back-off. This function is what makes delivery certain without a
+//! request to carry it: each run claims due messages one at a time (a claim is a
+//! conditional update, so overlapping runs never take the same message) until none is
+//! due, [`MAX_PER_RUN`] were attempted, or the next attempt could outlast the invocation.
+//!
+//! The answer is `{"sent", "failed", "outbox_depth"}`; the metrics are the same EMF lines
+//! the auth function writes (`MailSent`, `MailFailed`, `MailOutboxDepth`). Without
+//! `SMTP_URL` a run does nothing and does not touch the database.
+
+use std::time::{Duration, SystemTime};
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+use shared::{AppState, mail};
+
+/// Messages one run attempts at most, so a large backlog is spread over several minutes
+/// rather than over one provider's sending quota.
+const MAX_PER_RUN: u32 = 500;
+
+/// Kept back from the invocation's deadline: no attempt may still be running then.
+const MARGIN: Duration = Duration::from_secs(2);
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let state = shared::lambda::init()?;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let state = state.clone();
+        async move { Ok::<Value, Error>(run(&state, &event.context).await) }
+    }))
+    .await
+}
+
+/// One run: the due mail, within the invocation's time.
+async fn run(state: &AppState, context: &lambda_runtime::Context) -> Value {
+    if !state.mailer.is_configured() {
+        tracing::info!("SMTP_URL is not set: there is no mail to send");
+        return json!({"sent": 0, "failed": 0, "outbox_depth": null});
+    }
+    let left = context
+        .deadline()
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    let stop_by = tokio::time::Instant::now() + left.saturating_sub(MARGIN);
+    let done = mail::deliver_due(
+        &state.store,
+        &state.mailer,
+        &state.metrics,
+        MAX_PER_RUN,
+        stop_by,
+    )
+    .await;
+    let depth = state.store.mail().outbox_depth().await.ok();
+    tracing::info!(
+        sent = done.sent,
+        failed = done.failed,
+        outbox_depth = depth,
+        "mail run"
+    );
+    json!({"sent": done.sent, "failed": done.failed, "outbox_depth": depth})
+}
