@@ -59,14 +59,14 @@ pub async fn forgot(
         },
         mail: mail::reset_mail(&state.config.mail, &email, &token),
     };
-    if state
+    // Whether a mail was queued or not, the same delivery starts after the answer (it
+    // finds the message, or nothing, then the due backlog).
+    state
         .store
         .mail()
         .queue_password_reset(&email, &queued, now)
-        .await?
-    {
-        deliver(&state, queued.mail.id);
-    }
+        .await?;
+    deliver(&state, queued.mail.id);
     Ok(StatusCode::ACCEPTED)
 }
 

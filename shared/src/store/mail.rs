@@ -97,14 +97,17 @@ impl std::fmt::Debug for QueuedMail {
     }
 }
 
-/// The id of the enabled account with this address.
-pub fn enabled_account(d: Backend, email: &Email) -> Sql {
-    let mut sql = Sql::new(d);
-    sql.push("SELECT id FROM users WHERE email = ")
+/// Appends ` FROM users WHERE …`: the enabled account with this address, when `allowed`
+/// (its mail budget had room). A statement with this source writes a row or none with the
+/// same work either way, so a password reset request does the same whether or not the
+/// address has an account.
+fn from_enabled_account(sql: &mut Sql, email: &Email, allowed: bool) {
+    sql.push(" FROM users WHERE email = ")
         .bind(Param::Text(email.as_str().to_owned()))
         .push(" AND disabled = ")
-        .bind(Param::Bool(false));
-    sql
+        .bind(Param::Bool(false))
+        .push(" AND ")
+        .bind(Param::Bool(allowed));
 }
 
 /// The id of the account, if its address is not verified yet.
@@ -196,14 +199,63 @@ pub fn replace_token(
         Param::Time(now),
         Param::Time(token.expires_at),
     ]);
-    sql.push(", NULL) ON CONFLICT (user_id, purpose) DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at, expires_at = excluded.expires_at, used_at = NULL");
+    sql.push(", NULL)").push(REPLACE_TOKEN);
     sql
 }
 
+/// Issues a password-reset `token` to the enabled account with `email`, when `allowed`
+/// (no row otherwise), replacing any earlier one.
+pub fn replace_reset_token(
+    d: Backend,
+    email: &Email,
+    allowed: bool,
+    token: &NewAccountToken,
+    now: OffsetDateTime,
+) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push("INSERT INTO account_tokens (user_id, purpose, token_hash, created_at, expires_at, used_at) SELECT id, ");
+    sql.bind_list([
+        Param::Text(TokenPurpose::PasswordReset.as_str().to_owned()),
+        Param::Bytes(token.hash.to_vec()),
+        Param::Time(now),
+        Param::Time(token.expires_at),
+    ]);
+    sql.push(", NULL");
+    from_enabled_account(&mut sql, email, allowed);
+    sql.push(REPLACE_TOKEN);
+    sql
+}
+
+/// A new token replaces the user's earlier one of the same purpose, used or not.
+const REPLACE_TOKEN: &str = " ON CONFLICT (user_id, purpose) DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at, expires_at = excluded.expires_at, used_at = NULL";
+
+/// Queues `mail`, due now.
 pub fn insert_mail(d: Backend, mail: &OutgoingMail, now: OffsetDateTime) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("INSERT INTO mail_outbox (id, recipient, subject, body, created_at, attempts, next_attempt_at) VALUES (");
-    sql.bind_list([
+    sql.bind_list(outbox_values(mail, now));
+    sql.push(")");
+    sql
+}
+
+/// Queues `mail` if there is an enabled account with `email` and `allowed` (no row
+/// otherwise).
+pub fn insert_mail_for_account(
+    d: Backend,
+    email: &Email,
+    allowed: bool,
+    mail: &OutgoingMail,
+    now: OffsetDateTime,
+) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push("INSERT INTO mail_outbox (id, recipient, subject, body, created_at, attempts, next_attempt_at) SELECT ");
+    sql.bind_list(outbox_values(mail, now));
+    from_enabled_account(&mut sql, email, allowed);
+    sql
+}
+
+fn outbox_values(mail: &OutgoingMail, now: OffsetDateTime) -> [Param; 7] {
+    [
         Param::Uuid(mail.id),
         Param::Text(mail.recipient.clone()),
         Param::Text(mail.subject.clone()),
@@ -211,9 +263,7 @@ pub fn insert_mail(d: Backend, mail: &OutgoingMail, now: OffsetDateTime) -> Sql 
         Param::Time(now),
         Param::Int(0),
         Param::Time(now),
-    ]);
-    sql.push(")");
-    sql
+    ]
 }
 
 /// Spends a live token of `purpose`, returning its user; no row for an unknown, used,
@@ -386,26 +436,18 @@ impl<D: Db> MailRepository for SqlStore<D> {
         queued: &TokenMail,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        // The same statements and a commit for every address, with an account or not, so the
-        // answer's timing says little about which: the budget first (unknown addresses are
-        // throttled like known ones), then the account.
+        // The same three statements and a commit for every address, with an account or not
+        // and within its budget or not, so the answer's timing says next to nothing about
+        // which: the budget first (unknown addresses are throttled like known ones), then
+        // the token and the mail, each written only for an enabled account.
         let mut tx = self
             .begin_write("beginning a password reset request")
             .await?;
         let allowed = take_budget(&mut tx, &queued.mail.recipient, now).await?;
-        let account: Option<(Uuid,)> = tx
-            .optional(
-                &enabled_account(D::KIND, email),
-                "finding an account by email",
-            )
-            .await?;
-        let queued = match account {
-            Some((user,)) if allowed => {
-                issue_token_mail(&mut tx, user, TokenPurpose::PasswordReset, queued, now).await?;
-                true
-            }
-            _ => false,
-        };
+        let token = replace_reset_token(D::KIND, email, allowed, &queued.token, now);
+        tx.run(&token, "issuing a reset token").await?;
+        let mail = insert_mail_for_account(D::KIND, email, allowed, &queued.mail, now);
+        let queued = tx.run(&mail, "queueing a reset mail").await? == 1;
         tx.commit("committing a password reset request").await?;
         Ok(queued)
     }
