@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 use shared::{
     models::Role,
-    testing::{Backend, TestApp, TestResponse, TestUser},
+    testing::{Backend, TestApp, TestResponse, TestUser, smtp::SmtpSink},
 };
 
 struct Case {
@@ -56,11 +56,19 @@ async fn send(app: &TestApp, user: &TestUser, case: &Case) -> TestResponse {
 }
 
 /// Everything a hostile request could have changed.
-async fn snapshot(app: &TestApp, user: &TestUser) -> (String, Value) {
+async fn snapshot(app: &TestApp, user: &TestUser) -> (String, Value, i64, Value) {
     let stats = app.state.store.admin().stats().await.unwrap();
     let list = app.get("/v1/tasks?limit=100").bearer(&user.token).await;
     assert_eq!(list.status, StatusCode::OK);
-    (format!("{stats:?}"), list.json()["items"].clone())
+    let outbox = app.state.store.mail().outbox_depth().await.unwrap();
+    let me = app.get("/v1/auth/me").bearer(&user.token).await;
+    assert_eq!(me.status, StatusCode::OK);
+    (
+        format!("{stats:?}"),
+        list.json()["items"].clone(),
+        outbox,
+        me.json(),
+    )
 }
 
 fn nested(depth: usize) -> String {
@@ -70,6 +78,10 @@ fn nested(depth: usize) -> String {
         "]".repeat(depth)
     )
 }
+
+const FORGOT: &str = "/v1/auth/password/forgot";
+const RESET: &str = "/v1/auth/password/reset";
+const VERIFY: &str = "/v1/auth/email/verify";
 
 fn battery(task: &str) -> Vec<Case> {
     let task_path = format!("/v1/tasks/{task}");
@@ -169,6 +181,43 @@ fn battery(task: &str) -> Vec<Case> {
             .json(r#"{"email": "a\u0000@example.com", "password": "whatever it is"}"#),
         Case::new("refresh: a 64 KB token", Method::POST, "/v1/auth/refresh")
             .json(format!(r#"{{"refresh_token": "{big}"}}"#)),
+        // Account mail: nothing queued, no token spent, no address verified.
+        Case::new("forgot: NUL in the email", Method::POST, FORGOT)
+            .json(r#"{"email": "victim\u0000@example.com"}"#),
+        Case::new("forgot: a 64 KB email", Method::POST, FORGOT)
+            .json(format!(r#"{{"email": "{big}@example.com"}}"#)),
+        Case::new("forgot: a second recipient", Method::POST, FORGOT)
+            .json(r#"{"email": "victim@example.com,attacker@example.com"}"#),
+        Case::new("forgot: a display name and address", Method::POST, FORGOT)
+            .json(r#"{"email": "Victim <attacker@example.com>"}"#),
+        Case::new("forgot: the email as an array", Method::POST, FORGOT)
+            .json(r#"{"email": ["victim@example.com"]}"#),
+        Case::new("forgot: invalid UTF-8", Method::POST, FORGOT)
+            .json(&b"{\"email\": \"\xff@example.com\"}"[..]),
+        Case::new("forgot: an unknown field", Method::POST, FORGOT)
+            .json(r#"{"email": "victim@example.com", "redirect": "https://evil.example"}"#),
+        Case::new("reset: a 64 KB token", Method::POST, RESET).json(format!(
+            r#"{{"token": "{big}", "new_password": "a long enough new password"}}"#
+        )),
+        Case::new("reset: NUL in the token", Method::POST, RESET)
+            .json(r#"{"token": "abc\u0000", "new_password": "a long enough new password"}"#),
+        Case::new("reset: a 64 KB password", Method::POST, RESET)
+            .json(format!(r#"{{"token": "abc", "new_password": "{big}"}}"#)),
+        Case::new("reset: no password", Method::POST, RESET).json(r#"{"token": "abc"}"#),
+        Case::new(
+            "verify: a number beyond i64 as the token",
+            Method::POST,
+            VERIFY,
+        )
+        .json(r#"{"token": 99999999999999999999999}"#),
+        Case::new("verify: nested body", Method::POST, VERIFY).json(nested(5000)),
+        Case::new("verify: an empty token", Method::POST, VERIFY).json(r#"{"token": ""}"#),
+        Case::new(
+            "verification: a forged bearer",
+            Method::POST,
+            "/v1/auth/email/verification",
+        )
+        .header("authorization", "Bearer e30.e30.AAAA"),
         // Headers the API reads, at and beyond their size limits.
         Case::new("a 64 KB bearer token", Method::GET, "/v1/auth/me")
             .header("authorization", format!("Bearer {big}")),
@@ -218,7 +267,18 @@ fn battery(task: &str) -> Vec<Case> {
 }
 
 async fn hostile_requests_are_4xx_problems_and_change_nothing(backend: Backend) {
-    let app = TestApp::start(backend, local_server::routes).await;
+    // Mail configured, so the mail endpoints do their work rather than answer 503.
+    let sink = SmtpSink::start().await;
+    let smtp = sink.url();
+    let app = TestApp::start_with(
+        backend,
+        local_server::routes,
+        &[
+            ("SMTP_URL", smtp.as_str()),
+            ("APP_BASE_URL", "https://app.example.com"),
+        ],
+    )
+    .await;
     let user = app.create_user("victim@example.com", Role::Admin).await;
     let created = app
         .post("/v1/tasks")
@@ -247,6 +307,7 @@ async fn hostile_requests_are_4xx_problems_and_change_nothing(backend: Backend) 
         assert_eq!(body["status"], response.status.as_u16(), "{}", case.what);
     }
     assert_eq!(snapshot(&app, &user).await, before, "the database changed");
+    assert!(sink.messages().is_empty(), "no mail went out");
 }
 
 shared::backend_tests!(hostile_requests_are_4xx_problems_and_change_nothing);

@@ -1,6 +1,7 @@
 //! Drives Lambda function binaries through the runtime-API emulator for `bench/run`.
 //!
-//! - `cold --function NAME,PATH,BINARY … --runs R`: R fresh processes of each function; for
+//! - `cold --function NAME,PATH,BINARY[,KEY=VALUE;…] … --runs R`: R fresh processes of each
+//!   function (with those variables set on top of the common ones); for
 //!   each, the time from exec to its first `/next` and to its first `/response` for a GET of
 //!   PATH (the event is queued before the process starts, as Lambda does). The functions
 //!   take turns, one start each per round in a rotating order, so a slow spell on the machine
@@ -77,17 +78,36 @@ struct ColdFunction {
     name: String,
     path: String,
     binary: PathBuf,
+    /// Set for this function on top of the common environment.
+    env: Vec<(String, String)>,
 }
 
 fn parse_function(value: &str) -> Result<ColdFunction, String> {
-    let mut parts = value.splitn(3, ',');
+    let usage = || format!("expected NAME,/PATH,BINARY[,KEY=VALUE;…], got {value:?}");
+    let mut parts = value.splitn(4, ',');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(name), Some(path), Some(binary)) if path.starts_with('/') => Ok(ColdFunction {
-            name: name.to_owned(),
-            path: path.to_owned(),
-            binary: binary.into(),
-        }),
-        _ => Err(format!("expected NAME,/PATH,BINARY, got {value:?}")),
+        (Some(name), Some(path), Some(binary)) if path.starts_with('/') => {
+            let env = parts
+                .next()
+                .map(|pairs| {
+                    pairs
+                        .split(';')
+                        .map(|pair| {
+                            let (k, v) = pair.split_once('=').ok_or_else(usage)?;
+                            Ok((k.to_owned(), v.to_owned()))
+                        })
+                        .collect::<Result<Vec<_>, String>>()
+                })
+                .transpose()?
+                .unwrap_or_default();
+            Ok(ColdFunction {
+                name: name.to_owned(),
+                path: path.to_owned(),
+                binary: binary.into(),
+                env,
+            })
+        }
+        _ => Err(usage()),
     }
 }
 
@@ -112,6 +132,8 @@ async fn cold(functions: &[ColdFunction], runs: usize) {
             let index = (round + turn) % functions.len();
             let function = &functions[index];
             let emulator = RuntimeEmulator::start().await;
+            let mut env = env.to_vec();
+            env.extend(function.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             let process = FunctionProcess::spawn(&function.binary, &emulator, &function.name, &env);
             let event = http_api_event("GET", &function.path, &[], None);
             let outcome = emulator.invoke(&event, TIMEOUT).await;

@@ -3,10 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
 use serde_json::json;
-use shared::testing::{Backend, lambda::LambdaFunction};
+use shared::testing::{
+    Backend,
+    lambda::LambdaFunction,
+    smtp::{SmtpSink, token_in},
+};
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
@@ -307,4 +311,102 @@ async fn four_lambda_instances_share_the_budget_of_password_change_guesses() {
         19,
         "{statuses:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_lambda_instances_let_each_mailed_token_work_exactly_once() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let sink = SmtpSink::start().await;
+    let smtp = sink.url();
+    let email = "mailed@example.com";
+    let instances = four_instances_with_user(
+        &[
+            ("SMTP_URL", smtp.as_str()),
+            ("APP_BASE_URL", "https://app.example.com"),
+        ],
+        email,
+        "the password before the reset",
+    )
+    .await;
+    // Registration mailed a verification token; the address may be sent another mail now.
+    let verification = token_in(&sink.wait_for(1, Duration::from_secs(10)).await[0]);
+    instances[0]
+        .db
+        .raw_statement(
+            "",
+            "UPDATE mail_throttle SET last_sent_at = last_sent_at - interval '61 seconds'",
+        )
+        .await;
+    let forgot = json_body(&json!({"email": email}));
+    let asked = instances[1]
+        .call("POST", "/v1/auth/password/forgot", &[JSON], Some(&forgot))
+        .await;
+    assert_eq!(asked.status, 202, "{}", asked.body);
+    let mail = sink.wait_for(2, Duration::from_secs(10)).await;
+    assert!(mail[1].contains("/reset-password?token="), "{}", mail[1]);
+    let reset = token_in(&mail[1]);
+
+    // Each token is sent by many clients at once, through every instance: one use wins.
+    let resets = futures::future::join_all((0..12).map(|i| {
+        let (function, reset) = (&instances[i % 4], &reset);
+        async move {
+            let body = json_body(&json!({
+                "token": reset,
+                "new_password": format!("new password number {i:02}"),
+            }));
+            let answer = function
+                .call("POST", "/v1/auth/password/reset", &[JSON], Some(&body))
+                .await;
+            (i, answer)
+        }
+    }))
+    .await;
+    let verifies = futures::future::join_all((0..8).map(|i| {
+        let (function, verification) = (&instances[i % 4], &verification);
+        async move {
+            let body = json_body(&json!({"token": verification}));
+            function
+                .call("POST", "/v1/auth/email/verify", &[JSON], Some(&body))
+                .await
+        }
+    }))
+    .await;
+
+    let winners: Vec<usize> = resets
+        .iter()
+        .filter(|(_, r)| r.status == 204)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one reset wins: {winners:?}");
+    for (_, answer) in resets.iter().filter(|(_, r)| r.status != 204) {
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert_eq!(answer.json()["code"], "invalid_token");
+    }
+    let verified: Vec<u16> = verifies.iter().map(|r| r.status).collect();
+    assert_eq!(
+        verified.iter().filter(|s| **s == 204).count(),
+        1,
+        "{verified:?}"
+    );
+    assert!(
+        verified.iter().all(|s| *s == 204 || *s == 400),
+        "{verified:?}"
+    );
+
+    // The winner's password is the one that works now, through any instance.
+    let old = lambda_login(&instances[2], email, "the password before the reset").await;
+    assert_eq!(old.status, 401, "{}", old.body);
+    let new = format!("new password number {:02}", winners[0]);
+    let logged_in = lambda_login(&instances[3], email, &new).await;
+    assert_eq!(logged_in.status, 200, "{}", logged_in.body);
+    let bearer = format!(
+        "Bearer {}",
+        logged_in.json()["access_token"].as_str().unwrap()
+    );
+    let me = instances[0]
+        .call("GET", "/v1/auth/me", &[("authorization", &bearer)], None)
+        .await;
+    assert_eq!(me.json()["email_verified"], true, "{}", me.body);
 }

@@ -157,8 +157,8 @@ pub struct User {
     pub updated_at: OffsetDateTime,
 }
 
-/// What the store needs to create a user.
-#[derive(Debug, Clone)]
+/// What the store needs to create a user. Its `Debug` leaves the password hash out.
+#[derive(Clone)]
 pub struct NewUser {
     pub id: Uuid,
     pub email: Email,
@@ -171,9 +171,39 @@ pub struct NewUser {
     pub now: OffsetDateTime,
 }
 
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("role", &self.role)
+            .field("email_verified", &self.email_verified)
+            .field("now", &self.now)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_user_never_shows_the_password_hash() {
+        let user = NewUser {
+            id: Uuid::nil(),
+            email: Email::parse("a@example.com").unwrap(),
+            name: UserName::parse("A").unwrap(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+            role: Role::User,
+            email_verified: false,
+            now: crate::models::now(),
+        };
+        let shown = format!("{user:?}");
+        assert!(!shown.contains("argon2"), "{shown}");
+        assert!(shown.contains("a@example.com"), "{shown}");
+    }
 
     #[test]
     fn email_is_trimmed_and_lower_cased() {

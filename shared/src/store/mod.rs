@@ -148,7 +148,30 @@ impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_contention;
+    use super::{Credentials, is_contention};
+    use crate::models::{Role, User, now};
+
+    #[test]
+    fn credentials_never_show_the_password_hash() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+        let credentials = Credentials {
+            user: User {
+                id: uuid::Uuid::nil(),
+                email: "a@example.com".to_owned(),
+                name: "A".to_owned(),
+                role: Role::User,
+                disabled: false,
+                email_verified: false,
+                created_at: now(),
+                updated_at: now(),
+            },
+            password_hash: hash.to_owned(),
+            session_epoch: 3,
+        };
+        let shown = format!("{credentials:?}");
+        assert!(!shown.contains("argon2"), "{shown}");
+        assert!(shown.contains("a@example.com") && shown.contains("session_epoch: 3"));
+    }
 
     #[test]
     fn collisions_between_transactions_are_retryable_not_bugs() {
@@ -200,8 +223,9 @@ pub trait Store: Send + Sync + 'static {
     fn mail(&self) -> &dyn MailRepository;
 }
 
-/// A user with the stored password hash, for credential checks only.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A user with the stored password hash, for credential checks only. Its `Debug` leaves
+/// the hash out.
+#[derive(Clone, sqlx::FromRow)]
 pub struct Credentials {
     #[sqlx(flatten)]
     pub user: User,
@@ -209,6 +233,16 @@ pub struct Credentials {
     /// The user's session epoch when the hash was read: a session started from this check
     /// is live only if no password change or disable moved the epoch on meanwhile.
     pub session_epoch: i64,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password_hash", &"<redacted>")
+            .field("session_epoch", &self.session_epoch)
+            .finish()
+    }
 }
 
 /// The user an access token names, as the database has them now.
