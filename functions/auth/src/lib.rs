@@ -9,6 +9,7 @@ mod register;
 mod session;
 
 use axum::{Router, routing::post};
+pub use recovery::FORGOT_TIMEBOX;
 use shared::AppState;
 
 /// This function's part of the OpenAPI document.
