@@ -8,7 +8,10 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 use shared::{
     models::Role,
-    testing::{Backend, TestApp, TestResponse, TestUser, smtp::SmtpSink},
+    testing::{
+        Backend, TestApp, TestResponse, TestUser,
+        smtp::{SmtpSink, token_in},
+    },
 };
 
 struct Case {
@@ -287,6 +290,14 @@ async fn hostile_requests_are_4xx_problems_and_change_nothing(backend: Backend) 
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let task = created.json()["id"].as_str().unwrap().to_owned();
+    // A live reset token: no hostile request may replace or spend it.
+    let forgot = app
+        .post(FORGOT)
+        .json(serde_json::json!({"email": "victim@example.com"}))
+        .await;
+    assert_eq!(forgot.status, StatusCode::ACCEPTED);
+    let mail = sink.wait_for(1, std::time::Duration::from_secs(10)).await;
+    let reset_token = token_in(&mail[0]);
     let before = snapshot(&app, &user).await;
     for case in battery(&task) {
         let response = send(&app, &user, &case).await;
@@ -307,7 +318,16 @@ async fn hostile_requests_are_4xx_problems_and_change_nothing(backend: Backend) 
         assert_eq!(body["status"], response.status.as_u16(), "{}", case.what);
     }
     assert_eq!(snapshot(&app, &user).await, before, "the database changed");
-    assert!(sink.messages().is_empty(), "no mail went out");
+    assert_eq!(sink.messages().len(), 1, "no mail went out");
+    let reset = app
+        .post(RESET)
+        .json(serde_json::json!({"token": reset_token, "new_password": "the victim's own new password"}))
+        .await;
+    assert_eq!(
+        reset.status,
+        StatusCode::NO_CONTENT,
+        "the reset token survived"
+    );
 }
 
 shared::backend_tests!(hostile_requests_are_4xx_problems_and_change_nothing);

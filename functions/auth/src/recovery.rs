@@ -5,13 +5,15 @@
 //! Tokens are 256 random bits (base64url), mailed once and stored only as a hash; each is
 //! spent by one conditional update, so of concurrent uses exactly one succeeds. A mail is
 //! queued in the transaction that issues its token and delivered after the answer
-//! ([`shared::mail`]), so the answer's timing does not depend on whether a mail went out.
+//! ([`shared::mail`]): by a task of the local server, or under Lambda by the mail function,
+//! so the answer never waits on the mail server.
 
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use shared::{
     ApiError, ApiResult, AppState, ErrorKind,
     auth::{AuthUser, refresh},
+    config::Runtime,
     error::Problem,
     extract::ApiJson,
     http::ClientAddr,
@@ -68,25 +70,34 @@ pub async fn forgot(
         },
         mail: mail::reset_mail(&state.config.mail, &email, &token),
     };
-    // Whether a mail was queued or not, the same delivery starts after the answer (it
-    // finds the message, or nothing, then the due backlog).
-    state
+    let queued_or_not = state
         .store
         .mail()
         .queue_password_reset(&email, &queued, now)
-        .await?;
-    deliver(&state, queued.mail.id);
+        .await;
+    // Every outcome, an error too, is held to the box; only then may delivery start (it
+    // finds the message, or nothing, then the due backlog), so its work cannot slow the
+    // answer either.
     tokio::time::sleep_until(answer_at).await;
+    queued_or_not?;
+    deliver(&state, queued.mail.id);
     Ok(StatusCode::ACCEPTED)
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetPassword {
     /// The token from the reset mail.
     token: String,
     #[schema(min_length = 12, max_length = 128)]
     new_password: String,
+}
+
+/// The token and the password stay out of `Debug`.
+impl std::fmt::Debug for ResetPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetPassword").finish_non_exhaustive()
+    }
 }
 
 /// Sets a new password with a reset token: every session and access token of the user
@@ -160,11 +171,18 @@ pub async fn request_verification(
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyEmail {
     /// The token from the verification mail.
     token: String,
+}
+
+/// The token stays out of `Debug`.
+impl std::fmt::Debug for VerifyEmail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyEmail").finish_non_exhaustive()
+    }
 }
 
 /// Marks the address of the token's account verified; the token is spent. Unknown,
@@ -202,8 +220,14 @@ pub fn verification(state: &AppState, email: &Email) -> TokenMail {
     }
 }
 
-/// Delivers the message just queued (and a share of the backlog) after the answer.
+/// Delivers the message just queued (and a share of the backlog) after the answer; under
+/// Lambda, leaves it to the mail function. A Lambda instance is frozen once it has
+/// answered, so a delivery started here would stop half-way, hold its claim on the message
+/// while frozen, and finish (or fail) during whatever request the instance serves next.
 pub fn deliver(state: &AppState, id: Uuid) {
+    if state.config.runtime == Runtime::Lambda {
+        return;
+    }
     mail::deliver_in_background(
         state.store.clone(),
         state.mailer.clone(),

@@ -502,6 +502,45 @@ async fn a_token_serves_only_its_purpose_and_an_over_budget_request_keeps_the_ol
     assert_eq!(verified.status, StatusCode::NO_CONTENT);
 }
 
+async fn a_delivery_starts_no_attempt_it_could_not_finish_by_its_deadline(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = start(backend, &sink, &[]).await;
+    app.create_user("ada@example.com", Role::User).await;
+    sink.set_down(true);
+    forgot(&app, "ada@example.com").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app
+        .state
+        .metrics
+        .render_prometheus()
+        .contains("mail_failed_total 0")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no failed attempt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sink.set_down(false);
+    app.raw_statement(
+        "UPDATE mail_outbox SET next_attempt_at = '2020-01-01T00:00:00.000000Z' WHERE sent_at IS NULL",
+        "UPDATE mail_outbox SET next_attempt_at = now() - interval '1 hour' WHERE sent_at IS NULL",
+    )
+    .await;
+    let state = &app.state;
+    let deliver = |room: Duration| {
+        let stop_by = tokio::time::Instant::now() + room;
+        shared::mail::deliver_due(&state.store, &state.mailer, &state.metrics, 10, stop_by)
+    };
+    // Less time left than an attempt may take: nothing is claimed, nothing sent.
+    let attempt = shared::mail::ATTEMPT_TIMEOUT;
+    let none = deliver(attempt - Duration::from_millis(100)).await;
+    assert_eq!((none.sent, none.failed), (0, 0));
+    assert_eq!(app.state.store.mail().outbox_depth().await.unwrap(), 1);
+    // With room for it, the message goes out.
+    let one = deliver(attempt + Duration::from_secs(1)).await;
+    assert_eq!((one.sent, one.failed), (1, 0));
+    assert_eq!(sink.wait_for(1, WAIT).await.len(), 1);
+    assert_eq!(app.state.store.mail().outbox_depth().await.unwrap(), 0);
+}
+
 shared::backend_tests!(
     a_token_serves_only_its_purpose_and_an_over_budget_request_keeps_the_old_one,
     forgot_then_reset_ends_every_session_and_the_token_works_once,
@@ -514,4 +553,5 @@ shared::backend_tests!(
     a_verification_mail_can_be_asked_for_and_login_can_require_it,
     mail_queued_while_smtp_is_down_is_delivered_once_it_is_back,
     production_without_smtp_answers_503_and_still_registers,
+    a_delivery_starts_no_attempt_it_could_not_finish_by_its_deadline,
 );

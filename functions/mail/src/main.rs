@@ -23,24 +23,29 @@ use shared::{AppState, mail};
 /// rather than over one provider's sending quota.
 const MAX_PER_RUN: u32 = 500;
 
-/// Kept back from the invocation's deadline: no attempt may still be running then.
-const MARGIN: Duration = Duration::from_secs(2);
+/// Kept back from the invocation's deadline, beyond an attempt's own timeout: the claim
+/// before an attempt and the record after it each wait for a connection (at most
+/// `DB_ACQUIRE_TIMEOUT_MS`, 2 s in the template) and run a statement. A run cut off
+/// between a sent message and its record would leave it to be sent again once its claim
+/// ran out.
+const MARGIN: Duration = Duration::from_secs(10);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let state = shared::lambda::init()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let state = state.clone();
-        async move { Ok::<Value, Error>(run(&state, &event.context).await) }
+        async move { run(&state, &event.context).await }
     }))
     .await
 }
 
-/// One run: the due mail, within the invocation's time.
-async fn run(state: &AppState, context: &lambda_runtime::Context) -> Value {
+/// One run: the due mail, within the invocation's time. An error (the database out of
+/// reach) fails the invocation, so Lambda's `Errors` metric shows it.
+async fn run(state: &AppState, context: &lambda_runtime::Context) -> Result<Value, Error> {
     if !state.mailer.is_configured() {
         tracing::info!("SMTP_URL is not set: there is no mail to send");
-        return json!({"sent": 0, "failed": 0, "outbox_depth": null});
+        return Ok(json!({"sent": 0, "failed": 0, "outbox_depth": null}));
     }
     let left = context
         .deadline()
@@ -55,12 +60,14 @@ async fn run(state: &AppState, context: &lambda_runtime::Context) -> Value {
         stop_by,
     )
     .await;
-    let depth = state.store.mail().outbox_depth().await.ok();
+    let depth = state.store.mail().outbox_depth().await.inspect_err(|e| {
+        tracing::error!(error = %shared::error::chain(e), "counting the outbox");
+    })?;
     tracing::info!(
         sent = done.sent,
         failed = done.failed,
         outbox_depth = depth,
         "mail run"
     );
-    json!({"sent": done.sent, "failed": done.failed, "outbox_depth": depth})
+    Ok(json!({"sent": done.sent, "failed": done.failed, "outbox_depth": depth}))
 }

@@ -15,8 +15,8 @@ use shared::{
     models::{Email, Role, now},
     store::mail::{NewAccountToken, TokenMail},
     testing::{
-        Backend, TestDb,
-        lambda::{LambdaFunction, Outcome},
+        Backend, TEST_JWT_SECRET, TEST_PEPPER, TestDb,
+        lambda::{FunctionProcess, LambdaFunction, Outcome, RuntimeEmulator},
         smtp::SmtpSink,
         test_config,
     },
@@ -191,6 +191,38 @@ async fn without_smtp_a_run_leaves_the_outbox_alone() {
         run(&sender).await,
         json!({"sent": 1, "failed": 0, "outbox_depth": 0})
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_without_its_database_fails_the_invocation() {
+    let sink = SmtpSink::start().await;
+    let emulator = RuntimeEmulator::start().await;
+    let smtp = sink.url();
+    let env = [
+        // Port 1 is closed.
+        ("DATABASE_URL", "postgres://app@127.0.0.1:1/app"),
+        ("JWT_SECRET", TEST_JWT_SECRET),
+        ("PASSWORD_PEPPER", TEST_PEPPER),
+        ("SMTP_URL", smtp.as_str()),
+        ("APP_BASE_URL", BASE_URL),
+        ("RUST_LOG", "warn"),
+    ];
+    let _process = FunctionProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_mail")),
+        &emulator,
+        "mail",
+        &env,
+    );
+    match emulator
+        .invoke(&scheduled_event(), Duration::from_secs(30))
+        .await
+    {
+        Outcome::Error(error) => assert!(
+            error.to_string().contains("database unavailable"),
+            "the error says what failed: {error}"
+        ),
+        Outcome::Response(answer) => panic!("a run without its database succeeded: {answer}"),
+    }
 }
 
 #[test]

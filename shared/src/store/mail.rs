@@ -238,19 +238,20 @@ pub fn insert_mail(d: Backend, mail: &OutgoingMail, now: OffsetDateTime) -> Sql 
     sql
 }
 
-/// Queues `mail` if there is an enabled account with `email` and `allowed` (no row
-/// otherwise).
-pub fn insert_mail_for_account(
+/// Queues `mail` if the token it carries was issued (no row otherwise): the mail follows
+/// the token statement's own outcome, whatever other transactions did to the account
+/// between the two statements.
+pub fn insert_mail_for_token(
     d: Backend,
-    email: &Email,
-    allowed: bool,
+    token: &NewAccountToken,
     mail: &OutgoingMail,
     now: OffsetDateTime,
 ) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("INSERT INTO mail_outbox (id, recipient, subject, body, created_at, attempts, next_attempt_at) SELECT ");
     sql.bind_list(outbox_values(mail, now));
-    from_enabled_account(&mut sql, email, allowed);
+    sql.push(" FROM account_tokens WHERE token_hash = ")
+        .bind(Param::Bytes(token.hash.to_vec()));
     sql
 }
 
@@ -437,16 +438,16 @@ impl<D: Db> MailRepository for SqlStore<D> {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         // The same three statements and a commit for every address, with an account or not
-        // and within its budget or not, so the answer's timing says next to nothing about
-        // which: the budget first (unknown addresses are throttled like known ones), then
-        // the token and the mail, each written only for an enabled account.
+        // and within its budget or not: the budget first (unknown addresses are throttled
+        // like known ones), then the token, written only for an enabled account within its
+        // budget, and the mail, written only if the token was.
         let mut tx = self
             .begin_write("beginning a password reset request")
             .await?;
         let allowed = take_budget(&mut tx, &queued.mail.recipient, now).await?;
         let token = replace_reset_token(D::KIND, email, allowed, &queued.token, now);
         tx.run(&token, "issuing a reset token").await?;
-        let mail = insert_mail_for_account(D::KIND, email, allowed, &queued.mail, now);
+        let mail = insert_mail_for_token(D::KIND, &queued.token, &queued.mail, now);
         let queued = tx.run(&mail, "queueing a reset mail").await? == 1;
         tx.commit("committing a password reset request").await?;
         Ok(queued)
