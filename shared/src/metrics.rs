@@ -9,6 +9,11 @@
 //!
 //! Labels are always the matched route *template* (`/v1/tasks/{id}`), never the raw path,
 //! and unknown methods collapse into `OTHER`, so a caller cannot grow the label space.
+//!
+//! Every measurement also goes through the [`metrics`] facade, under the same names and
+//! labels, to whatever recorder the process installs (`metrics::set_global_recorder`:
+//! OTLP, StatsD, Datadog, …); without one that costs next to nothing. [`describe`] gives
+//! such a recorder the help texts.
 
 use std::{
     collections::BTreeMap,
@@ -32,6 +37,46 @@ pub const LATENCY_BUCKETS: [f64; 13] = [
 
 /// The route label of a request that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Each metric's name and help text, as `/metrics` shows them and [`describe`] hands them
+/// to a recorder installed through the facade.
+pub mod names {
+    pub const REQUESTS: (&str, &str) = (
+        "http_requests_total",
+        "Requests answered, by method, route template and status.",
+    );
+    pub const DURATION: (&str, &str) = (
+        "http_request_duration_seconds",
+        "Time to answer, by method and route template.",
+    );
+    pub const IN_FLIGHT: (&str, &str) = ("http_requests_in_flight", "Requests being handled now.");
+    pub const POOL_SIZE: (&str, &str) = ("db_pool_size", "Open database connections.");
+    pub const POOL_IDLE: (&str, &str) = ("db_pool_idle", "Open database connections not in use.");
+    pub const MAIL_SENT: (&str, &str) =
+        ("mail_sent_total", "Account mail handed to the mail server.");
+    pub const MAIL_FAILED: (&str, &str) = (
+        "mail_failed_total",
+        "Failed attempts to deliver account mail (each is retried).",
+    );
+    pub const OUTBOX_DEPTH: (&str, &str) = (
+        "mail_outbox_depth",
+        "Account mail not yet delivered, as last counted.",
+    );
+}
+
+/// Gives the recorder installed through the `metrics` facade each metric's help text and
+/// unit. Call it once, after installing the recorder.
+pub fn describe() {
+    use metrics::Unit;
+    use names::*;
+    for (name, help) in [REQUESTS, MAIL_SENT, MAIL_FAILED] {
+        metrics::describe_counter!(name, Unit::Count, help);
+    }
+    metrics::describe_histogram!(DURATION.0, Unit::Seconds, DURATION.1);
+    for (name, help) in [IN_FLIGHT, POOL_SIZE, POOL_IDLE, OUTBOX_DEPTH] {
+        metrics::describe_gauge!(name, Unit::Count, help);
+    }
+}
 
 /// Where measurements go.
 enum Sink {
@@ -116,10 +161,12 @@ impl Metrics {
     /// cancelled half-way).
     pub fn start(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!(names::IN_FLIGHT.0).increment(1.0);
         InFlight(self)
     }
 
     pub fn record(&self, sample: Sample<'_>) {
+        self.to_facade(sample);
         match &self.sink {
             Sink::Prometheus => self.aggregate(sample),
             Sink::Emf {
@@ -133,9 +180,33 @@ impl Metrics {
         }
     }
 
+    /// The request to the recorder installed through the facade, if any.
+    fn to_facade(&self, sample: Sample<'_>) {
+        let method = method_label(sample.method);
+        let route = metrics::SharedString::from(sample.route.to_owned());
+        let status = metrics::SharedString::from(sample.status.to_string());
+        metrics::counter!(names::REQUESTS.0, "method" => method, "route" => route.clone(), "status" => status)
+            .increment(1);
+        metrics::histogram!(names::DURATION.0, "method" => method, "route" => route)
+            .record(sample.latency.as_secs_f64());
+        let pool = (self.pool)();
+        metrics::gauge!(names::POOL_SIZE.0).set(pool.size);
+        metrics::gauge!(names::POOL_IDLE.0).set(pool.idle);
+    }
+
     /// One delivery of account mail: `sent`, or a failed attempt; `outbox_depth`, the
     /// messages still waiting when it was counted. On Lambda, one EMF line.
     pub fn record_mail(&self, sent: bool, outbox_depth: Option<i64>) {
+        let name = if sent {
+            names::MAIL_SENT.0
+        } else {
+            names::MAIL_FAILED.0
+        };
+        metrics::counter!(name).increment(1);
+        if let Some(depth) = outbox_depth {
+            #[allow(clippy::cast_precision_loss)] // a queue's length, far below 2^52
+            metrics::gauge!(names::OUTBOX_DEPTH.0).set(depth as f64);
+        }
         let counter = if sent {
             &self.mail_sent
         } else {
@@ -194,10 +265,7 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
 
-        out.push_str(
-            "# HELP http_requests_total Requests answered, by method, route template and status.\n\
-             # TYPE http_requests_total counter\n",
-        );
+        family(&mut out, names::REQUESTS, "counter");
         for (route, by_method) in routes.iter() {
             let route = escape_label(route);
             for (method, stats) in by_method {
@@ -210,10 +278,7 @@ impl Metrics {
             }
         }
 
-        out.push_str(
-            "# HELP http_request_duration_seconds Time to answer, by method and route template.\n\
-             # TYPE http_request_duration_seconds histogram\n",
-        );
+        family(&mut out, names::DURATION, "histogram");
         for (route, by_method) in routes.iter() {
             let route = escape_label(route);
             for (method, stats) in by_method {
@@ -238,33 +303,26 @@ impl Metrics {
         drop(routes);
 
         let pool = (self.pool)();
-        let _ = write!(
-            out,
-            "# HELP http_requests_in_flight Requests being handled now.\n\
-             # TYPE http_requests_in_flight gauge\n\
-             http_requests_in_flight {}\n\
-             # HELP db_pool_size Open database connections.\n\
-             # TYPE db_pool_size gauge\n\
-             db_pool_size {}\n\
-             # HELP db_pool_idle Open database connections not in use.\n\
-             # TYPE db_pool_idle gauge\n\
-             db_pool_idle {}\n\
-             # HELP mail_sent_total Account mail handed to the mail server.\n\
-             # TYPE mail_sent_total counter\n\
-             mail_sent_total {}\n\
-             # HELP mail_failed_total Failed attempts to deliver account mail (each is retried).\n\
-             # TYPE mail_failed_total counter\n\
-             mail_failed_total {}\n\
-             # HELP mail_outbox_depth Account mail not yet delivered, as last counted.\n\
-             # TYPE mail_outbox_depth gauge\n\
-             mail_outbox_depth {}\n",
-            self.in_flight.load(Ordering::Relaxed),
-            pool.size,
-            pool.idle,
-            self.mail_sent.load(Ordering::Relaxed),
-            self.mail_failed.load(Ordering::Relaxed),
-            self.outbox_depth.load(Ordering::Relaxed),
-        );
+        let singles = [
+            (
+                names::IN_FLIGHT,
+                "gauge",
+                self.in_flight.load(Ordering::Relaxed),
+            ),
+            (names::POOL_SIZE, "gauge", i64::from(pool.size)),
+            (names::POOL_IDLE, "gauge", i64::from(pool.idle)),
+            (names::MAIL_SENT, "counter", counter(&self.mail_sent)),
+            (names::MAIL_FAILED, "counter", counter(&self.mail_failed)),
+            (
+                names::OUTBOX_DEPTH,
+                "gauge",
+                self.outbox_depth.load(Ordering::Relaxed),
+            ),
+        ];
+        for (metric, kind, value) in singles {
+            family(&mut out, metric, kind);
+            let _ = writeln!(out, "{} {value}", metric.0);
+        }
         out
     }
 
@@ -312,6 +370,7 @@ pub struct InFlight<'a>(&'a Metrics);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!(names::IN_FLIGHT.0).decrement(1.0);
     }
 }
 
@@ -326,6 +385,15 @@ fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         _ => "OTHER",
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric family.
+fn family(out: &mut String, (name, help): (&str, &str), kind: &str) {
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+}
+
+fn counter(value: &AtomicU64) -> i64 {
+    i64::try_from(value.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
 }
 
 fn escape_label(value: &str) -> String {
