@@ -130,27 +130,16 @@ pub fn stack(routes: Router, config: &StackConfig) -> Router {
             request.map(Body::new)
         })
         .option_layer(limiter);
-    routes.fallback(fallback).layer(Shared(Arc::new(layers)))
-}
-
-/// A layer that `Router::layer` clones for the price of an `Arc`. axum clones the layer once
-/// per route, and cloning the composed stack (CORS origin lists, header values, …) for each
-/// of a function's ~25 routes cost every Lambda cold start: `tasks` init went from 962k to
-/// 807k instructions with this (callgrind, `bench/profile --cold`).
-struct Shared<L>(Arc<L>);
-
-impl<L> Clone for Shared<L> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<S, L: Layer<S>> Layer<S> for Shared<L> {
-    type Service = L::Service;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        self.0.layer(inner)
-    }
+    // `Router::layer` clones the layer once per route: sharing the composed stack behind an
+    // `Arc` makes each clone a reference count, where cloning the stack itself (CORS origin
+    // lists, header values, …) for each of a function's ~25 routes cost every Lambda cold
+    // start (`tasks` init: 962k → 807k instructions, callgrind, `bench/profile --cold`).
+    let layers = Arc::new(layers);
+    routes
+        .fallback(fallback)
+        .layer(tower::layer::layer_fn(move |inner| {
+            Layer::layer(&*layers, inner)
+        }))
 }
 
 /// Layers that wrap the response body in their own type hand it on as axum's `Body`, which
