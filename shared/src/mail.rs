@@ -1,12 +1,13 @@
 //! Account mail: the two messages (password reset, email verification) and their delivery
 //! from the outbox ([`crate::store::mail`]).
 //!
-//! A handler queues a message in its own transaction and, after commit, asks for it to be
-//! delivered in the background ([`deliver_in_background`]): the answer never waits on the
-//! mail server, so it cannot tell, by its timing, whether a mail went out. Each delivery
-//! also takes up to [`BACKLOG_PER_DELIVERY`] older due messages, so a message whose first
-//! attempt failed is retried by later requests; `local-server send-mail` (and the local
-//! server's background loop) deliver the whole backlog.
+//! A handler queues a message in its own transaction. On the local server it then asks for
+//! it to be delivered in the background ([`deliver_in_background`]), so the answer never
+//! waits on the mail server; each such delivery also takes up to [`BACKLOG_PER_DELIVERY`]
+//! older due messages, so a message whose first attempt failed is retried by later
+//! requests, and the server's background loop and `local-server send-mail` deliver the
+//! whole backlog ([`deliver_due`]). Under Lambda the `mail` function runs [`deliver_due`]
+//! every minute and is the only sender.
 //!
 //! Where mail goes is `SMTP_URL` (lettre over rustls; any provider, Amazon SES's SMTP
 //! interface, or a local sink), or, in development without it, the log and
@@ -263,7 +264,7 @@ pub fn verification_mail(config: &MailConfig, to: &Email, token: &str) -> Outgoi
 // --- Delivery ----------------------------------------------------------------------------
 
 /// What one delivery did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Delivered {
     pub sent: u32,
     pub failed: u32,

@@ -61,6 +61,15 @@ async fn age_budget(app: &TestApp, email: &str, secs: u32) {
     .await;
 }
 
+/// Waits until the metrics text satisfies `done`: mail is delivered after the answer.
+async fn until_metrics(app: &TestApp, what: &str, done: impl Fn(&str) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done(&app.state.metrics.render_prometheus()) {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn subject_of(message: &str) -> &str {
     message
         .lines()
@@ -371,16 +380,10 @@ async fn mail_queued_while_smtp_is_down_is_delivered_once_it_is_back(backend: Ba
         StatusCode::ACCEPTED
     );
     // The attempt fails; the message waits in the outbox.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while app
-        .state
-        .metrics
-        .render_prometheus()
-        .contains("mail_failed_total 0")
-    {
-        assert!(tokio::time::Instant::now() < deadline, "no failed attempt");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_metrics(&app, "no failed attempt", |m| {
+        !m.contains("mail_failed_total 0")
+    })
+    .await;
     assert_eq!(app.state.store.mail().outbox_depth().await.unwrap(), 1);
     sink.set_down(false);
     // Its back-off has passed; the next request that sends mail also delivers it.
@@ -393,19 +396,10 @@ async fn mail_queued_while_smtp_is_down_is_delivered_once_it_is_back(backend: Ba
     let mail = sink.wait_for(2, WAIT).await;
     assert_eq!(mail.len(), 2);
     // Both recorded as sent (the metric is counted after the outbox row is marked).
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !app
-        .state
-        .metrics
-        .render_prometheus()
-        .contains("mail_sent_total 2")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not recorded as sent"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_metrics(&app, "not recorded as sent", |m| {
+        m.contains("mail_sent_total 2")
+    })
+    .await;
     assert!(mail.iter().any(|m| m.contains("To: ada@example.com")));
     assert!(mail.iter().any(|m| m.contains("To: bob@example.com")));
     assert_eq!(app.state.store.mail().outbox_depth().await.unwrap(), 0);
@@ -508,16 +502,10 @@ async fn a_delivery_starts_no_attempt_it_could_not_finish_by_its_deadline(backen
     app.create_user("ada@example.com", Role::User).await;
     sink.set_down(true);
     forgot(&app, "ada@example.com").await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while app
-        .state
-        .metrics
-        .render_prometheus()
-        .contains("mail_failed_total 0")
-    {
-        assert!(tokio::time::Instant::now() < deadline, "no failed attempt");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_metrics(&app, "no failed attempt", |m| {
+        !m.contains("mail_failed_total 0")
+    })
+    .await;
     sink.set_down(false);
     app.raw_statement(
         "UPDATE mail_outbox SET next_attempt_at = '2020-01-01T00:00:00.000000Z' WHERE sent_at IS NULL",

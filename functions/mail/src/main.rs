@@ -1,13 +1,13 @@
 //! Lambda entry point of the `mail` function: every minute (an EventBridge schedule in
 //! `template.yaml`), it delivers the account mail that is due in the outbox.
 //!
-//! The auth function queues a message in the transaction that issues its token and tries
-//! to hand it over right after answering. Under Lambda an instance is frozen once it has
-//! answered, so that attempt may not get to finish; and a failed attempt leaves the message
-//! due again after its back-off. This function is what makes delivery certain without a
-//! request to carry it: each run claims due messages one at a time (a claim is a
-//! conditional update, so overlapping runs never take the same message) until none is
-//! due, [`MAX_PER_RUN`] were attempted, or the next attempt could outlast the invocation.
+//! The auth function queues a message in the transaction that issues its token; under
+//! Lambda it sends nothing itself, since an instance is frozen once it has answered and a
+//! delivery started then would stop half-way. This function delivers every message, and
+//! every retry after a failed attempt's back-off: each run claims due messages one at a
+//! time (a claim is a conditional update, so overlapping runs never take the same message)
+//! until none is due, [`MAX_PER_RUN`] were attempted, or the next attempt could outlast the
+//! invocation.
 //!
 //! The answer is `{"sent", "failed", "outbox_depth"}`; the metrics are the same EMF lines
 //! the auth function writes (`MailSent`, `MailFailed`, `MailOutboxDepth`). Without
