@@ -197,22 +197,17 @@ impl Metrics {
     /// One delivery of account mail: `sent`, or a failed attempt; `outbox_depth`, the
     /// messages still waiting when it was counted. On Lambda, one EMF line.
     pub fn record_mail(&self, sent: bool, outbox_depth: Option<i64>) {
-        let name = if sent {
-            names::MAIL_SENT.0
+        let (name, counter) = if sent {
+            (names::MAIL_SENT.0, &self.mail_sent)
         } else {
-            names::MAIL_FAILED.0
+            (names::MAIL_FAILED.0, &self.mail_failed)
         };
+        counter.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(name).increment(1);
         if let Some(depth) = outbox_depth {
             #[allow(clippy::cast_precision_loss)] // a queue's length, far below 2^52
             metrics::gauge!(names::OUTBOX_DEPTH.0).set(depth as f64);
         }
-        let counter = if sent {
-            &self.mail_sent
-        } else {
-            &self.mail_failed
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
         if let Some(depth) = outbox_depth {
             self.outbox_depth.store(depth, Ordering::Relaxed);
         }
