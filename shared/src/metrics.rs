@@ -2,8 +2,9 @@
 //! method and route template; requests in flight; the database pool's size and idle
 //! connections.
 //!
-//! The local server keeps them in a [`Metrics`] registry and renders Prometheus text at
-//! `/metrics`. A Lambda instance has no endpoint to scrape, so it writes each request as one
+//! The local server aggregates them with `metrics-exporter-prometheus` (a recorder of its
+//! own per [`Metrics`], so two apps in one process never mix) and renders Prometheus text at
+//! `/metrics`, in a stable order. A Lambda instance has no endpoint to scrape, so it writes each request as one
 //! CloudWatch Embedded Metric Format (EMF) line on stdout instead, which CloudWatch Logs turns
 //! into the same measurements.
 //!
@@ -16,17 +17,13 @@
 //! such a recorder the help texts.
 
 use std::{
-    collections::BTreeMap,
-    fmt::Write as _,
     io::Write as _,
-    sync::{
-        Mutex,
-        atomic::{AtomicI64, AtomicU64, Ordering},
-    },
+    sync::atomic::{AtomicI64, AtomicU64, Ordering},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use http::Method;
+use metrics::{Key, Label, Level, Metadata, Recorder, SharedString};
 
 use crate::store::PoolStats;
 
@@ -78,17 +75,21 @@ pub fn describe() {
     }
 }
 
-/// Where measurements go.
+/// Where measurements go, besides the facade's recorder.
 enum Sink {
-    /// Aggregated in memory, rendered on demand.
-    Prometheus,
+    /// Aggregated by the Prometheus exporter's recorder, rendered on demand.
+    #[cfg(feature = "prometheus")]
+    Prometheus(Box<prometheus::Exporter>),
     /// One EMF line per request on stdout.
     Emf { namespace: String, function: String },
+    /// Nowhere else: a local server built without the `prometheus` feature.
+    #[cfg_attr(feature = "prometheus", allow(dead_code))]
+    FacadeOnly,
 }
 
 type PoolProbe = Box<dyn Fn() -> PoolStats + Send + Sync>;
 
-/// The registry of one process. Cheap to record into: one short lock per request.
+/// The registry of one process.
 pub struct Metrics {
     sink: Sink,
     pool: PoolProbe,
@@ -98,8 +99,6 @@ pub struct Metrics {
     mail_sent: AtomicU64,
     mail_failed: AtomicU64,
     outbox_depth: AtomicI64,
-    /// route → method → stats. Kept sorted so the rendering is stable.
-    routes: Mutex<BTreeMap<String, BTreeMap<&'static str, RouteStats>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,14 +107,9 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-#[derive(Default)]
-struct RouteStats {
-    statuses: BTreeMap<u16, u64>,
-    /// Per bucket, not cumulative; rendering accumulates.
-    buckets: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum_seconds: f64,
-}
+/// What a recorder is told about where a measurement comes from.
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 /// One finished request.
 #[derive(Debug, Clone, Copy)]
@@ -127,9 +121,14 @@ pub struct Sample<'a> {
 }
 
 impl Metrics {
-    /// A registry rendered as Prometheus text (the local server and container).
+    /// A registry rendered as Prometheus text (the local server and container). Built
+    /// without the `prometheus` feature, it only feeds the facade.
     pub fn prometheus(pool: impl Fn() -> PoolStats + Send + Sync + 'static) -> Self {
-        Self::with_sink(Sink::Prometheus, Box::new(pool))
+        #[cfg(feature = "prometheus")]
+        let sink = Sink::Prometheus(Box::default());
+        #[cfg(not(feature = "prometheus"))]
+        let sink = Sink::FacadeOnly;
+        Self::with_sink(sink, Box::new(pool))
     }
 
     /// Writes one EMF line per request to stdout (Lambda).
@@ -153,7 +152,6 @@ impl Metrics {
             mail_sent: AtomicU64::new(0),
             mail_failed: AtomicU64::new(0),
             outbox_depth: AtomicI64::new(0),
-            routes: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -166,9 +164,34 @@ impl Metrics {
     }
 
     pub fn record(&self, sample: Sample<'_>) {
-        self.to_facade(sample);
+        let method = SharedString::const_str(method_label(sample.method));
+        let route = SharedString::from(sample.route.to_owned());
+        let requests = Key::from_parts(
+            names::REQUESTS.0,
+            vec![
+                Label::from_static_parts("method", method_label(sample.method)),
+                Label::new("route", route.clone()),
+                Label::new("status", sample.status.to_string()),
+            ],
+        );
+        let duration = Key::from_parts(
+            names::DURATION.0,
+            vec![Label::new("method", method), Label::new("route", route)],
+        );
+        let seconds = sample.latency.as_secs_f64();
+        let count = |recorder: &dyn Recorder| {
+            recorder.register_counter(&requests, &METADATA).increment(1);
+            recorder
+                .register_histogram(&duration, &METADATA)
+                .record(seconds);
+        };
+        metrics::with_recorder(count);
+        let pool = (self.pool)();
+        metrics::gauge!(names::POOL_SIZE.0).set(pool.size);
+        metrics::gauge!(names::POOL_IDLE.0).set(pool.idle);
         match &self.sink {
-            Sink::Prometheus => self.aggregate(sample),
+            #[cfg(feature = "prometheus")]
+            Sink::Prometheus(exporter) => exporter.record(count),
             Sink::Emf {
                 namespace,
                 function,
@@ -177,21 +200,8 @@ impl Metrics {
                 // One write per line, so concurrent log lines cannot split it.
                 let _ = std::io::stdout().lock().write_all(line.as_bytes());
             }
+            Sink::FacadeOnly => {}
         }
-    }
-
-    /// The request to the recorder installed through the facade, if any.
-    fn to_facade(&self, sample: Sample<'_>) {
-        let method = method_label(sample.method);
-        let route = metrics::SharedString::from(sample.route.to_owned());
-        let status = metrics::SharedString::from(sample.status.to_string());
-        metrics::counter!(names::REQUESTS.0, "method" => method, "route" => route.clone(), "status" => status)
-            .increment(1);
-        metrics::histogram!(names::DURATION.0, "method" => method, "route" => route)
-            .record(sample.latency.as_secs_f64());
-        let pool = (self.pool)();
-        metrics::gauge!(names::POOL_SIZE.0).set(pool.size);
-        metrics::gauge!(names::POOL_IDLE.0).set(pool.idle);
     }
 
     /// One delivery of account mail: `sent`, or a failed attempt; `outbox_depth`, the
@@ -239,86 +249,29 @@ impl Metrics {
         }
     }
 
-    fn aggregate(&self, sample: Sample<'_>) {
-        let seconds = sample.latency.as_secs_f64();
-        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let by_method = match routes.get_mut(sample.route) {
-            Some(by_method) => by_method,
-            None => routes.entry(sample.route.to_owned()).or_default(),
-        };
-        let stats = by_method.entry(method_label(sample.method)).or_default();
-        *stats.statuses.entry(sample.status).or_default() += 1;
-        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|le| seconds <= *le) {
-            stats.buckets[bucket] += 1;
-        }
-        stats.count += 1;
-        stats.sum_seconds += seconds;
-    }
-
-    /// The Prometheus text exposition (format 0.0.4) of everything recorded so far.
+    /// The Prometheus text exposition (format 0.0.4) of everything recorded so far: the
+    /// families in a fixed order, each with its `# HELP` and `# TYPE` even before its first
+    /// sample, and the series sorted by route, method and status.
+    #[cfg(feature = "prometheus")]
     pub fn render_prometheus(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-
-        family(&mut out, names::REQUESTS, "counter");
-        for (route, by_method) in routes.iter() {
-            let route = escape_label(route);
-            for (method, stats) in by_method {
-                for (status, count) in &stats.statuses {
-                    let _ = writeln!(
-                        out,
-                        "http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
-                    );
-                }
-            }
-        }
-
-        family(&mut out, names::DURATION, "histogram");
-        for (route, by_method) in routes.iter() {
-            let route = escape_label(route);
-            for (method, stats) in by_method {
-                let labels = format!("method=\"{method}\",route=\"{route}\"");
-                let mut cumulative = 0;
-                for (le, in_bucket) in LATENCY_BUCKETS.iter().zip(stats.buckets) {
-                    cumulative += in_bucket;
-                    let _ = writeln!(
-                        out,
-                        "http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\n\
-                     http_request_duration_seconds_sum{{{labels}}} {}\n\
-                     http_request_duration_seconds_count{{{labels}}} {}",
-                    stats.count, stats.sum_seconds, stats.count
-                );
-            }
-        }
-        drop(routes);
-
+        let Sink::Prometheus(exporter) = &self.sink else {
+            return String::new();
+        };
         let pool = (self.pool)();
-        let singles = [
-            (
-                names::IN_FLIGHT,
-                "gauge",
-                self.in_flight.load(Ordering::Relaxed),
-            ),
-            (names::POOL_SIZE, "gauge", i64::from(pool.size)),
-            (names::POOL_IDLE, "gauge", i64::from(pool.idle)),
-            (names::MAIL_SENT, "counter", counter(&self.mail_sent)),
-            (names::MAIL_FAILED, "counter", counter(&self.mail_failed)),
+        let now = [
+            (names::IN_FLIGHT, self.in_flight.load(Ordering::Relaxed)),
+            (names::POOL_SIZE, i64::from(pool.size)),
+            (names::POOL_IDLE, i64::from(pool.idle)),
             (
                 names::OUTBOX_DEPTH,
-                "gauge",
                 self.outbox_depth.load(Ordering::Relaxed),
             ),
         ];
-        for (metric, kind, value) in singles {
-            family(&mut out, metric, kind);
-            let _ = writeln!(out, "{} {value}", metric.0);
-        }
-        out
+        let totals = [
+            (names::MAIL_SENT, self.mail_sent.load(Ordering::Relaxed)),
+            (names::MAIL_FAILED, self.mail_failed.load(Ordering::Relaxed)),
+        ];
+        exporter.render(&now, &totals)
     }
 
     /// One EMF document: the request's dimensions and values, and the `_aws` metadata that
@@ -382,26 +335,134 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The `# HELP` and `# TYPE` lines of a metric family.
-fn family(out: &mut String, (name, help): (&str, &str), kind: &str) {
-    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
-}
-
-fn counter(value: &AtomicU64) -> i64 {
-    i64::try_from(value.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
-}
-
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', r"\\")
-        .replace('"', "\\\"")
-        .replace('\n', r"\n")
-}
-
 fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The local server's sink: `metrics-exporter-prometheus`'s recorder, one per [`Metrics`].
+#[cfg(feature = "prometheus")]
+mod prometheus {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use metrics::{Key, Recorder};
+    use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+    use super::{LATENCY_BUCKETS, METADATA, names};
+
+    /// Histogram samples wait in the recorder until folded into their buckets (at a scrape,
+    /// or here every this many requests), so an unscraped server holds at most this many.
+    const FOLD_EVERY: u32 = 1024;
+
+    /// Families in the order `/metrics` lists them, with their Prometheus type.
+    const FAMILIES: [((&str, &str), &str); 8] = [
+        (names::REQUESTS, "counter"),
+        (names::DURATION, "histogram"),
+        (names::IN_FLIGHT, "gauge"),
+        (names::POOL_SIZE, "gauge"),
+        (names::POOL_IDLE, "gauge"),
+        (names::MAIL_SENT, "counter"),
+        (names::MAIL_FAILED, "counter"),
+        (names::OUTBOX_DEPTH, "gauge"),
+    ];
+
+    pub(super) struct Exporter {
+        recorder: PrometheusRecorder,
+        handle: PrometheusHandle,
+        since_fold: AtomicU32,
+    }
+
+    impl Default for Exporter {
+        fn default() -> Self {
+            #[allow(clippy::expect_used)] // a fixed, non-empty list of bounds
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&LATENCY_BUCKETS)
+                .expect("BUG: the latency buckets were refused")
+                .build_recorder();
+            let handle = recorder.handle();
+            Self {
+                recorder,
+                handle,
+                since_fold: AtomicU32::new(0),
+            }
+        }
+    }
+
+    impl Exporter {
+        /// Lets `count` record a request into this sink's recorder.
+        pub(super) fn record(&self, count: impl FnOnce(&dyn Recorder)) {
+            count(&self.recorder);
+            if self.since_fold.fetch_add(1, Ordering::Relaxed) + 1 >= FOLD_EVERY {
+                self.since_fold.store(0, Ordering::Relaxed);
+                self.handle.run_upkeep();
+            }
+        }
+
+        /// Sets the values read at scrape time (`now`: gauges, `totals`: counters), then
+        /// renders everything in [`FAMILIES`] order.
+        pub(super) fn render(
+            &self,
+            now: &[((&'static str, &str), i64)],
+            totals: &[((&'static str, &str), u64)],
+        ) -> String {
+            for ((name, _), value) in now {
+                #[allow(clippy::cast_precision_loss)] // counts of connections and messages
+                self.recorder
+                    .register_gauge(&Key::from_static_name(name), &METADATA)
+                    .set(*value as f64);
+            }
+            for ((name, _), value) in totals {
+                self.recorder
+                    .register_counter(&Key::from_static_name(name), &METADATA)
+                    .absolute(*value);
+            }
+            in_order(&self.handle.render())
+        }
+    }
+
+    /// The exporter's text (families and series in hash order, `# HELP` only where
+    /// described) in a stable order: each family of [`FAMILIES`] with its help and type,
+    /// then its series sorted by route, method and status. A histogram's lines of one series
+    /// stay together, in bucket order.
+    fn in_order(text: &str) -> String {
+        let mut samples: Vec<_> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+            .filter_map(|(n, line)| {
+                let name = &line[..line.find(['{', ' ']).unwrap_or(line.len())];
+                let family = FAMILIES.iter().position(|((family, _), kind)| {
+                    name.strip_prefix(family).is_some_and(|suffix| {
+                        suffix.is_empty()
+                            || (*kind == "histogram"
+                                && matches!(suffix, "_bucket" | "_sum" | "_count"))
+                    })
+                })?;
+                let order = ["route", "method", "status"].map(|label| label_value(line, label));
+                Some(((family, order, n), line))
+            })
+            .collect();
+        samples.sort_unstable_by_key(|(key, _)| *key);
+        let mut out = String::with_capacity(text.len() + 1024);
+        let mut samples = samples.into_iter().peekable();
+        for (family, ((name, help), kind)) in FAMILIES.iter().enumerate() {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            while let Some((_, line)) = samples.next_if(|((f, ..), _)| *f == family) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// The value of `label` in a sample line (still escaped, with its closing quote), or
+    /// "" without it. Only for sorting: a value with a comma in it sorts by its first part.
+    fn label_value<'a>(line: &'a str, label: &str) -> &'a str {
+        line.split(['{', ',', '}'])
+            .find_map(|part| part.strip_prefix(label)?.strip_prefix("=\""))
+            .unwrap_or("")
+    }
 }
 
 #[cfg(test)]
@@ -478,6 +539,78 @@ mod tests {
             .parse()
             .unwrap();
         assert!((sum - 20.046).abs() < 1e-9, "{sum}");
+    }
+
+    #[test]
+    fn series_are_listed_by_route_method_and_status_whatever_the_recording_order() {
+        let metrics = Metrics::prometheus(pool);
+        for (method, route, status) in [
+            (Method::POST, "/v1/tasks", 201),
+            (Method::GET, "/v1/tasks", 200),
+            (Method::GET, "/health", 503),
+            (Method::GET, "/health", 200),
+            (Method::DELETE, "/v1/auth/sessions", 204),
+        ] {
+            metrics.record(sample(&method, route, status, 1));
+        }
+        let text = metrics.render_prometheus();
+        let counts: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("http_requests_total{"))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                r#"http_requests_total{method="GET",route="/health",status="200"} 1"#,
+                r#"http_requests_total{method="GET",route="/health",status="503"} 1"#,
+                r#"http_requests_total{method="DELETE",route="/v1/auth/sessions",status="204"} 1"#,
+                r#"http_requests_total{method="GET",route="/v1/tasks",status="200"} 1"#,
+                r#"http_requests_total{method="POST",route="/v1/tasks",status="201"} 1"#,
+            ],
+            "{text}"
+        );
+        // A histogram's series stay whole: 13 buckets, +Inf, sum, count, by route then
+        // method.
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("http_request_duration_seconds"))
+            .map(|l| &l[l.find("method=").unwrap()..l.find('}').unwrap()])
+            .map(|labels| labels.split(",le=").next().unwrap())
+            .collect();
+        assert_eq!(series.len(), 4 * 16);
+        for (n, chunk) in series.chunks(16).enumerate() {
+            assert!(chunk.iter().all(|l| *l == chunk[0]), "{text}");
+            let expected = [
+                r#"method="GET",route="/health""#,
+                r#"method="DELETE",route="/v1/auth/sessions""#,
+                r#"method="GET",route="/v1/tasks""#,
+                r#"method="POST",route="/v1/tasks""#,
+            ][n];
+            assert_eq!(chunk[0], expected, "{text}");
+        }
+        // Every family has its help and type, samples or not.
+        for (name, _) in [names::MAIL_SENT, names::OUTBOX_DEPTH, names::POOL_IDLE] {
+            assert!(text.contains(&format!("# HELP {name} ")), "{text}");
+            assert!(text.contains(&format!("# TYPE {name} ")), "{text}");
+        }
+    }
+
+    #[test]
+    fn no_sample_is_lost_when_the_histograms_are_folded_between_scrapes() {
+        let metrics = Metrics::prometheus(pool);
+        // Three times the fold interval, and a bit: the folds and the scrape both count.
+        for n in 0..3_100_u64 {
+            metrics.record(sample(&Method::GET, "/health", 200, n % 2 * 30));
+        }
+        let text = metrics.render_prometheus();
+        for line in [
+            r#"http_request_duration_seconds_count{method="GET",route="/health"} 3100"#,
+            r#"http_request_duration_seconds_bucket{method="GET",route="/health",le="0.001"} 1550"#,
+            r#"http_request_duration_seconds_bucket{method="GET",route="/health",le="0.05"} 3100"#,
+            r#"http_requests_total{method="GET",route="/health",status="200"} 3100"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
     }
 
     #[test]
