@@ -24,6 +24,12 @@ pub const TASK_COLUMNS: &str =
     "id, owner_id, title, description, completed, due_date, created_at, updated_at, version";
 
 /// Inserts a task; with `max_tasks`, only while its owner has fewer (no row otherwise).
+///
+/// The cap reads the owner's `task_count`, which triggers keep (migration 0007), so this is
+/// one statement however many tasks the owner has. Concurrent creates cannot pass the cap
+/// together: on Postgres the statement locks the owner's row (`FOR NO KEY UPDATE`, which
+/// does not block foreign-key checks) and a create that waited on it reads the count again
+/// once it has it; on SQLite a writing statement holds the database's write lock.
 pub fn insert(d: Backend, t: &NewTask, max_tasks: Option<u32>) -> Sql {
     let mut sql = Sql::new(d);
     sql.push(
@@ -42,26 +48,16 @@ pub fn insert(d: Backend, t: &NewTask, max_tasks: Option<u32>) -> Sql {
         Param::Int(1),
     ]);
     if let Some(max) = max_tasks {
-        sql.push(" WHERE (SELECT count(*) FROM tasks WHERE owner_id = ")
+        sql.push(" FROM users WHERE id = ")
             .bind(Param::Uuid(t.owner_id))
-            .push(") < ")
+            .push(" AND task_count < ")
             .bind(Param::Int(i64::from(max)));
+        if d.dialect().locks_rows {
+            sql.push(" FOR NO KEY UPDATE");
+        }
     }
     sql.push(&format!(" RETURNING {TASK_COLUMNS}"));
     sql
-}
-
-/// Postgres: holds the owner's row until the transaction ends, so their creates counting
-/// against the cap take turns (it does not block foreign-key checks, which take a weaker
-/// lock). SQLite needs nothing: its write lock already serialises writers.
-pub fn lock_owner(d: Backend, owner: Uuid) -> Option<Sql> {
-    d.dialect().locks_rows.then(|| {
-        let mut sql = Sql::new(d);
-        sql.push("SELECT 1 FROM users WHERE id = ")
-            .bind(Param::Uuid(owner))
-            .push(" FOR NO KEY UPDATE");
-        sql
-    })
 }
 
 pub fn get(d: Backend, owner: Uuid, id: Uuid) -> Sql {
@@ -296,52 +292,55 @@ impl<D: Db> TaskRepository for SqlStore<D> {
         max_tasks: Option<u32>,
     ) -> Result<Result<Created, CreateRefusal>, StoreError> {
         let d = D::KIND;
-        let mut tx = self.begin("beginning a task insert").await?;
-        if let Some(claim) = idempotency {
-            // Writes first, so SQLite takes its write lock at the start.
-            let expired = delete_expired_keys(d, task.owner_id, task.now);
-            tx.run(&expired, "clearing expired idempotency keys")
+        let refused = || {
+            Ok(Err(CreateRefusal::LimitReached {
+                max: max_tasks.unwrap_or_default(),
+            }))
+        };
+        let Some(claim) = idempotency else {
+            // No key to claim with it: one statement, no transaction.
+            let inserted = self
+                .conn()
+                .await?
+                .optional(&insert(d, task, max_tasks), "inserting a task")
                 .await?;
-            let claim_sql = claim_key(
-                d,
-                task.owner_id,
-                &claim.key,
-                &claim.fingerprint,
-                task.now,
-                claim.expires_at,
-            );
-            let claimed = tx.run(&claim_sql, "claiming an idempotency key").await? == 1;
-            if !claimed {
-                let record: Option<KeyRecord> = tx
-                    .optional(
-                        &read_key(d, task.owner_id, &claim.key),
-                        "reading an idempotency key",
-                    )
-                    .await?;
-                tx.commit("ending an idempotent replay").await?;
-                return Ok(domain::replay(&claim.fingerprint, record));
-            }
-        }
-        if max_tasks.is_some() {
-            if let Some(lock) = lock_owner(d, task.owner_id) {
-                tx.run(&lock, "locking the owner for the task cap").await?;
-            }
+            return inserted.map_or_else(refused, |created| Ok(Ok(Created::New(created))));
+        };
+        let mut tx = self.begin("beginning a task insert").await?;
+        // Writes first, so SQLite takes its write lock at the start.
+        let expired = delete_expired_keys(d, task.owner_id, task.now);
+        tx.run(&expired, "clearing expired idempotency keys")
+            .await?;
+        let claim_sql = claim_key(
+            d,
+            task.owner_id,
+            &claim.key,
+            &claim.fingerprint,
+            task.now,
+            claim.expires_at,
+        );
+        let claimed = tx.run(&claim_sql, "claiming an idempotency key").await? == 1;
+        if !claimed {
+            let record: Option<KeyRecord> = tx
+                .optional(
+                    &read_key(d, task.owner_id, &claim.key),
+                    "reading an idempotency key",
+                )
+                .await?;
+            tx.commit("ending an idempotent replay").await?;
+            return Ok(domain::replay(&claim.fingerprint, record));
         }
         let Some(created): Option<Task> = tx
             .optional(&insert(d, task, max_tasks), "inserting a task")
             .await?
         else {
             // Dropping the transaction rolls back the key's claim too.
-            return Ok(Err(CreateRefusal::LimitReached {
-                max: max_tasks.unwrap_or_default(),
-            }));
+            return refused();
         };
-        if let Some(claim) = idempotency {
-            let body = serde_json::to_string(&created)
-                .map_err(|_| StoreError::Unsupported("serialising a task"))?;
-            let record = store_response(d, task.owner_id, &claim.key, 201, &body);
-            tx.run(&record, "recording an idempotent answer").await?;
-        }
+        let body = serde_json::to_string(&created)
+            .map_err(|_| StoreError::Unsupported("serialising a task"))?;
+        let record = store_response(d, task.owner_id, &claim.key, 201, &body);
+        tx.run(&record, "recording an idempotent answer").await?;
         tx.commit("committing a task insert").await?;
         Ok(Ok(Created::New(created)))
     }
