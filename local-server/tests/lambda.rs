@@ -241,6 +241,16 @@ async fn a_connection_killed_between_invocations_is_replaced_transparently() {
     assert_eq!(first.status, 200, "{}", first.body);
 
     // As after a freeze: the server side of the pooled connection is gone.
+    terminate_backends_of(&app_name).await;
+
+    let second = tasks
+        .call("GET", "/v1/tasks", &[("authorization", &bearer)], None)
+        .await;
+    assert_eq!(second.status, 200, "{}", second.body);
+}
+
+/// Ends, server side, every connection of the application named `app_name`.
+async fn terminate_backends_of(app_name: &str) {
     let admin_url = std::env::var(shared::testing::POSTGRES_URL_VAR).unwrap();
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
         .await
@@ -248,16 +258,58 @@ async fn a_connection_killed_between_invocations_is_replaced_transparently() {
     let killed: Vec<(bool,)> = sqlx::query_as(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
     )
-    .bind(&app_name)
+    .bind(app_name)
     .fetch_all(&mut conn)
     .await
     .unwrap();
     assert!(!killed.is_empty(), "the function held a connection to kill");
+}
 
-    let second = tasks
-        .call("GET", "/v1/tasks", &[("authorization", &bearer)], None)
+/// A write is never run twice, so it cannot be retried like a read: a connection that died
+/// while idle must be found out before a write is sent on it. The first statement of a
+/// registration is a write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_killed_while_idle_is_replaced_before_a_write_is_sent_on_it() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = LambdaFunction::database().await;
+    let app_name = format!("idle{}", uuid::Uuid::new_v4().simple());
+    let url = format!("{}&application_name={app_name}", db.url);
+    let auth = LambdaFunction::start_on(
+        db.clone(),
+        &function_binary("auth"),
+        "auth",
+        &[("DATABASE_URL", &url)],
+    )
+    .await;
+    let register = |email: &str| {
+        json!({"email": email, "password": "a long enough password", "name": "Idle"}).to_string()
+    };
+    let json = [("content-type", "application/json")];
+    let first = auth
+        .call(
+            "POST",
+            "/v1/auth/register",
+            &json,
+            Some(&register("one@example.com")),
+        )
         .await;
-    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(first.status, 201, "{}", first.body);
+
+    terminate_backends_of(&app_name).await;
+    // Idle long enough to be pinged before use, as after a freeze between invocations.
+    tokio::time::sleep(shared::store::postgres::PING_AFTER_IDLE + Duration::from_millis(200)).await;
+
+    let second = auth
+        .call(
+            "POST",
+            "/v1/auth/register",
+            &json,
+            Some(&register("two@example.com")),
+        )
+        .await;
+    assert_eq!(second.status, 201, "{}", second.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -539,9 +539,7 @@ impl<D: Db> UserRepository for SqlStore<D> {
     }
 
     async fn by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        self.conn()
-            .await?
-            .optional(&user_by_id(D::KIND, id), "loading a user")
+        self.read_optional(&user_by_id(D::KIND, id), "loading a user")
             .await
     }
 
@@ -551,26 +549,19 @@ impl<D: Db> UserRepository for SqlStore<D> {
         session: Option<Uuid>,
     ) -> Result<Option<TokenUser>, StoreError> {
         let sql = user_for_token(D::KIND, user, session);
-        self.conn()
-            .await?
-            .optional(&sql, "loading the user of an access token")
+        self.read_optional(&sql, "loading the user of an access token")
             .await
     }
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
         let sql = credentials_by_email(D::KIND, email);
-        self.conn()
-            .await?
-            .optional(&sql, "loading credentials by email")
+        self.read_optional(&sql, "loading credentials by email")
             .await
     }
 
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError> {
         let sql = credentials_by_id(D::KIND, id);
-        self.conn()
-            .await?
-            .optional(&sql, "loading credentials by id")
-            .await
+        self.read_optional(&sql, "loading credentials by id").await
     }
 
     async fn upgrade_password_hash(
@@ -798,5 +789,22 @@ impl<D: Db> TokenRepository for SqlStore<D> {
             counts.push((what, total));
         }
         Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_check_is_one_statement_that_never_reads_the_password_hash() {
+        for d in [Backend::Postgres, Backend::Sqlite] {
+            for session in [Some(Uuid::now_v7()), None] {
+                let sql = user_for_token(d, Uuid::now_v7(), session);
+                assert!(!sql.text.contains("password_hash"), "{}", sql.text);
+                assert!(!sql.text.contains(';'), "{}", sql.text);
+                assert!(sql.text.starts_with("SELECT "), "{}", sql.text);
+            }
+        }
     }
 }

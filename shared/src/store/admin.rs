@@ -265,16 +265,12 @@ impl<D: Db> AdminRepository for SqlStore<D> {
     }
 
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
-        self.conn()
-            .await?
-            .all(&list_users(D::KIND, query), "listing users")
+        self.read(&list_users(D::KIND, query), "listing users")
             .await
     }
 
     async fn user_detail(&self, id: Uuid) -> Result<Option<UserDetail>, StoreError> {
-        self.conn()
-            .await?
-            .optional(&user_detail(D::KIND, id), "loading a user's detail")
+        self.read_optional(&user_detail(D::KIND, id), "loading a user's detail")
             .await
     }
 
@@ -290,9 +286,7 @@ impl<D: Db> AdminRepository for SqlStore<D> {
         before: Option<Uuid>,
         fetch: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        self.conn()
-            .await?
-            .all(&list_audit(D::KIND, before, fetch), "listing the audit log")
+        self.read(&list_audit(D::KIND, before, fetch), "listing the audit log")
             .await
     }
 }

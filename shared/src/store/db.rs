@@ -150,16 +150,23 @@ pub trait SqliteRecord {}
 #[cfg(not(feature = "sqlite"))]
 impl<T> SqliteRecord for T {}
 
-/// The store: a pool of backend `D`. Cheap to clone.
+/// The store: a pool of backend `D`, and the pool its writes go through. Cheap to clone.
 #[derive(Debug)]
 pub struct SqlStore<D: Db> {
     pub(super) pool: Pool<D>,
+    /// On Postgres the same pool. On SQLite, which lets one writer in at a time, a pool of
+    /// one connection: writers wait their turn for it in order, in this process, instead
+    /// of each retrying SQLite's write lock in the busy handler's sleep loop (which let the
+    /// slowest writes wait a quarter of a second at eight concurrent creates). Reads keep
+    /// the main pool and run beside the writer (WAL).
+    pub(super) writer: Pool<D>,
 }
 
 impl<D: Db> Clone for SqlStore<D> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
+            writer: self.writer.clone(),
         }
     }
 }
@@ -169,27 +176,67 @@ impl<D: Db> SqlStore<D> {
         &self.pool
     }
 
-    /// A pooled connection for statements that need no transaction.
+    /// A pooled connection for writes that need no transaction (from the writer pool).
     pub(super) async fn conn(&self) -> Result<Conn<D, PoolConnection<D>>, StoreError> {
         let conn = self
-            .pool
+            .writer
             .acquire()
             .await
             .context("acquiring a connection")?;
         Ok(Conn(conn, PhantomData))
     }
 
+    /// The rows of a read-only `sql`, on a pooled connection. A connection the server closed
+    /// since its last use (a restart, a failover, a timeout; one idle long enough is pinged
+    /// before use instead) fails the statement before it runs: the read is then run again
+    /// on another connection, as many times as the pool has connections, so a request does
+    /// not fail for a connection that died while it sat in the pool. Writes are never run
+    /// twice: a lost answer would not say whether they happened.
+    pub(super) async fn read<T: Record>(
+        &self,
+        sql: &Sql,
+        doing: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        debug_assert!(sql.text.starts_with("SELECT "), "not a read: {}", sql.text);
+        let mut retries = self.pool.options().get_max_connections();
+        loop {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .context("acquiring a connection")?;
+            match D::fetch_all(&mut conn, sql).await {
+                Err(error) if retries > 0 && super::connection_lost(&error) => {
+                    tracing::warn!(%error, doing, "a pooled connection was closed; reading again");
+                    // Gone without a goodbye: the pool opens a new one in its place.
+                    drop(conn.detach());
+                    retries -= 1;
+                }
+                rows => return rows.context(doing),
+            }
+        }
+    }
+
+    /// [`read`](Self::read) of a statement that returns at most one row.
+    pub(super) async fn read_optional<T: Record>(
+        &self,
+        sql: &Sql,
+        doing: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        at_most_one(self.read(sql, doing).await?)
+    }
+
     /// A transaction that may read and then write ([`Driver::begin_writer`]).
     pub(super) async fn begin_write(&self, doing: &'static str) -> Result<Tx<D>, StoreError> {
         Ok(Conn(
-            D::begin_writer(&self.pool).await.context(doing)?,
+            D::begin_writer(&self.writer).await.context(doing)?,
             PhantomData,
         ))
     }
 
     /// A transaction whose first statement writes (or that needs no lock before it).
     pub(super) async fn begin(&self, doing: &'static str) -> Result<Tx<D>, StoreError> {
-        Ok(Conn(self.pool.begin().await.context(doing)?, PhantomData))
+        Ok(Conn(self.writer.begin().await.context(doing)?, PhantomData))
     }
 }
 
@@ -218,13 +265,7 @@ impl<D: Db, C: DerefMut<Target = D::Connection> + Send> Conn<D, C> {
         sql: &Sql,
         doing: &'static str,
     ) -> Result<Option<T>, StoreError> {
-        let mut rows = self.all(sql, doing).await?;
-        if rows.len() > 1 {
-            return Err(StoreError::Unsupported(
-                "a statement expected to return at most one row returned more",
-            ));
-        }
-        Ok(rows.pop())
+        at_most_one(self.all(sql, doing).await?)
     }
 
     /// The row of a statement that always returns one.
@@ -245,6 +286,16 @@ impl<D: Db, C: DerefMut<Target = D::Connection> + Send> Conn<D, C> {
     }
 }
 
+/// The row of a statement that returns at most one; more is a bug in the statement.
+fn at_most_one<T>(mut rows: Vec<T>) -> Result<Option<T>, StoreError> {
+    if rows.len() > 1 {
+        return Err(StoreError::Unsupported(
+            "a statement expected to return at most one row returned more",
+        ));
+    }
+    Ok(rows.pop())
+}
+
 impl<D: Db> Tx<D> {
     pub(super) async fn commit(self, doing: &'static str) -> Result<(), StoreError> {
         self.0.commit().await.context(doing)
@@ -260,7 +311,7 @@ impl<D: Db> Store for SqlStore<D> {
     async fn ping(&self) -> Result<(), StoreError> {
         let mut sql = Sql::new(D::KIND);
         sql.push("SELECT 1");
-        self.conn().await?.run(&sql, "pinging the database").await?;
+        self.read::<(i32,)>(&sql, "pinging the database").await?;
         Ok(())
     }
 
@@ -270,6 +321,7 @@ impl<D: Db> Store for SqlStore<D> {
 
     async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     fn pool_stats(&self) -> PoolStats {

@@ -82,7 +82,9 @@ impl StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => Self::Unavailable { context, source },
-            sqlx::Error::Database(db) if is_contention(db.code().as_deref()) => {
+            sqlx::Error::Database(db)
+                if is_contention(db.code().as_deref()) || is_session_end(db.code().as_deref()) =>
+            {
                 Self::Unavailable { context, source }
             }
             sqlx::Error::Database(db) => match db.constraint() {
@@ -114,6 +116,23 @@ fn is_contention(code: Option<&str>) -> bool {
             .parse::<i32>()
             .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6)),
         None => false,
+    }
+}
+
+/// The server ended the session: SQLSTATE class 08 (connection exception) or 57P01–57P03
+/// (shut down, crashed, restarting). The database is unavailable for now (503), not broken.
+fn is_session_end(code: Option<&str>) -> bool {
+    code.is_some_and(|code| code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03"))
+}
+
+/// The connection failed under a statement: the socket broke, or the server had ended the
+/// session. A read can be run again on another connection; a write cannot (it may have
+/// run).
+pub(crate) fn connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => is_session_end(db.code().as_deref()),
+        _ => false,
     }
 }
 

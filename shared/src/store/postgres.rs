@@ -22,6 +22,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 
 pub type PgStore = SqlStore<Postgres>;
 
+/// A pooled connection idle at least this long is pinged before it is handed out.
+pub const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl SqlStore<Postgres> {
     pub fn connect_lazy(config: &DbConfig) -> Result<Self, StoreError> {
         let mut options =
@@ -33,11 +36,23 @@ impl SqlStore<Postgres> {
             .max_connections(config.max_connections)
             .min_connections(0)
             .acquire_timeout(config.acquire_timeout)
-            // A connection that sat through a Lambda freeze may be dead; check before use so
-            // the request gets a fresh one instead of an error.
-            .test_before_acquire(true)
+            // A connection that sat idle (through a Lambda freeze, past a NAT's or the
+            // server's idle timeout) may be dead: ping it before use, so the request gets a
+            // fresh one instead of an error. One in steady use is not pinged: that would be
+            // a round trip per acquire. A read that meets a connection closed more recently
+            // is retried ([`SqlStore::read`](super::db::SqlStore)).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    Ok(meta.idle_for < PING_AFTER_IDLE
+                        || sqlx::Connection::ping(conn).await.is_ok())
+                })
+            })
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self {
+            writer: pool.clone(),
+            pool,
+        })
     }
 
     /// [`Store::migrate`](super::Store::migrate) with server-side bounds, for migrating a

@@ -62,11 +62,19 @@ impl SqlStore<Sqlite> {
                 })?;
             }
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(config.max_connections)
-            .acquire_timeout(config.acquire_timeout)
-            .connect_lazy_with(options);
-        Ok(Self { pool })
+        // A file's connection cannot go stale: no ping before use.
+        let pool = |max| {
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .test_before_acquire(false)
+                .acquire_timeout(config.acquire_timeout)
+                .connect_lazy_with(options.clone())
+        };
+        Ok(Self {
+            pool: pool(config.max_connections),
+            // Writers queue for the one connection in order (`SqlStore::writer`).
+            writer: pool(1),
+        })
     }
 }
 

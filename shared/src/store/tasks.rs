@@ -346,16 +346,12 @@ impl<D: Db> TaskRepository for SqlStore<D> {
     }
 
     async fn get(&self, owner: Uuid, id: Uuid) -> Result<Option<Task>, StoreError> {
-        self.conn()
-            .await?
-            .optional(&get(D::KIND, owner, id), "loading a task")
+        self.read_optional(&get(D::KIND, owner, id), "loading a task")
             .await
     }
 
     async fn list(&self, owner: Uuid, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
-        self.conn()
-            .await?
-            .all(&list(D::KIND, owner, query), "listing tasks")
+        self.read(&list(D::KIND, owner, query), "listing tasks")
             .await
     }
 
