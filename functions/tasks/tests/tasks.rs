@@ -280,6 +280,100 @@ async fn pagination_visits_every_task_once_in_order_for_every_sort(backend: Back
     assert_eq!(default[0]["id"], expected[0]["id"]);
 }
 
+/// Filters with every sort, page by page: each shape reads its own index range (migration
+/// 0008), a cursor continues it, and the undated tasks still come last.
+async fn filtered_pages_visit_every_match_once_in_order(backend: Backend) {
+    let (app, user) = start(backend).await;
+    let mut all = Vec::new();
+    for i in 0..90 {
+        let title = if i % 2 == 0 {
+            format!("Alpha {i}")
+        } else {
+            format!("beta {i}")
+        };
+        let due = match i % 3 {
+            0 => Value::Null,
+            1 => json!("2027-01-01T00:00:00Z"),
+            _ => json!(format!("2026-12-{:02}T10:00:00Z", 1 + i % 9)),
+        };
+        let body = json!({"title": title, "due_date": due, "completed": i % 4 < 2});
+        all.push(create(&app, &user, body).await);
+    }
+    let due = |t: &Value| {
+        t["due_date"]
+            .as_str()
+            .map(|d| shared::models::parse_timestamp(d).unwrap())
+    };
+    let at = |s: &str| Some(shared::models::parse_timestamp(s).unwrap());
+    let title = |t: &Value| t["title"].as_str().unwrap().to_lowercase();
+    type Keep = Box<dyn Fn(&Value) -> bool>;
+    let cases: Vec<(&str, Keep)> = vec![
+        (
+            "completed=true&sort=-due_date",
+            Box::new(|t| t["completed"] == true),
+        ),
+        (
+            "completed=false&sort=due_date",
+            Box::new(|t| t["completed"] == false),
+        ),
+        (
+            "completed=false&sort=due_date&due_before=2027-01-01T00:00:00Z",
+            Box::new(move |t| {
+                t["completed"] == false && due(t).is_some() && due(t) < at("2027-01-01T00:00:00Z")
+            }),
+        ),
+        (
+            "sort=-due_date&due_after=2026-12-05T00:00:00Z",
+            Box::new(move |t| due(t).is_some() && due(t) > at("2026-12-05T00:00:00Z")),
+        ),
+        (
+            "sort=due_date&due_after=2026-12-03T00:00:00Z&due_before=2027-01-01T00:00:00Z",
+            Box::new(move |t| {
+                due(t).is_some()
+                    && due(t) > at("2026-12-03T00:00:00Z")
+                    && due(t) < at("2027-01-01T00:00:00Z")
+            }),
+        ),
+        (
+            "completed=true&sort=-title",
+            Box::new(|t| t["completed"] == true),
+        ),
+        (
+            "completed=false&sort=created_at",
+            Box::new(|t| t["completed"] == false),
+        ),
+        // Through the trigram index (three characters or more), and without it.
+        (
+            "q=alpha&sort=-due_date",
+            Box::new(move |t| title(t).contains("alpha")),
+        ),
+        (
+            "q=ta%201&sort=title",
+            Box::new(move |t| title(t).contains("ta 1")),
+        ),
+        (
+            "q=a%208&completed=true",
+            Box::new(move |t| title(t).contains("a 8") && t["completed"] == true),
+        ),
+    ];
+    for (query, keep) in cases {
+        let sort = query
+            .split('&')
+            .find_map(|p| p.strip_prefix("sort="))
+            .unwrap_or("-created_at");
+        let mut expected: Vec<Value> = all.iter().filter(|t| keep(t)).cloned().collect();
+        sort_expected(&mut expected, sort);
+        let seen = walk(&app, &user, query, async |_| {}).await;
+        let ids = |v: &[Value]| {
+            v.iter()
+                .map(|t| t["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert!(!expected.is_empty(), "{query} matches nothing: not a test");
+        assert_eq!(ids(&seen), ids(&expected), "{backend:?}: {query}");
+    }
+}
+
 async fn pagination_never_skips_or_repeats_while_tasks_are_inserted(backend: Backend) {
     let (app, user) = start(backend).await;
     let mut before = HashSet::new();
@@ -705,6 +799,7 @@ shared::backend_tests!(
     another_users_task_is_indistinguishable_from_a_missing_one,
     hundred_concurrent_patches_with_one_if_match_have_one_winner,
     pagination_visits_every_task_once_in_order_for_every_sort,
+    filtered_pages_visit_every_match_once_in_order,
     pagination_never_skips_or_repeats_while_tasks_are_inserted,
     filters_combine_and_search_is_literal_and_case_insensitive,
     idempotent_creates_replay_and_never_duplicate,

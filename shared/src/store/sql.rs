@@ -43,6 +43,25 @@ pub struct Dialect {
     pub binary_collation: &'static str,
     /// `position of needle in haystack` (1-based, 0 when absent): no wildcards.
     pub position_fn: &'static str,
+    /// The due-date sort keys as the list indexes hold them (migration 0008), each as
+    /// (key expression, the key of a task without a due date). That key sorts after every
+    /// date in `due_first` (ascending) and before every date in `due_last` (descending),
+    /// so those tasks come last in both directions.
+    pub due_first: (&'static str, &'static str),
+    pub due_last: (&'static str, &'static str),
+    /// How a list's `q` finds the titles that contain a term.
+    pub search: Search,
+}
+
+/// Substring search over folded titles, literal and case-insensitive on both backends.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Search {
+    /// `title_folded LIKE '%term%'` (wildcards escaped), served by a pg_trgm GIN index;
+    /// the planner picks it or a sort index by how many titles match.
+    Like,
+    /// An FTS5 trigram index, kept by triggers. Terms under three characters have no
+    /// trigram: those are found by a position test over the owner's tasks.
+    Fts5Trigram,
 }
 
 pub const POSTGRES: Dialect = Dialect {
@@ -50,6 +69,15 @@ pub const POSTGRES: Dialect = Dialect {
     locks_rows: true,
     binary_collation: " COLLATE \"C\"",
     position_fn: "strpos",
+    due_first: (
+        "COALESCE(due_date, 'infinity'::timestamptz)",
+        "'infinity'::timestamptz",
+    ),
+    due_last: (
+        "COALESCE(due_date, '-infinity'::timestamptz)",
+        "'-infinity'::timestamptz",
+    ),
+    search: Search::Like,
 };
 
 pub const SQLITE: Dialect = Dialect {
@@ -58,6 +86,10 @@ pub const SQLITE: Dialect = Dialect {
     // SQLite's default collation (BINARY) already compares bytes.
     binary_collation: "",
     position_fn: "instr",
+    // Timestamps are fixed-width text: '~' sorts after every digit, '' before anything.
+    due_first: ("COALESCE(due_date, '~')", "'~'"),
+    due_last: ("COALESCE(due_date, '')", "''"),
+    search: Search::Fts5Trigram,
 };
 
 impl Backend {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{
     IdempotencyClaim, StoreError, TaskRepository,
     db::{Db, SqlStore},
-    sql::{Param, Sql},
+    sql::{Param, Search, Sql},
 };
 use crate::config::Backend;
 use crate::domain::{self, CreateRefusal, Created, KeyRecord, WriteRefusal};
@@ -152,72 +152,102 @@ pub fn exists(d: Backend, owner: Uuid, id: Uuid) -> Sql {
 /// Orders (ties always broken by id in the same direction):
 /// `created_at`: by creation time; `title`: by case-folded title in byte order;
 /// `due_date`: by due date, tasks without one last in both directions.
+/// One page of an owner's tasks. Every shape is a bounded range scan of one index of
+/// migration 0008 (the plan tests in `functions/tasks/tests/plans.rs` hold each to it):
+/// the owner (and `completed`, when filtered) is an equality, the sort key and the cursor
+/// a range, and the order is the index's. With `q`, the trigram index finds the matching
+/// titles instead.
 pub fn list(d: Backend, owner: Uuid, q: &TaskQuery) -> Sql {
+    let dialect = d.dialect();
+    let folded = q.search.as_deref().map(fold);
+    let search = folded.as_deref().map(|term| {
+        let trigrams = dialect.search == Search::Fts5Trigram && term.chars().count() >= 3;
+        (term, trigrams)
+    });
     let mut sql = Sql::new(d);
+    // SQLite: with the trigram index, the matches lead and the owner is a filter (`+`
+    // keeps it off the owner's indexes); a rare term then reads only its few matches.
+    let owner_column = if matches!(search, Some((_, true))) {
+        "+owner_id"
+    } else {
+        "owner_id"
+    };
     sql.push(&format!(
-        "SELECT {TASK_COLUMNS} FROM tasks WHERE owner_id = "
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE {owner_column} = "
     ))
     .bind(Param::Uuid(owner));
     if let Some(completed) = q.completed {
         sql.push(" AND completed = ").bind(Param::Bool(completed));
     }
-    if let Some(before) = q.due_before {
-        sql.push(" AND due_date < ").bind(Param::Time(before));
-    }
-    if let Some(after) = q.due_after {
-        sql.push(" AND due_date > ").bind(Param::Time(after));
-    }
-    if let Some(search) = &q.search {
-        let position = sql.dialect.position_fn;
-        sql.push(&format!(" AND {position}(title_folded, "))
-            .bind(Param::Text(fold(search)))
-            .push(") > 0");
+    match search {
+        None => {}
+        Some((term, true)) => {
+            // An FTS5 string: the term as one literal phrase (quotes doubled).
+            sql.push(" AND rowid IN (SELECT rowid FROM tasks_title_trigrams WHERE tasks_title_trigrams MATCH ")
+                .bind(Param::Text(format!("\"{}\"", term.replace('"', "\"\""))))
+                .push(")");
+        }
+        Some((term, false)) if dialect.search == Search::Like => {
+            let literal = term
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            sql.push(" AND title_folded LIKE ")
+                .bind(Param::Text(format!("%{literal}%")));
+        }
+        Some((term, false)) => {
+            let position = dialect.position_fn;
+            sql.push(&format!(" AND {position}(title_folded, "))
+                .bind(Param::Text(term.to_owned()))
+                .push(") > 0");
+        }
     }
     let (cmp, dir) = if q.sort.descending {
         ("<", "DESC")
     } else {
         (">", "ASC")
     };
-    let collate = sql.dialect.binary_collation;
-    let column = match q.sort.key {
-        SortKey::CreatedAt => "created_at".to_owned(),
-        SortKey::DueDate => "due_date".to_owned(),
-        SortKey::Title => format!("title_folded{collate}"),
+    let collate = dialect.binary_collation;
+    let title = format!("title_folded{collate}");
+    // The sort key as its index holds it, and (due dates) the key of an undated task.
+    let (key, undated) = match q.sort.key {
+        SortKey::CreatedAt => ("created_at", None),
+        SortKey::Title => (title.as_str(), None),
+        SortKey::DueDate if q.sort.descending => (dialect.due_last.0, Some(dialect.due_last.1)),
+        SortKey::DueDate => (dialect.due_first.0, Some(dialect.due_first.1)),
     };
-    if let Some(after) = &q.after {
-        let value = match &after.value {
-            SortValue::Time(t) => Some(Param::Time(*t)),
-            SortValue::Text(s) => Some(Param::Text(s.clone())),
-            SortValue::NoDueDate => None,
-        };
-        match value {
-            None => {
-                // Past the last dated task: only undated ones remain, ordered by id.
-                sql.push(&format!(" AND due_date IS NULL AND id {cmp} "))
-                    .bind(Param::Uuid(after.id));
-            }
-            Some(param) => {
-                sql.push(&format!(" AND (({column} {cmp} "))
-                    .bind(param.clone())
-                    .push(&format!(") OR ({column} = "))
-                    .bind(param)
-                    .push(&format!(" AND id {cmp} "))
-                    .bind(Param::Uuid(after.id))
-                    .push(")");
-                if q.sort.key == SortKey::DueDate {
-                    sql.push(" OR due_date IS NULL");
-                }
-                sql.push(")");
-            }
-        }
+    // The due-date filters: on the sort key itself when sorting by due date (a range of
+    // its index that leaves the undated tasks out), else on the column.
+    let due = undated.map_or("due_date", |_| key);
+    if let Some(before) = q.due_before {
+        sql.push(&format!(" AND {due} < "))
+            .bind(Param::Time(before));
     }
-    match q.sort.key {
-        SortKey::DueDate => sql.push(&format!(
-            " ORDER BY (due_date IS NULL) ASC, due_date {dir}, id {dir}"
-        )),
-        _ => sql.push(&format!(" ORDER BY {column} {dir}, id {dir}")),
-    };
-    sql.push(" LIMIT ").bind(Param::Int(i64::from(q.fetch)));
+    if let Some(after) = q.due_after {
+        sql.push(&format!(" AND {due} > ")).bind(Param::Time(after));
+    }
+    if let Some(undated) = undated.filter(|_| q.due_before.is_some() || q.due_after.is_some()) {
+        let excluded = if q.sort.descending { ">" } else { "<" };
+        sql.push(&format!(" AND {key} {excluded} {undated}"));
+    }
+    if let Some(after) = &q.after {
+        // Past the cursor: the key beyond or equal to its value (the range), then ties by
+        // id (a row comparison, which Postgres also uses as the range).
+        let value = |sql: &mut Sql| {
+            match &after.value {
+                SortValue::Time(t) => sql.bind(Param::Time(*t)),
+                SortValue::Text(s) => sql.bind(Param::Text(s.clone())),
+                SortValue::NoDueDate => sql.push(undated.unwrap_or("NULL")),
+            };
+        };
+        sql.push(&format!(" AND {key} {cmp}= "));
+        value(&mut sql);
+        sql.push(&format!(" AND ({key}, id) {cmp} ("));
+        value(&mut sql);
+        sql.push(", ").bind(Param::Uuid(after.id)).push(")");
+    }
+    sql.push(&format!(" ORDER BY {key} {dir}, id {dir} LIMIT "))
+        .bind(Param::Int(i64::from(q.fetch)));
     sql
 }
 

@@ -110,6 +110,7 @@ impl TestDb {
                     .execute(&mut conn)
                     .await
                     .expect("creating the test schema");
+                ensure_trigram_extension(&mut conn).await;
                 let separator = if admin_url.contains('?') { '&' } else { '?' };
                 let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
                 Self {
@@ -118,6 +119,20 @@ impl TestDb {
                 }
             }
         }
+    }
+}
+
+/// pg_trgm in `public`, once per database, before any test schema migrates: created by
+/// the first migration instead, it would land in that test's schema, go when the schema
+/// is dropped, and take every other test's trigram index with it. Concurrent test
+/// processes may race to create it; the loser finds it there.
+async fn ensure_trigram_extension(conn: &mut sqlx::PgConnection) {
+    let create = "CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public";
+    if sqlx::query(create).execute(&mut *conn).await.is_err() {
+        sqlx::query(create)
+            .execute(&mut *conn)
+            .await
+            .expect("creating the pg_trgm extension for the tests");
     }
 }
 
