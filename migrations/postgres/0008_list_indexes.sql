@@ -7,7 +7,10 @@
 -- descending (no due date the API accepts is infinite). They replace `tasks_owner_due`,
 -- which could not serve `ORDER BY (due_date IS NULL), due_date`.
 --
--- Substring search (`q`) is served by a trigram index on the folded title. pg_trgm ships
+-- Substring search (`q`) is served by a trigram index on the folded title: GiST with
+-- 64-byte signatures, which finds a rare title made of common trigrams ("number 12345"
+-- among 300,000 "number …") in about 2 ms, where GIN intersects each trigram's list of
+-- every row, about 17 ms (measured at 300,000 rows, bench row 15). pg_trgm ships
 -- with Postgres and managed services (RDS, Aurora, Cloud SQL, Azure) offer it; it is a
 -- trusted extension, so the database's owner may create it.
 --
@@ -30,7 +33,7 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 DO $$
 BEGIN
     EXECUTE format(
-        'CREATE INDEX tasks_title_trigrams ON tasks USING gin (title_folded %I.gin_trgm_ops)',
+        'CREATE INDEX tasks_title_trigrams ON tasks USING gist (title_folded %I.gist_trgm_ops (siglen = 64))',
         (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
          WHERE e.extname = 'pg_trgm'));
 END

@@ -56,7 +56,7 @@ pub struct Dialect {
 /// Substring search over folded titles, literal and case-insensitive on both backends.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Search {
-    /// `title_folded LIKE '%term%'` (wildcards escaped), served by a pg_trgm GIN index;
+    /// `title_folded LIKE '%term%'` (wildcards escaped), served by a pg_trgm GiST index;
     /// the planner picks it or a sort index by how many titles match.
     Like,
     /// An FTS5 trigram index, kept by triggers. Terms under three characters have no
