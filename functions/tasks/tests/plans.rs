@@ -105,14 +105,16 @@ fn shapes() -> Vec<(String, TaskQuery)> {
                     shapes.push((format!("{sort:?} {completed:?} after {cursor:?}"), query));
                 }
             }
-            if key == SortKey::DueDate {
-                for (before, after) in [
-                    (Some(at + Duration::days(5)), None),
-                    (None, Some(at + Duration::days(5))),
-                    (Some(at + Duration::days(9)), Some(at + Duration::days(2))),
-                ] {
+            // The due-date filters: a range of the sort key's index under a due-date sort;
+            // under another sort, checked on the rows read in that order.
+            for (before, after) in [
+                (Some(at + Duration::days(5)), None),
+                (None, Some(at + Duration::days(5))),
+                (Some(at + Duration::days(9)), Some(at + Duration::days(2))),
+            ] {
+                for completed in [None, Some(false)] {
                     let query = TaskQuery {
-                        completed: Some(false),
+                        completed,
                         due_before: before,
                         due_after: after,
                         search: None,
@@ -120,7 +122,8 @@ fn shapes() -> Vec<(String, TaskQuery)> {
                         after: None,
                         fetch: 21,
                     };
-                    shapes.push((format!("{sort:?} due {before:?}..{after:?}"), query));
+                    let name = format!("{sort:?} {completed:?} due {before:?}..{after:?}");
+                    shapes.push((name, query));
                 }
             }
         }
