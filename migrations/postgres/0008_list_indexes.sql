@@ -21,7 +21,6 @@ CREATE INDEX tasks_owner_done_created ON tasks (owner_id, completed, created_at,
 CREATE INDEX tasks_owner_done_title ON tasks (owner_id, completed, title_folded COLLATE "C", id);
 CREATE INDEX tasks_owner_done_due_first ON tasks (owner_id, completed, (COALESCE(due_date, 'infinity'::timestamptz)), id);
 CREATE INDEX tasks_owner_done_due_last ON tasks (owner_id, completed, (COALESCE(due_date, '-infinity'::timestamptz)), id);
-DROP INDEX tasks_owner_due;
 
 -- Whether a term is rare enough for the trigram index or common enough to read the owner's
 -- tasks in order is the planner's estimate from the titles' statistics: a finer histogram
@@ -38,3 +37,7 @@ BEGIN
          WHERE e.extname = 'pg_trgm'));
 END
 $$;
+
+-- Last: dropping an index locks the table against reads until the migration commits, so
+-- it comes after the builds (which only hold writes back).
+DROP INDEX tasks_owner_due;

@@ -335,6 +335,59 @@ async fn deleting_a_user_removes_tasks_tokens_and_login_state_but_keeps_the_audi
     assert_eq!(audit(&app, &root).await.len(), entries.len());
 }
 
+/// A user deleted while their tasks are being deleted: both take the task rows, then the
+/// owner's row (whose task count the deletes change), so neither waits on the other in a
+/// cycle. Before, the user deletion locked the owner first: a deadlock on Postgres, and a
+/// 503 for one side.
+async fn deleting_a_user_while_their_tasks_are_deleted_never_deadlocks(backend: Backend) {
+    let (app, root) = start(backend).await;
+    for round in 0..3 {
+        let email = format!("busy{round}@example.com");
+        let user = app.create_user(&email, Role::User).await;
+        let mut ids = Vec::new();
+        for i in 0..12 {
+            let r = app
+                .post("/v1/tasks")
+                .bearer(&user.token)
+                .json(json!({"title": format!("t{i}")}))
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED);
+            ids.push(r.json()["id"].as_str().unwrap().to_owned());
+        }
+        let deletes = futures::future::join_all(ids.iter().map(|id| {
+            let (app, user) = (&app, &user);
+            async move {
+                app.delete(&format!("/v1/tasks/{id}"))
+                    .bearer(&user.token)
+                    .await
+            }
+        }));
+        let removal = async {
+            app.delete(&format!("/v1/admin/users/{}", user.id))
+                .bearer(&root.token)
+                .await
+        };
+        let (deleted, removed) = tokio::join!(deletes, removal);
+        assert_eq!(
+            removed.status,
+            StatusCode::NO_CONTENT,
+            "{backend:?}: {:?}",
+            removed.body
+        );
+        for r in deleted {
+            // Gone with the user (401: the token's user no longer exists, 404: the task was
+            // already deleted), or deleted first: never a 5xx.
+            assert!(
+                matches!(r.status.as_u16(), 204 | 401 | 404),
+                "{backend:?}: {} {:?}",
+                r.status,
+                r.body
+            );
+        }
+    }
+    assert_eq!(app.state.store.admin().stats().await.unwrap().tasks, 0);
+}
+
 async fn audit_entries_exist_once_per_successful_mutation_and_never_for_failures(backend: Backend) {
     let (app, root) = start(backend).await;
     let user = app.create_user("audited@example.com", Role::User).await;
@@ -541,6 +594,7 @@ shared::backend_tests!(
     the_last_admin_cannot_be_demoted_disabled_or_deleted,
     disabling_refuses_tokens_at_once_and_enabling_restores_login,
     deleting_a_user_removes_tasks_tokens_and_login_state_but_keeps_the_audit,
+    deleting_a_user_while_their_tasks_are_deleted_never_deadlocks,
     audit_entries_exist_once_per_successful_mutation_and_never_for_failures,
     stats_are_exact_after_a_scripted_mix,
     the_user_list_filters_and_paginates,

@@ -775,12 +775,12 @@ impl<D: Db> TokenRepository for SqlStore<D> {
 
     async fn prune(&self, now: OffsetDateTime) -> Result<Vec<(&'static str, u64)>, StoreError> {
         const BATCH: i64 = 5_000;
-        let mut conn = self.conn().await?;
         let mut counts = Vec::new();
         for (what, sql) in prune_statements(D::KIND, now, BATCH) {
             let mut total = 0;
             loop {
-                let deleted = conn.run(&sql, "pruning expired rows").await?;
+                // A connection per batch: on SQLite other writers take their turn between.
+                let deleted = self.conn().await?.run(&sql, "pruning expired rows").await?;
                 total += deleted;
                 if deleted < BATCH.unsigned_abs() {
                     break;

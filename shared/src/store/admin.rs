@@ -89,6 +89,13 @@ pub fn delete_user(d: Backend, id: Uuid) -> Sql {
     sql
 }
 
+pub fn delete_tasks_of(d: Backend, owner: Uuid) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push("DELETE FROM tasks WHERE owner_id = ")
+        .bind(Param::Uuid(owner));
+    sql
+}
+
 pub fn delete_login_state(d: Backend, email: &str) -> Sql {
     let mut sql = Sql::new(d);
     sql.push("DELETE FROM login_attempts WHERE email = ")
@@ -243,6 +250,12 @@ impl<D: Db> AdminRepository for SqlStore<D> {
     ) -> Result<Result<(), AdminRefusal>, StoreError> {
         let d = D::KIND;
         let mut tx = self.begin_write("beginning a user deletion").await?;
+        // The user's tasks go first, so this takes the task rows before the user's row, in
+        // the order a task's own delete does (its row, then the owner's count): the other
+        // order deadlocks with a concurrent task delete on Postgres. A refusal below rolls
+        // the tasks back with the rest.
+        tx.run(&delete_tasks_of(d, target), "deleting a user's tasks")
+            .await?;
         let (admins, user) = match lock_target(&mut tx, Some(actor), target).await? {
             Ok(locked) => locked,
             Err(refusal) => return Ok(Err(refusal)),
@@ -250,7 +263,7 @@ impl<D: Db> AdminRepository for SqlStore<D> {
         if let Err(refusal) = domain::check_deletion(actor, &user, &admins) {
             return Ok(Err(refusal));
         }
-        // Tasks, refresh tokens and idempotency records go by ON DELETE CASCADE.
+        // Refresh tokens and idempotency records go by ON DELETE CASCADE.
         tx.run(&delete_user(d, target), "deleting a user").await?;
         tx.run(
             &delete_login_state(d, &user.email),
@@ -275,10 +288,7 @@ impl<D: Db> AdminRepository for SqlStore<D> {
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {
-        self.conn()
-            .await?
-            .one(&stats(D::KIND), "counting for stats")
-            .await
+        self.read_one(&stats(D::KIND), "counting for stats").await
     }
 
     async fn list_audit(

@@ -217,6 +217,18 @@ impl<D: Db> SqlStore<D> {
         }
     }
 
+    /// [`read`](Self::read) of a statement that always returns one row.
+    pub(super) async fn read_one<T: Record>(
+        &self,
+        sql: &Sql,
+        doing: &'static str,
+    ) -> Result<T, StoreError> {
+        self.read_optional(sql, doing)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
+            .context(doing)
+    }
+
     /// [`read`](Self::read) of a statement that returns at most one row.
     pub(super) async fn read_optional<T: Record>(
         &self,

@@ -572,9 +572,7 @@ impl<D: Db> MailRepository for SqlStore<D> {
 
     async fn outbox_depth(&self) -> Result<i64, StoreError> {
         let (depth,): (i64,) = self
-            .conn()
-            .await?
-            .one(&outbox_depth(D::KIND), "counting the outbox")
+            .read_one(&outbox_depth(D::KIND), "counting the outbox")
             .await?;
         Ok(depth)
     }

@@ -119,10 +119,14 @@ fn is_contention(code: Option<&str>) -> bool {
     }
 }
 
-/// The server ended the session: SQLSTATE class 08 (connection exception) or 57P01–57P03
+/// The server ended the session: SQLSTATE class 08 (connection exception, but not 08P01)
+/// or 57P01–57P03
 /// (shut down, crashed, restarting). The database is unavailable for now (503), not broken.
 fn is_session_end(code: Option<&str>) -> bool {
-    code.is_some_and(|code| code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03"))
+    // 08P01 is a protocol violation: a bug in what was sent, not a lost connection.
+    code.is_some_and(|code| {
+        (code.starts_with("08") && code != "08P01") || matches!(code, "57P01" | "57P02" | "57P03")
+    })
 }
 
 /// The connection failed under a statement: the socket broke, or the server had ended the

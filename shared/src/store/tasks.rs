@@ -422,9 +422,7 @@ impl<D: Db> SqlStore<D> {
     /// the precondition failed.
     async fn unwritten(&self, owner: Uuid, id: Uuid) -> Result<WriteRefusal, StoreError> {
         let present: Option<(i32,)> = self
-            .conn()
-            .await?
-            .optional(&exists(D::KIND, owner, id), "checking a task exists")
+            .read_optional(&exists(D::KIND, owner, id), "checking a task exists")
             .await?;
         Ok(domain::unwritten(present.is_some()))
     }
