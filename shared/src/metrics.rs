@@ -456,10 +456,15 @@ mod prometheus {
         out
     }
 
-    /// The value of `label` in a sample line (still escaped, with its closing quote), or
-    /// "" without it. Only for sorting: a value with a comma in it sorts by its first part.
+    /// The value of `label` in a sample line (still escaped, with its closing quote), or ""
+    /// without it. The labels are what lies between the first `{` and the last `}`, so a
+    /// route template's braces stay in its value. Only for sorting: a value with a comma in
+    /// it sorts by its first part.
     fn label_value<'a>(line: &'a str, label: &str) -> &'a str {
-        line.split(['{', ',', '}'])
+        line.split_once('{')
+            .and_then(|(_, rest)| rest.rsplit_once('}'))
+            .map_or("", |(labels, _)| labels)
+            .split(',')
             .find_map(|part| part.strip_prefix(label)?.strip_prefix("=\""))
             .unwrap_or("")
     }

@@ -492,6 +492,45 @@ async fn filters_combine_and_search_is_literal_and_case_insensitive(backend: Bac
     assert_eq!(list("q=_").await, vec!["snake_case"]);
 }
 
+/// `q` is literal through the trigram index too: FTS5's query syntax (quotes, `*`, `:`,
+/// `NEAR(`) and backslashes in a term match themselves, never an error or another title.
+async fn search_terms_with_query_syntax_match_themselves(backend: Backend) {
+    let (app, user) = start(backend).await;
+    for title in [
+        "say \"hi\" now",
+        "a*b star",
+        "col:on",
+        "NEAR(x y)",
+        "back\\slash",
+        "Über Straße",
+        "plain words",
+    ] {
+        create(&app, &user, json!({"title": title})).await;
+    }
+    for (q, expected) in [
+        ("%22hi%22", vec!["say \"hi\" now"]),
+        ("%22", vec!["say \"hi\" now"]),
+        ("%22%22%22", vec![]),
+        ("a*b", vec!["a*b star"]),
+        ("*", vec!["a*b star"]),
+        ("col:", vec!["col:on"]),
+        ("near(x", vec!["NEAR(x y)"]),
+        ("k%5Cs", vec!["back\\slash"]),
+        ("%C3%9CBER", vec!["Über Straße"]),
+        ("AND%20OR%20NOT", vec![]),
+    ] {
+        let r = get(&app, &user, &format!("/v1/tasks?q={q}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{backend:?} q={q}: {:?}", r.body);
+        let titles: Vec<String> = r.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(titles, expected, "{backend:?} q={q}");
+    }
+}
+
 async fn idempotent_creates_replay_and_never_duplicate(backend: Backend) {
     let (app, alice) = start(backend).await;
     let bob = app.create_user("bob@example.com", Role::User).await;
@@ -802,6 +841,7 @@ shared::backend_tests!(
     filtered_pages_visit_every_match_once_in_order,
     pagination_never_skips_or_repeats_while_tasks_are_inserted,
     filters_combine_and_search_is_literal_and_case_insensitive,
+    search_terms_with_query_syntax_match_themselves,
     idempotent_creates_replay_and_never_duplicate,
     twenty_concurrent_creates_with_one_key_make_one_task,
     invalid_bodies_are_422_and_change_nothing,

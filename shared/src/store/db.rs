@@ -223,10 +223,7 @@ impl<D: Db> SqlStore<D> {
         sql: &Sql,
         doing: &'static str,
     ) -> Result<T, StoreError> {
-        self.read_optional(sql, doing)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)
-            .context(doing)
+        exactly_one(self.read_optional(sql, doing).await?, doing)
     }
 
     /// [`read`](Self::read) of a statement that returns at most one row.
@@ -286,16 +283,18 @@ impl<D: Db, C: DerefMut<Target = D::Connection> + Send> Conn<D, C> {
         sql: &Sql,
         doing: &'static str,
     ) -> Result<T, StoreError> {
-        self.optional(sql, doing)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)
-            .context(doing)
+        exactly_one(self.optional(sql, doing).await?, doing)
     }
 
     /// Runs `sql`; how many rows it changed.
     pub(super) async fn run(&mut self, sql: &Sql, doing: &'static str) -> Result<u64, StoreError> {
         D::execute(&mut self.0, sql).await.context(doing)
     }
+}
+
+/// The row of a statement that always returns one; none is an error naming `doing`.
+fn exactly_one<T>(row: Option<T>, doing: &'static str) -> Result<T, StoreError> {
+    row.ok_or(sqlx::Error::RowNotFound).context(doing)
 }
 
 /// The row of a statement that returns at most one; more is a bug in the statement.
