@@ -16,6 +16,7 @@ use shared::{
 };
 
 pub mod bootstrap;
+pub mod metrics;
 pub mod openapi;
 pub mod serve;
 
@@ -69,6 +70,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state.metrics.render_prometheus(),
+        metrics::in_order(&state.metrics.render_prometheus()),
     )
 }

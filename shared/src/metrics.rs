@@ -1,29 +1,28 @@
 //! Request metrics: requests by method, route template and status; a latency histogram by
 //! method and route template; requests in flight; the database pool's size and idle
-//! connections.
+//! connections; account mail sent, failed and waiting.
 //!
-//! The local server aggregates them with `metrics-exporter-prometheus` (a recorder of its
-//! own per [`Metrics`], so two apps in one process never mix) and renders Prometheus text at
-//! `/metrics`, in a stable order. A Lambda instance has no endpoint to scrape, so it writes each request as one
-//! CloudWatch Embedded Metric Format (EMF) line on stdout instead, which CloudWatch Logs turns
-//! into the same measurements.
+//! Every measurement goes through the [`metrics`] facade to whatever recorder the process
+//! installs (`metrics::set_global_recorder`: OTLP, StatsD, Datadog, …; without one that
+//! costs next to nothing; [`describe`] gives it the help texts), and to this app's own sink:
+//! - the local server's is a `metrics-exporter-prometheus` recorder of its own per
+//!   [`Metrics`], so two apps in one process never mix; `/metrics` renders it;
+//! - a Lambda instance has no endpoint to scrape, so it writes each request as one
+//!   CloudWatch Embedded Metric Format (EMF) line on stdout, which CloudWatch Logs turns
+//!   into the same measurements.
 //!
 //! Labels are always the matched route *template* (`/v1/tasks/{id}`), never the raw path,
 //! and unknown methods collapse into `OTHER`, so a caller cannot grow the label space.
-//!
-//! Every measurement also goes through the [`metrics`] facade, under the same names and
-//! labels, to whatever recorder the process installs (`metrics::set_global_recorder`:
-//! OTLP, StatsD, Datadog, …); without one that costs next to nothing. [`describe`] gives
-//! such a recorder the help texts.
 
 use std::{
     io::Write as _,
-    sync::atomic::{AtomicI64, AtomicU64, Ordering},
+    sync::atomic::{AtomicI64, Ordering},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use http::Method;
 use metrics::{Key, Label, Level, Metadata, Recorder, SharedString};
+use serde_json::{Value, json};
 
 use crate::store::PoolStats;
 
@@ -77,9 +76,9 @@ pub fn describe() {
 
 /// Where measurements go, besides the facade's recorder.
 enum Sink {
-    /// Aggregated by the Prometheus exporter's recorder, rendered on demand.
+    /// Aggregated by this app's Prometheus recorder, rendered on demand.
     #[cfg(feature = "prometheus")]
-    Prometheus(Box<prometheus::Exporter>),
+    Prometheus(Box<Prometheus>),
     /// One EMF line per request on stdout.
     Emf { namespace: String, function: String },
     /// Nowhere else: a local server built without the `prometheus` feature.
@@ -89,15 +88,12 @@ enum Sink {
 
 type PoolProbe = Box<dyn Fn() -> PoolStats + Send + Sync>;
 
-/// The registry of one process.
+/// The measurements of one app.
 pub struct Metrics {
     sink: Sink,
     pool: PoolProbe,
+    /// Requests in flight and the outbox depth as last counted, for the EMF lines.
     in_flight: AtomicI64,
-    /// Account mail handed to the mail server, attempts that failed, and the outbox depth
-    /// as last counted.
-    mail_sent: AtomicU64,
-    mail_failed: AtomicU64,
     outbox_depth: AtomicI64,
 }
 
@@ -121,8 +117,8 @@ pub struct Sample<'a> {
 }
 
 impl Metrics {
-    /// A registry rendered as Prometheus text (the local server and container). Built
-    /// without the `prometheus` feature, it only feeds the facade.
+    /// Measurements for `/metrics` (the local server and container). Built without the
+    /// `prometheus` feature, they only feed the facade.
     pub fn prometheus(pool: impl Fn() -> PoolStats + Send + Sync + 'static) -> Self {
         #[cfg(feature = "prometheus")]
         let sink = Sink::Prometheus(Box::default());
@@ -149,9 +145,16 @@ impl Metrics {
             sink,
             pool,
             in_flight: AtomicI64::new(0),
-            mail_sent: AtomicU64::new(0),
-            mail_failed: AtomicU64::new(0),
             outbox_depth: AtomicI64::new(0),
+        }
+    }
+
+    /// Hands `measure` the facade's recorder, then this app's own, if it has one.
+    fn each(&self, measure: impl Fn(&dyn Recorder)) {
+        metrics::with_recorder(&measure);
+        #[cfg(feature = "prometheus")]
+        if let Sink::Prometheus(own) = &self.sink {
+            measure(&own.recorder);
         }
     }
 
@@ -159,47 +162,42 @@ impl Metrics {
     /// cancelled half-way).
     pub fn start(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!(names::IN_FLIGHT.0).increment(1.0);
+        self.each(|r| gauge(r, names::IN_FLIGHT.0).increment(1.0));
         InFlight(self)
     }
 
     pub fn record(&self, sample: Sample<'_>) {
-        let method = SharedString::const_str(method_label(sample.method));
+        let method = method_label(sample.method);
         let route = SharedString::from(sample.route.to_owned());
         let requests = Key::from_parts(
             names::REQUESTS.0,
             vec![
-                Label::from_static_parts("method", method_label(sample.method)),
+                Label::from_static_parts("method", method),
                 Label::new("route", route.clone()),
                 Label::new("status", sample.status.to_string()),
             ],
         );
         let duration = Key::from_parts(
             names::DURATION.0,
-            vec![Label::new("method", method), Label::new("route", route)],
+            vec![
+                Label::from_static_parts("method", method),
+                Label::new("route", route),
+            ],
         );
         let seconds = sample.latency.as_secs_f64();
-        let count = |recorder: &dyn Recorder| {
-            recorder.register_counter(&requests, &METADATA).increment(1);
-            recorder
-                .register_histogram(&duration, &METADATA)
-                .record(seconds);
-        };
-        metrics::with_recorder(count);
         let pool = (self.pool)();
-        metrics::gauge!(names::POOL_SIZE.0).set(pool.size);
-        metrics::gauge!(names::POOL_IDLE.0).set(pool.idle);
+        self.each(|r| {
+            r.register_counter(&requests, &METADATA).increment(1);
+            r.register_histogram(&duration, &METADATA).record(seconds);
+            set_pool(r, pool);
+        });
         match &self.sink {
             #[cfg(feature = "prometheus")]
-            Sink::Prometheus(exporter) => exporter.record(count),
+            Sink::Prometheus(own) => own.recorded(),
             Sink::Emf {
                 namespace,
                 function,
-            } => {
-                let line = self.emf_line(namespace, function, sample, unix_millis());
-                // One write per line, so concurrent log lines cannot split it.
-                let _ = std::io::stdout().lock().write_all(line.as_bytes());
-            }
+            } => emit(&self.emf_line(namespace, function, sample, unix_millis())),
             Sink::FacadeOnly => {}
         }
     }
@@ -207,108 +205,87 @@ impl Metrics {
     /// One delivery of account mail: `sent`, or a failed attempt; `outbox_depth`, the
     /// messages still waiting when it was counted. On Lambda, one EMF line.
     pub fn record_mail(&self, sent: bool, outbox_depth: Option<i64>) {
-        let (name, counter) = if sent {
-            (names::MAIL_SENT.0, &self.mail_sent)
+        let name = if sent {
+            names::MAIL_SENT
         } else {
-            (names::MAIL_FAILED.0, &self.mail_failed)
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(name).increment(1);
-        if let Some(depth) = outbox_depth {
-            #[allow(clippy::cast_precision_loss)] // a queue's length, far below 2^52
-            metrics::gauge!(names::OUTBOX_DEPTH.0).set(depth as f64);
+            names::MAIL_FAILED
         }
+        .0;
         if let Some(depth) = outbox_depth {
             self.outbox_depth.store(depth, Ordering::Relaxed);
         }
+        self.each(|r| {
+            r.register_counter(&Key::from_static_name(name), &METADATA)
+                .increment(1);
+            if let Some(depth) = outbox_depth {
+                #[allow(clippy::cast_precision_loss)] // a queue's length, far below 2^52
+                gauge(r, names::OUTBOX_DEPTH.0).set(depth as f64);
+            }
+        });
         if let Sink::Emf {
             namespace,
             function,
         } = &self.sink
         {
-            let document = serde_json::json!({
-                "_aws": {
-                    "Timestamp": unix_millis(),
-                    "CloudWatchMetrics": [{
-                        "Namespace": namespace,
-                        "Dimensions": [["Function"]],
-                        "Metrics": [
-                            {"Name": "MailSent", "Unit": "Count"},
-                            {"Name": "MailFailed", "Unit": "Count"},
-                            {"Name": "MailOutboxDepth", "Unit": "Count"},
-                        ],
-                    }],
-                },
-                "Function": function,
-                "MailSent": u8::from(sent),
-                "MailFailed": u8::from(!sent),
-                "MailOutboxDepth": self.outbox_depth.load(Ordering::Relaxed),
-            });
-            let line = format!("{document}\n");
-            let _ = std::io::stdout().lock().write_all(line.as_bytes());
+            emit(&emf_document(
+                namespace,
+                unix_millis(),
+                json!([["Function"]]),
+                &[
+                    ("MailSent", "Count"),
+                    ("MailFailed", "Count"),
+                    ("MailOutboxDepth", "Count"),
+                ],
+                json!({
+                    "Function": function,
+                    "MailSent": u8::from(sent),
+                    "MailFailed": u8::from(!sent),
+                    "MailOutboxDepth": self.outbox_depth.load(Ordering::Relaxed),
+                }),
+            ));
         }
     }
 
-    /// The Prometheus text exposition (format 0.0.4) of everything recorded so far: the
-    /// families in a fixed order, each with its `# HELP` and `# TYPE` even before its first
-    /// sample, and the series sorted by route, method and status.
+    /// Everything recorded so far as Prometheus text (format 0.0.4), as the exporter renders
+    /// it: families and series in no particular order (`/metrics` sorts them).
     #[cfg(feature = "prometheus")]
     pub fn render_prometheus(&self) -> String {
-        let Sink::Prometheus(exporter) = &self.sink else {
+        let Sink::Prometheus(own) = &self.sink else {
             return String::new();
         };
-        let pool = (self.pool)();
-        let now = [
-            (names::IN_FLIGHT, self.in_flight.load(Ordering::Relaxed)),
-            (names::POOL_SIZE, i64::from(pool.size)),
-            (names::POOL_IDLE, i64::from(pool.idle)),
-            (
-                names::OUTBOX_DEPTH,
-                self.outbox_depth.load(Ordering::Relaxed),
-            ),
-        ];
-        let totals = [
-            (names::MAIL_SENT, self.mail_sent.load(Ordering::Relaxed)),
-            (names::MAIL_FAILED, self.mail_failed.load(Ordering::Relaxed)),
-        ];
-        exporter.render(&now, &totals)
+        set_pool(&own.recorder, (self.pool)());
+        own.handle.render()
     }
 
-    /// One EMF document: the request's dimensions and values, and the `_aws` metadata that
-    /// tells CloudWatch which members are metrics.
+    /// A request's EMF document: its dimensions (two sets) and values.
     fn emf_line(&self, namespace: &str, function: &str, sample: Sample<'_>, millis: u64) -> String {
         let pool = (self.pool)();
-        let document = serde_json::json!({
-            "_aws": {
-                "Timestamp": millis,
-                "CloudWatchMetrics": [{
-                    "Namespace": namespace,
-                    "Dimensions": [
-                        ["Function", "Method", "Route", "Status"],
-                        ["Function", "Method", "Route"],
-                    ],
-                    "Metrics": [
-                        {"Name": "Requests", "Unit": "Count"},
-                        {"Name": "Latency", "Unit": "Milliseconds"},
-                        {"Name": "InFlight", "Unit": "Count"},
-                        {"Name": "DbPoolSize", "Unit": "Count"},
-                        {"Name": "DbPoolIdle", "Unit": "Count"},
-                    ],
-                }],
-            },
-            "Function": function,
-            "Method": method_label(sample.method),
-            "Route": sample.route,
-            "Status": sample.status.to_string(),
-            "Requests": 1,
-            "Latency": sample.latency.as_secs_f64() * 1000.0,
-            "InFlight": self.in_flight.load(Ordering::Relaxed),
-            "DbPoolSize": pool.size,
-            "DbPoolIdle": pool.idle,
-        });
-        let mut line = document.to_string();
-        line.push('\n');
-        line
+        emf_document(
+            namespace,
+            millis,
+            json!([
+                ["Function", "Method", "Route", "Status"],
+                ["Function", "Method", "Route"],
+            ]),
+            &[
+                ("Requests", "Count"),
+                ("Latency", "Milliseconds"),
+                ("InFlight", "Count"),
+                ("DbPoolSize", "Count"),
+                ("DbPoolIdle", "Count"),
+            ],
+            json!({
+                "Function": function,
+                "Method": method_label(sample.method),
+                "Route": sample.route,
+                "Status": sample.status.to_string(),
+                "Requests": 1,
+                "Latency": sample.latency.as_secs_f64() * 1000.0,
+                "InFlight": self.in_flight.load(Ordering::Relaxed),
+                "DbPoolSize": pool.size,
+                "DbPoolIdle": pool.idle,
+            }),
+        )
     }
 }
 
@@ -318,8 +295,44 @@ pub struct InFlight<'a>(&'a Metrics);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        metrics::gauge!(names::IN_FLIGHT.0).decrement(1.0);
+        self.0.each(|r| gauge(r, names::IN_FLIGHT.0).decrement(1.0));
     }
+}
+
+fn gauge(recorder: &dyn Recorder, name: &'static str) -> metrics::Gauge {
+    recorder.register_gauge(&Key::from_static_name(name), &METADATA)
+}
+
+fn set_pool(recorder: &dyn Recorder, pool: PoolStats) {
+    gauge(recorder, names::POOL_SIZE.0).set(pool.size);
+    gauge(recorder, names::POOL_IDLE.0).set(pool.idle);
+}
+
+/// One EMF document, on one line: `members` (dimensions and values) and the `_aws` metadata
+/// that tells CloudWatch which members are metrics.
+fn emf_document(
+    namespace: &str,
+    millis: u64,
+    dimensions: Value,
+    metrics: &[(&str, &str)],
+    mut members: Value,
+) -> String {
+    let metrics: Vec<Value> = metrics
+        .iter()
+        .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    members["_aws"] = json!({
+        "Timestamp": millis,
+        "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": dimensions, "Metrics": metrics}],
+    });
+    let mut line = members.to_string();
+    line.push('\n');
+    line
+}
+
+/// Writes an EMF line to stdout in one write, so concurrent log lines cannot split it.
+fn emit(line: &str) {
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -343,130 +356,49 @@ fn unix_millis() -> u64 {
 
 /// The local server's sink: `metrics-exporter-prometheus`'s recorder, one per [`Metrics`].
 #[cfg(feature = "prometheus")]
-mod prometheus {
-    use std::sync::atomic::{AtomicU32, Ordering};
+struct Prometheus {
+    recorder: metrics_exporter_prometheus::PrometheusRecorder,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    since_fold: std::sync::atomic::AtomicU32,
+}
 
-    use metrics::{Key, Recorder};
-    use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+/// Histogram samples wait in the recorder until folded into their buckets (at a scrape, or
+/// here every this many requests), so an unscraped server holds at most this many.
+#[cfg(feature = "prometheus")]
+const FOLD_EVERY: u32 = 1024;
 
-    use super::{LATENCY_BUCKETS, METADATA, names};
-
-    /// Histogram samples wait in the recorder until folded into their buckets (at a scrape,
-    /// or here every this many requests), so an unscraped server holds at most this many.
-    const FOLD_EVERY: u32 = 1024;
-
-    /// Families in the order `/metrics` lists them, with their Prometheus type.
-    const FAMILIES: [((&str, &str), &str); 8] = [
-        (names::REQUESTS, "counter"),
-        (names::DURATION, "histogram"),
-        (names::IN_FLIGHT, "gauge"),
-        (names::POOL_SIZE, "gauge"),
-        (names::POOL_IDLE, "gauge"),
-        (names::MAIL_SENT, "counter"),
-        (names::MAIL_FAILED, "counter"),
-        (names::OUTBOX_DEPTH, "gauge"),
-    ];
-
-    pub(super) struct Exporter {
-        recorder: PrometheusRecorder,
-        handle: PrometheusHandle,
-        since_fold: AtomicU32,
-    }
-
-    impl Default for Exporter {
-        fn default() -> Self {
-            #[allow(clippy::expect_used)] // a fixed, non-empty list of bounds
-            let recorder = PrometheusBuilder::new()
-                .set_buckets(&LATENCY_BUCKETS)
-                .expect("BUG: the latency buckets were refused")
-                .build_recorder();
-            let handle = recorder.handle();
-            Self {
-                recorder,
-                handle,
-                since_fold: AtomicU32::new(0),
-            }
+#[cfg(feature = "prometheus")]
+impl Default for Prometheus {
+    fn default() -> Self {
+        #[allow(clippy::expect_used)] // a fixed, non-empty list of bounds
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(&LATENCY_BUCKETS)
+            .expect("BUG: the latency buckets were refused")
+            .build_recorder();
+        // The series without labels are listed from the start, at zero.
+        for name in [names::IN_FLIGHT, names::OUTBOX_DEPTH].map(|(name, _)| name) {
+            let _ = gauge(&recorder, name);
+        }
+        for (name, _) in [names::MAIL_SENT, names::MAIL_FAILED] {
+            let _ = recorder.register_counter(&Key::from_static_name(name), &METADATA);
+        }
+        let handle = recorder.handle();
+        Self {
+            recorder,
+            handle,
+            since_fold: Default::default(),
         }
     }
+}
 
-    impl Exporter {
-        /// Lets `count` record a request into this sink's recorder.
-        pub(super) fn record(&self, count: impl FnOnce(&dyn Recorder)) {
-            count(&self.recorder);
-            if self.since_fold.fetch_add(1, Ordering::Relaxed) + 1 >= FOLD_EVERY {
-                self.since_fold.store(0, Ordering::Relaxed);
-                self.handle.run_upkeep();
-            }
+#[cfg(feature = "prometheus")]
+impl Prometheus {
+    /// Counts a recorded request; folds the histograms every [`FOLD_EVERY`].
+    fn recorded(&self) {
+        if self.since_fold.fetch_add(1, Ordering::Relaxed) + 1 >= FOLD_EVERY {
+            self.since_fold.store(0, Ordering::Relaxed);
+            self.handle.run_upkeep();
         }
-
-        /// Sets the values read at scrape time (`now`: gauges, `totals`: counters), then
-        /// renders everything in [`FAMILIES`] order.
-        pub(super) fn render(
-            &self,
-            now: &[((&'static str, &str), i64)],
-            totals: &[((&'static str, &str), u64)],
-        ) -> String {
-            for ((name, _), value) in now {
-                #[allow(clippy::cast_precision_loss)] // counts of connections and messages
-                self.recorder
-                    .register_gauge(&Key::from_static_name(name), &METADATA)
-                    .set(*value as f64);
-            }
-            for ((name, _), value) in totals {
-                self.recorder
-                    .register_counter(&Key::from_static_name(name), &METADATA)
-                    .absolute(*value);
-            }
-            in_order(&self.handle.render())
-        }
-    }
-
-    /// The exporter's text (families and series in hash order, `# HELP` only where
-    /// described) in a stable order: each family of [`FAMILIES`] with its help and type,
-    /// then its series sorted by route, method and status. A histogram's lines of one series
-    /// stay together, in bucket order.
-    fn in_order(text: &str) -> String {
-        let mut samples: Vec<_> = text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
-            .filter_map(|(n, line)| {
-                let name = &line[..line.find(['{', ' ']).unwrap_or(line.len())];
-                let family = FAMILIES.iter().position(|((family, _), kind)| {
-                    name.strip_prefix(family).is_some_and(|suffix| {
-                        suffix.is_empty()
-                            || (*kind == "histogram"
-                                && matches!(suffix, "_bucket" | "_sum" | "_count"))
-                    })
-                })?;
-                let order = ["route", "method", "status"].map(|label| label_value(line, label));
-                Some(((family, order, n), line))
-            })
-            .collect();
-        samples.sort_unstable_by_key(|(key, _)| *key);
-        let mut out = String::with_capacity(text.len() + 1024);
-        let mut samples = samples.into_iter().peekable();
-        for (family, ((name, help), kind)) in FAMILIES.iter().enumerate() {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            while let Some((_, line)) = samples.next_if(|((f, ..), _)| *f == family) {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    /// The value of `label` in a sample line (still escaped, with its closing quote), or ""
-    /// without it. The labels are what lies between the first `{` and the last `}`, so a
-    /// route template's braces stay in its value. Only for sorting: a value with a comma in
-    /// it sorts by its first part.
-    fn label_value<'a>(line: &'a str, label: &str) -> &'a str {
-        line.split_once('{')
-            .and_then(|(_, rest)| rest.rsplit_once('}'))
-            .map_or("", |(labels, _)| labels)
-            .split(',')
-            .find_map(|part| part.strip_prefix(label)?.strip_prefix("=\""))
-            .unwrap_or("")
     }
 }
 
@@ -544,60 +476,6 @@ mod tests {
             .parse()
             .unwrap();
         assert!((sum - 20.046).abs() < 1e-9, "{sum}");
-    }
-
-    #[test]
-    fn series_are_listed_by_route_method_and_status_whatever_the_recording_order() {
-        let metrics = Metrics::prometheus(pool);
-        for (method, route, status) in [
-            (Method::POST, "/v1/tasks", 201),
-            (Method::GET, "/v1/tasks", 200),
-            (Method::GET, "/health", 503),
-            (Method::GET, "/health", 200),
-            (Method::DELETE, "/v1/auth/sessions", 204),
-        ] {
-            metrics.record(sample(&method, route, status, 1));
-        }
-        let text = metrics.render_prometheus();
-        let counts: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("http_requests_total{"))
-            .collect();
-        assert_eq!(
-            counts,
-            [
-                r#"http_requests_total{method="GET",route="/health",status="200"} 1"#,
-                r#"http_requests_total{method="GET",route="/health",status="503"} 1"#,
-                r#"http_requests_total{method="DELETE",route="/v1/auth/sessions",status="204"} 1"#,
-                r#"http_requests_total{method="GET",route="/v1/tasks",status="200"} 1"#,
-                r#"http_requests_total{method="POST",route="/v1/tasks",status="201"} 1"#,
-            ],
-            "{text}"
-        );
-        // A histogram's series stay whole: 13 buckets, +Inf, sum, count, by route then
-        // method.
-        let series: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("http_request_duration_seconds"))
-            .map(|l| &l[l.find("method=").unwrap()..l.find('}').unwrap()])
-            .map(|labels| labels.split(",le=").next().unwrap())
-            .collect();
-        assert_eq!(series.len(), 4 * 16);
-        for (n, chunk) in series.chunks(16).enumerate() {
-            assert!(chunk.iter().all(|l| *l == chunk[0]), "{text}");
-            let expected = [
-                r#"method="GET",route="/health""#,
-                r#"method="DELETE",route="/v1/auth/sessions""#,
-                r#"method="GET",route="/v1/tasks""#,
-                r#"method="POST",route="/v1/tasks""#,
-            ][n];
-            assert_eq!(chunk[0], expected, "{text}");
-        }
-        // Every family has its help and type, samples or not.
-        for (name, _) in [names::MAIL_SENT, names::OUTBOX_DEPTH, names::POOL_IDLE] {
-            assert!(text.contains(&format!("# HELP {name} ")), "{text}");
-            assert!(text.contains(&format!("# TYPE {name} ")), "{text}");
-        }
     }
 
     #[test]
