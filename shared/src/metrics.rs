@@ -21,7 +21,7 @@ use std::{
 };
 
 use http::Method;
-use metrics::{Key, Label, Level, Metadata, Recorder, SharedString};
+use metrics::{counter, gauge, histogram};
 use serde_json::{Value, json};
 
 use crate::store::PoolStats;
@@ -103,10 +103,6 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// What a recorder is told about where a measurement comes from.
-static METADATA: Metadata<'static> =
-    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
-
 /// One finished request.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample<'a> {
@@ -149,12 +145,13 @@ impl Metrics {
         }
     }
 
-    /// Hands `measure` the facade's recorder, then this app's own, if it has one.
-    fn each(&self, measure: impl Fn(&dyn Recorder)) {
-        metrics::with_recorder(&measure);
+    /// Runs `measure` (facade macros) against the facade's recorder, then again against
+    /// this app's own, if it has one.
+    fn each(&self, measure: impl Fn()) {
+        measure();
         #[cfg(feature = "prometheus")]
         if let Sink::Prometheus(own) = &self.sink {
-            measure(&own.recorder);
+            metrics::with_local_recorder(&own.recorder, &measure);
         }
     }
 
@@ -162,34 +159,21 @@ impl Metrics {
     /// cancelled half-way).
     pub fn start(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.each(|r| gauge(r, names::IN_FLIGHT.0).increment(1.0));
+        self.each(|| gauge!(names::IN_FLIGHT.0).increment(1.0));
         InFlight(self)
     }
 
     pub fn record(&self, sample: Sample<'_>) {
-        let method = method_label(sample.method);
-        let route = SharedString::from(sample.route.to_owned());
-        let requests = Key::from_parts(
-            names::REQUESTS.0,
-            vec![
-                Label::from_static_parts("method", method),
-                Label::new("route", route.clone()),
-                Label::new("status", sample.status.to_string()),
-            ],
-        );
-        let duration = Key::from_parts(
-            names::DURATION.0,
-            vec![
-                Label::from_static_parts("method", method),
-                Label::new("route", route),
-            ],
-        );
-        let seconds = sample.latency.as_secs_f64();
+        let (method, route) = (method_label(sample.method), sample.route);
+        let status = sample.status.to_string();
         let pool = (self.pool)();
-        self.each(|r| {
-            r.register_counter(&requests, &METADATA).increment(1);
-            r.register_histogram(&duration, &METADATA).record(seconds);
-            set_pool(r, pool);
+        self.each(|| {
+            let requests = counter!(names::REQUESTS.0,
+                "method" => method, "route" => route.to_owned(), "status" => status.clone());
+            requests.increment(1);
+            histogram!(names::DURATION.0, "method" => method, "route" => route.to_owned())
+                .record(sample.latency.as_secs_f64());
+            set_pool(pool);
         });
         match &self.sink {
             #[cfg(feature = "prometheus")]
@@ -214,12 +198,11 @@ impl Metrics {
         if let Some(depth) = outbox_depth {
             self.outbox_depth.store(depth, Ordering::Relaxed);
         }
-        self.each(|r| {
-            r.register_counter(&Key::from_static_name(name), &METADATA)
-                .increment(1);
+        self.each(|| {
+            counter!(name).increment(1);
             if let Some(depth) = outbox_depth {
                 #[allow(clippy::cast_precision_loss)] // a queue's length, far below 2^52
-                gauge(r, names::OUTBOX_DEPTH.0).set(depth as f64);
+                gauge!(names::OUTBOX_DEPTH.0).set(depth as f64);
             }
         });
         if let Sink::Emf {
@@ -253,7 +236,8 @@ impl Metrics {
         let Sink::Prometheus(own) = &self.sink else {
             return String::new();
         };
-        set_pool(&own.recorder, (self.pool)());
+        let pool = (self.pool)();
+        metrics::with_local_recorder(&own.recorder, || set_pool(pool));
         own.handle.render()
     }
 
@@ -295,17 +279,13 @@ pub struct InFlight<'a>(&'a Metrics);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.each(|r| gauge(r, names::IN_FLIGHT.0).decrement(1.0));
+        self.0.each(|| gauge!(names::IN_FLIGHT.0).decrement(1.0));
     }
 }
 
-fn gauge(recorder: &dyn Recorder, name: &'static str) -> metrics::Gauge {
-    recorder.register_gauge(&Key::from_static_name(name), &METADATA)
-}
-
-fn set_pool(recorder: &dyn Recorder, pool: PoolStats) {
-    gauge(recorder, names::POOL_SIZE.0).set(pool.size);
-    gauge(recorder, names::POOL_IDLE.0).set(pool.idle);
+fn set_pool(pool: PoolStats) {
+    gauge!(names::POOL_SIZE.0).set(pool.size);
+    gauge!(names::POOL_IDLE.0).set(pool.idle);
 }
 
 /// One EMF document, on one line: `members` (dimensions and values) and the `_aws` metadata
@@ -376,12 +356,14 @@ impl Default for Prometheus {
             .expect("BUG: the latency buckets were refused")
             .build_recorder();
         // The series without labels are listed from the start, at zero.
-        for name in [names::IN_FLIGHT, names::OUTBOX_DEPTH].map(|(name, _)| name) {
-            let _ = gauge(&recorder, name);
-        }
-        for (name, _) in [names::MAIL_SENT, names::MAIL_FAILED] {
-            let _ = recorder.register_counter(&Key::from_static_name(name), &METADATA);
-        }
+        metrics::with_local_recorder(&recorder, || {
+            for (name, _) in [names::IN_FLIGHT, names::OUTBOX_DEPTH] {
+                let _ = gauge!(name);
+            }
+            for (name, _) in [names::MAIL_SENT, names::MAIL_FAILED] {
+                let _ = counter!(name);
+            }
+        });
         let handle = recorder.handle();
         Self {
             recorder,
