@@ -77,7 +77,8 @@ pub async fn forgot(
         .await;
     // Every outcome, an error too, is held to the box; only then may delivery start (it
     // finds the message, or nothing, then the due backlog), so its work cannot slow the
-    // answer either.
+    // answer either. The wait holds no database connection.
+    shared::store::held::release();
     tokio::time::sleep_until(answer_at).await;
     queued_or_not?;
     deliver(&state, queued.mail.id);

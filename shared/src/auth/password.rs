@@ -159,6 +159,9 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(&Argon2<'_>) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
+        // Hashing and its queue take far longer than a statement: the request's
+        // database connection is of more use to the others meanwhile.
+        crate::store::held::release();
         let pepper = self.pepper.clone();
         let params = self.params.clone();
         self.workers

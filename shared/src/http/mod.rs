@@ -249,7 +249,8 @@ where
         let response = self.inner.call(request);
         Box::pin(async move {
             let in_flight = measuring.as_ref().map(|(metrics, ..)| metrics.start());
-            let Ok(response) = response.await;
+            // The request keeps the connection its first statement takes for the rest.
+            let Ok(response) = crate::store::held::scope(response).await;
             drop(in_flight);
             if let Some((metrics, method, route, started)) = &measuring {
                 metrics.record(Sample {

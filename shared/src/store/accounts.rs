@@ -530,7 +530,8 @@ impl<D: Db> UserRepository for SqlStore<D> {
                 .await
                 .map_err(taken);
         };
-        let mut tx = self.begin_write("beginning a registration").await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_write("beginning a registration").await?;
         let created: User = tx.one(&insert, "inserting a user").await.map_err(taken)?;
         let purpose = TokenPurpose::EmailVerification;
         queue_token_mail(&mut tx, created.id, purpose, verification, user.now).await?;
@@ -617,7 +618,8 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         first: &NextRefreshToken,
     ) -> Result<bool, StoreError> {
         let d = D::KIND;
-        let mut tx = self.begin_write("beginning a session").await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_write("beginning a session").await?;
         if tx
             .run(&start_session(d, session), "starting a session")
             .await?
@@ -645,7 +647,8 @@ impl<D: Db> TokenRepository for SqlStore<D> {
         now: OffsetDateTime,
     ) -> Result<Rotation, StoreError> {
         let d = D::KIND;
-        let mut tx = self.begin_write("beginning a rotation").await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_write("beginning a rotation").await?;
         let spent: Option<SpentToken> = tx
             .optional(
                 &spend_refresh(d, presented, now),

@@ -203,7 +203,8 @@ impl<D: Db> AdminRepository for SqlStore<D> {
         now: OffsetDateTime,
     ) -> Result<Result<User, AdminRefusal>, StoreError> {
         let d = D::KIND;
-        let mut tx = self.begin_write("beginning an admin change").await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_write("beginning an admin change").await?;
         let (admins, before) = match lock_target(&mut tx, actor, target).await? {
             Ok(locked) => locked,
             Err(refusal) => return Ok(Err(refusal)),
@@ -249,7 +250,8 @@ impl<D: Db> AdminRepository for SqlStore<D> {
         now: OffsetDateTime,
     ) -> Result<Result<(), AdminRefusal>, StoreError> {
         let d = D::KIND;
-        let mut tx = self.begin_write("beginning a user deletion").await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_write("beginning a user deletion").await?;
         // The user's tasks go first, so this takes the task rows before the user's row, in
         // the order a task's own delete does (its row, then the owner's count): the other
         // order deadlocks with a concurrent task delete on Postgres. A refusal below rolls
@@ -305,7 +307,7 @@ impl<D: Db> AdminRepository for SqlStore<D> {
 /// set the last-admin guard decides against, held until `tx` ends), check that `actor` is
 /// still one of them, and load and lock the target user.
 async fn lock_target<D: Db>(
-    tx: &mut Tx<D>,
+    tx: &mut Tx<'_, D>,
     actor: Option<Uuid>,
     target: Uuid,
 ) -> Result<Result<(Vec<Uuid>, User), AdminRefusal>, StoreError> {

@@ -7,19 +7,25 @@
 //! `#[derive(sqlx::FromRow)]` on the models) is written once, here ([`Db`]). Differences
 //! in statement text are in the [`Dialect`](super::sql::Dialect) tables.
 
-use std::{future::Future, marker::PhantomData, ops::DerefMut};
+use std::{
+    future::Future,
+    marker::PhantomData,
+    ops::{Deref, DerefMut},
+};
 
 use async_trait::async_trait;
 use sqlx::{
-    Database, Encode, Executor, IntoArguments, Pool, Transaction, Type, migrate::Migrate,
-    pool::PoolConnection, query::Query,
+    Connection as _, Database, Encode, Executor, IntoArguments, Pool, Transaction, Type,
+    migrate::Migrate, pool::PoolConnection, query::Query,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
     AdminRepository, MailRepository, PoolStats, SqlxResultExt as _, Store, StoreError,
-    TaskRepository, TokenRepository, UserRepository, migrations,
+    TaskRepository, TokenRepository, UserRepository,
+    held::{self, StoreId},
+    migrations,
     sql::{Param, Sql},
 };
 use crate::config::Backend;
@@ -42,8 +48,8 @@ pub trait Driver: Database<Connection: Migrate> {
     /// reach them; SQLite takes its write lock at once (`BEGIN IMMEDIATE`), so a
     /// read-then-write flow cannot deadlock with another.
     fn begin_writer(
-        pool: &Pool<Self>,
-    ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<Transaction<'_, Self>, sqlx::Error>> + Send;
 
     /// One of this backend's rows as `T` (a row type is decodable only by its own
     /// backend's `FromRow` impls).
@@ -160,6 +166,10 @@ pub struct SqlStore<D: Db> {
     /// slowest writes wait a quarter of a second at eight concurrent creates). Reads keep
     /// the main pool and run beside the writer (WAL).
     pub(super) writer: Pool<D>,
+    /// Set when a request keeps its connection for all its statements ([`held`]): on
+    /// Postgres. Not on SQLite, whose writer connection must go back as soon as a write is
+    /// done.
+    pub(super) holds: Option<StoreId>,
 }
 
 impl<D: Db> Clone for SqlStore<D> {
@@ -167,6 +177,7 @@ impl<D: Db> Clone for SqlStore<D> {
         Self {
             pool: self.pool.clone(),
             writer: self.writer.clone(),
+            holds: self.holds,
         }
     }
 }
@@ -176,14 +187,26 @@ impl<D: Db> SqlStore<D> {
         &self.pool
     }
 
-    /// A pooled connection for writes that need no transaction (from the writer pool).
-    pub(super) async fn conn(&self) -> Result<Conn<D, PoolConnection<D>>, StoreError> {
+    /// A connection for writes (from the writer pool): for statements that need no
+    /// transaction, or to [`begin`](Conn::begin) one on.
+    pub(super) async fn conn(&self) -> Result<Conn<D, Lease<D>>, StoreError> {
         let conn = self
-            .writer
-            .acquire()
+            .lease(&self.writer)
             .await
             .context("acquiring a connection")?;
         Ok(Conn(conn, PhantomData))
+    }
+
+    /// The connection this request holds, or one from `pool` that it will hold.
+    async fn lease(&self, pool: &Pool<D>) -> Result<Lease<D>, sqlx::Error> {
+        let conn = match self.holds.and_then(held::take::<PoolConnection<D>>) {
+            Some(conn) => conn,
+            None => pool.acquire().await?,
+        };
+        Ok(Lease {
+            conn: Some(conn),
+            holds: self.holds,
+        })
     }
 
     /// The rows of a read-only `sql`, on a pooled connection. A connection the server closed
@@ -201,15 +224,13 @@ impl<D: Db> SqlStore<D> {
         let mut retries = self.pool.options().get_max_connections();
         loop {
             let mut conn = self
-                .pool
-                .acquire()
+                .lease(&self.pool)
                 .await
                 .context("acquiring a connection")?;
             match D::fetch_all(&mut conn, sql).await {
                 Err(error) if retries > 0 && super::connection_lost(&error) => {
                     tracing::warn!(%error, doing, "a pooled connection was closed; reading again");
-                    // Gone without a goodbye: the pool opens a new one in its place.
-                    drop(conn.detach());
+                    conn.discard();
                     retries -= 1;
                 }
                 rows => return rows.context(doing),
@@ -234,18 +255,51 @@ impl<D: Db> SqlStore<D> {
     ) -> Result<Option<T>, StoreError> {
         at_most_one(self.read(sql, doing).await?)
     }
+}
 
-    /// A transaction that may read and then write ([`Driver::begin_writer`]).
-    pub(super) async fn begin_write(&self, doing: &'static str) -> Result<Tx<D>, StoreError> {
-        Ok(Conn(
-            D::begin_writer(&self.writer).await.context(doing)?,
-            PhantomData,
-        ))
+/// A pooled connection that goes back, when dropped, to the request that holds it
+/// ([`held`]) if its store holds connections, and to the pool otherwise.
+pub(super) struct Lease<D: Database> {
+    /// Always `Some` until dropped or discarded.
+    conn: Option<PoolConnection<D>>,
+    holds: Option<StoreId>,
+}
+
+impl<D: Database> Lease<D> {
+    /// Drops a connection the server has closed: the pool opens a new one in its place.
+    fn discard(mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
     }
+}
 
-    /// A transaction whose first statement writes (or that needs no lock before it).
-    pub(super) async fn begin(&self, doing: &'static str) -> Result<Tx<D>, StoreError> {
-        Ok(Conn(self.writer.begin().await.context(doing)?, PhantomData))
+impl<D: Database> Deref for Lease<D> {
+    type Target = D::Connection;
+
+    fn deref(&self) -> &D::Connection {
+        match &self.conn {
+            Some(conn) => conn,
+            None => unreachable!("a lease's connection is taken only as it ends"),
+        }
+    }
+}
+
+impl<D: Database> DerefMut for Lease<D> {
+    fn deref_mut(&mut self) -> &mut D::Connection {
+        match &mut self.conn {
+            Some(conn) => conn,
+            None => unreachable!("a lease's connection is taken only as it ends"),
+        }
+    }
+}
+
+impl<D: Database> Drop for Lease<D> {
+    fn drop(&mut self) {
+        if let (Some(store), Some(conn)) = (self.holds, self.conn.take()) {
+            // Back to the pool if the request cannot keep it.
+            drop(held::keep(store, conn));
+        }
     }
 }
 
@@ -255,7 +309,7 @@ impl<D: Db> SqlStore<D> {
 /// ("loading a task").
 pub(super) struct Conn<D: Db, C>(C, PhantomData<D>);
 
-pub(super) type Tx<D> = Conn<D, Transaction<'static, D>>;
+pub(super) type Tx<'c, D> = Conn<D, Transaction<'c, D>>;
 
 impl<D: Db, C: DerefMut<Target = D::Connection> + Send> Conn<D, C> {
     /// The rows of `sql`, decoded.
@@ -307,7 +361,23 @@ fn at_most_one<T>(mut rows: Vec<T>) -> Result<Option<T>, StoreError> {
     Ok(rows.pop())
 }
 
-impl<D: Db> Tx<D> {
+impl<D: Db> Conn<D, Lease<D>> {
+    /// A transaction that may read and then write ([`Driver::begin_writer`]).
+    pub(super) async fn begin_write(
+        &mut self,
+        doing: &'static str,
+    ) -> Result<Tx<'_, D>, StoreError> {
+        let tx = D::begin_writer(&mut self.0).await.context(doing)?;
+        Ok(Conn(tx, PhantomData))
+    }
+
+    /// A transaction whose first statement writes (or that needs no lock before it).
+    pub(super) async fn begin(&mut self, doing: &'static str) -> Result<Tx<'_, D>, StoreError> {
+        Ok(Conn(self.0.begin().await.context(doing)?, PhantomData))
+    }
+}
+
+impl<D: Db> Tx<'_, D> {
     pub(super) async fn commit(self, doing: &'static str) -> Result<(), StoreError> {
         self.0.commit().await.context(doing)
     }

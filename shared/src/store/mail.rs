@@ -389,7 +389,7 @@ pub fn outbox_depth(d: Backend) -> Sql {
 
 /// Within `tx`: takes one mail from `email`'s budget; `false` when it had no room.
 async fn take_budget<D: Db>(
-    tx: &mut Tx<D>,
+    tx: &mut Tx<'_, D>,
     email: &str,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
@@ -400,7 +400,7 @@ async fn take_budget<D: Db>(
 
 /// Within `tx`: replaces the user's token and queues the mail carrying it.
 async fn issue_token_mail<D: Db>(
-    tx: &mut Tx<D>,
+    tx: &mut Tx<'_, D>,
     user: Uuid,
     purpose: TokenPurpose,
     queued: &TokenMail,
@@ -416,7 +416,7 @@ async fn issue_token_mail<D: Db>(
 /// Within `tx`: takes one mail from the recipient's budget and, if it had room, replaces
 /// the user's token and queues the mail carrying it. `false`: over budget, nothing written.
 pub(super) async fn queue_token_mail<D: Db>(
-    tx: &mut Tx<D>,
+    tx: &mut Tx<'_, D>,
     user: Uuid,
     purpose: TokenPurpose,
     queued: &TokenMail,
@@ -441,7 +441,8 @@ impl<D: Db> MailRepository for SqlStore<D> {
         // and within its budget or not: the budget first (unknown addresses are throttled
         // like known ones), then the token, written only for an enabled account within its
         // budget, and the mail, written only if the token was.
-        let mut tx = self
+        let mut conn = self.conn().await?;
+        let mut tx = conn
             .begin_write("beginning a password reset request")
             .await?;
         let allowed = take_budget(&mut tx, &queued.mail.recipient, now).await?;
@@ -459,7 +460,8 @@ impl<D: Db> MailRepository for SqlStore<D> {
         queued: &TokenMail,
         now: OffsetDateTime,
     ) -> Result<Option<bool>, StoreError> {
-        let mut tx = self
+        let mut conn = self.conn().await?;
+        let mut tx = conn
             .begin_write("beginning an email verification request")
             .await?;
         let unverified: Option<(Uuid,)> = tx
@@ -485,7 +487,8 @@ impl<D: Db> MailRepository for SqlStore<D> {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let d = D::KIND;
-        let mut tx = self.begin_write("beginning a password reset").await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_write("beginning a password reset").await?;
         let spent: Option<(Uuid,)> = tx
             .optional(
                 &spend_token(d, TokenPurpose::PasswordReset, token, now),
@@ -514,7 +517,8 @@ impl<D: Db> MailRepository for SqlStore<D> {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let d = D::KIND;
-        let mut tx = self.begin_write("beginning an email verification").await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_write("beginning an email verification").await?;
         let spent: Option<(Uuid,)> = tx
             .optional(
                 &spend_token(d, TokenPurpose::EmailVerification, token, now),

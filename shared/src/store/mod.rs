@@ -30,6 +30,7 @@ use crate::{
 pub mod accounts;
 pub mod admin;
 pub mod db;
+pub mod held;
 pub mod mail;
 pub mod migrations;
 pub mod sql;

@@ -6,14 +6,15 @@ use std::str::FromStr as _;
 
 use secrecy::ExposeSecret as _;
 use sqlx::{
-    Pool, Postgres, Transaction,
-    postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult, PgRow},
+    Connection as _, Postgres, Transaction,
+    postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult, PgRow},
 };
 use time::OffsetDateTime;
 
 use super::{
     SqlxResultExt as _, StoreError,
     db::{Driver, Record, SqlStore},
+    held::StoreId,
     migrations::{self, MigrationReport},
 };
 use crate::config::{Backend, DbConfig};
@@ -52,6 +53,7 @@ impl SqlStore<Postgres> {
         Ok(Self {
             writer: pool.clone(),
             pool,
+            holds: Some(StoreId::next()),
         })
     }
 
@@ -104,8 +106,8 @@ impl Driver for Postgres {
     }
 
     // Postgres locks rows as statements reach them (`FOR UPDATE` where a flow reads first).
-    async fn begin_writer(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
-        pool.begin().await
+    async fn begin_writer(conn: &mut PgConnection) -> Result<Transaction<'_, Self>, sqlx::Error> {
+        conn.begin().await
     }
 
     fn decode<T: Record>(row: &PgRow) -> Result<T, sqlx::Error> {

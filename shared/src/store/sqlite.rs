@@ -8,10 +8,10 @@ use std::{str::FromStr as _, time::Duration};
 
 use secrecy::ExposeSecret as _;
 use sqlx::{
-    Pool, Sqlite, Transaction,
+    Connection as _, Sqlite, Transaction,
     sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
-        SqliteSynchronous,
+        SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+        SqliteQueryResult, SqliteRow, SqliteSynchronous,
     },
 };
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
@@ -74,6 +74,7 @@ impl SqlStore<Sqlite> {
             pool: pool(config.max_connections),
             // Writers queue for the one connection in order (`SqlStore::writer`).
             writer: pool(1),
+            holds: None,
         })
     }
 }
@@ -94,8 +95,10 @@ impl Driver for Sqlite {
     /// Holds the write lock from the first statement: SQLite has no row locks, and a
     /// deferred transaction that reads and then writes could deadlock with another (the
     /// busy timeout queues writers instead).
-    async fn begin_writer(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
-        pool.begin_with("BEGIN IMMEDIATE").await
+    async fn begin_writer(
+        conn: &mut SqliteConnection,
+    ) -> Result<Transaction<'_, Self>, sqlx::Error> {
+        conn.begin_with("BEGIN IMMEDIATE").await
     }
 
     fn decode<T: Record>(row: &SqliteRow) -> Result<T, sqlx::Error> {

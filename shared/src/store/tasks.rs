@@ -336,7 +336,8 @@ impl<D: Db> TaskRepository for SqlStore<D> {
                 .await?;
             return inserted.map_or_else(refused, |created| Ok(Ok(Created::New(created))));
         };
-        let mut tx = self.begin("beginning a task insert").await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin("beginning a task insert").await?;
         // Writes first, so SQLite takes its write lock at the start.
         let expired = delete_expired_keys(d, task.owner_id, task.now);
         tx.run(&expired, "clearing expired idempotency keys")
