@@ -11,6 +11,10 @@
 //! the pool. Only the Postgres store holds connections: SQLite's are files in this process,
 //! and its writes queue for one writer connection that must not be held by a request.
 //!
+//! A transaction that fails is rolled back on its connection with the request's next
+//! statement, or when the request gives the connection back: a handler that, after a store
+//! error, waits for anything else calls [`release`] first, so no row stays locked meanwhile.
+//!
 //! A request's statements run one after another: two at once (a `join!`) would take a second
 //! connection for the second, and with a pool of one wait for it until the acquire timeout.
 
@@ -37,23 +41,30 @@ struct Held {
     conn: Box<dyn Any + Send>,
 }
 
+#[derive(Default)]
+struct Slot {
+    held: Option<Held>,
+    /// A statement failed in a way that may have broken its connection.
+    doubted: bool,
+}
+
 tokio::task_local! {
-    static SLOT: RefCell<Option<Held>>;
+    static SLOT: RefCell<Slot>;
 }
 
 /// Runs `request` with a slot for one held connection, given back when it ends.
 pub async fn scope<F: Future>(request: F) -> F::Output {
-    SLOT.scope(RefCell::new(None), request).await
+    SLOT.scope(RefCell::default(), request).await
 }
 
 /// The connection this request holds for `store`, if any.
 pub(super) fn take<C: Send + 'static>(store: StoreId) -> Option<C> {
     SLOT.try_with(|slot| {
         let mut slot = slot.borrow_mut();
-        match slot.take() {
+        match slot.held.take() {
             Some(held) if held.store == store => held.conn.downcast::<C>().ok().map(|c| *c),
             other => {
-                *slot = other;
+                slot.held = other;
                 None
             }
         }
@@ -62,27 +73,35 @@ pub(super) fn take<C: Send + 'static>(store: StoreId) -> Option<C> {
     .flatten()
 }
 
-/// Keeps `conn` for the rest of the request. Outside a request, or when the slot already
-/// holds one, `conn` is handed back to go to the pool.
+/// Keeps `conn` for the rest of the request. Outside a request, when the slot already
+/// holds one, or when its last statement failed in a way that may have broken it ([`doubt`]),
+/// `conn` is handed back to go to the pool.
 pub(super) fn keep<C: Send + 'static>(store: StoreId, conn: C) -> Option<C> {
     let mut conn = Some(conn);
     let _ = SLOT.try_with(|slot| {
         let mut slot = slot.borrow_mut();
-        if slot.is_none() {
-            *slot = conn.take().map(|conn| Held {
-                store,
-                conn: Box::new(conn),
-            });
+        if std::mem::take(&mut slot.doubted) || slot.held.is_some() {
+            return;
         }
+        slot.held = conn.take().map(|conn| Held {
+            store,
+            conn: Box::new(conn),
+        });
     });
     conn
+}
+
+/// Says that the connection in use failed in a way that may have broken it, so that it is
+/// not kept ([`keep`]).
+pub(super) fn doubt() {
+    let _ = SLOT.try_with(|slot| slot.borrow_mut().doubted = true);
 }
 
 /// Gives the connection this request holds back to its pool: call before waiting on
 /// anything but the database.
 pub fn release() {
     let held = SLOT
-        .try_with(|slot| slot.borrow_mut().take())
+        .try_with(|slot| slot.borrow_mut().held.take())
         .ok()
         .flatten();
     drop(held);
@@ -109,6 +128,11 @@ mod tests {
             assert_eq!(keep(a, 3_u8), None);
             release();
             assert_eq!(take::<u8>(a), None);
+            // A connection in doubt goes back; the next one is kept again.
+            doubt();
+            assert_eq!(keep(a, 4_u8), Some(4));
+            assert_eq!(keep(a, 5_u8), None);
+            assert_eq!(take::<u8>(a), Some(5));
         })
         .await;
     }
@@ -169,6 +193,31 @@ mod tests {
             assert!(idle_soon(1).await, "held while hashing");
             let (after,): (i32,) = store.read_one(&pid, "after hashing").await.unwrap();
             assert_eq!(after, first);
+            // A connection that breaks under a statement is not kept: the request's next
+            // statement (a write, never retried) runs on a new one.
+            let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+                .await
+                .unwrap();
+            sqlx::query("SELECT pg_terminate_backend($1)")
+                .bind(after)
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let broken = store
+                .conn()
+                .await
+                .unwrap()
+                .run(&pid, "on a killed connection")
+                .await;
+            assert!(broken.is_err());
+            let (fresh,): (i32,) = store
+                .conn()
+                .await
+                .unwrap()
+                .one(&pid, "on a new one")
+                .await
+                .unwrap();
+            assert_ne!(fresh, after);
         })
         .await;
         assert!(idle_soon(1).await, "not given back when the request ended");

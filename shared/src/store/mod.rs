@@ -166,7 +166,19 @@ pub trait SqlxResultExt<T> {
 
 impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
     fn context(self, what: &'static str) -> Result<T, StoreError> {
-        self.map_err(|e| StoreError::from_sqlx(what, e))
+        self.map_err(|e| {
+            // A connection that may be broken is not kept for the request's next statement:
+            // it goes back to the pool, which checks it.
+            if connection_lost(&e)
+                || matches!(
+                    e,
+                    sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
+                )
+            {
+                held::doubt();
+            }
+            StoreError::from_sqlx(what, e)
+        })
     }
 }
 
