@@ -22,6 +22,7 @@ pub mod serve;
 
 /// All routes of the API, without the middleware stack.
 pub fn routes(state: AppState) -> Router {
+    metrics::export(&state);
     Router::new()
         .merge(health::router(state.clone()))
         .merge(auth::router(state.clone()))
@@ -35,6 +36,7 @@ pub fn routes(state: AppState) -> Router {
 /// status counts and pool sizes are for the operator's scraper, not for anyone who can
 /// reach the API.
 pub fn metrics_app(state: AppState) -> Router {
+    metrics::export(&state);
     let stack_config = StackConfig::new(&state);
     let routes = Router::new()
         .route("/metrics", get(metrics))
@@ -70,6 +72,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        metrics::in_order(&state.metrics.render_prometheus()),
+        metrics::in_order(&state.metrics.render().unwrap_or_default()),
     )
 }

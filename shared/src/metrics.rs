@@ -4,9 +4,9 @@
 //!
 //! Every measurement goes through the [`metrics`] facade to whatever recorder the process
 //! installs (`metrics::set_global_recorder`: OTLP, StatsD, Datadog, …; without one that
-//! costs next to nothing; [`describe`] gives it the help texts), and to this app's own sink:
-//! - the local server's is a `metrics-exporter-prometheus` recorder of its own per
-//!   [`Metrics`], so two apps in one process never mix; `/metrics` renders it;
+//! costs next to nothing; [`describe`] gives it the help texts), and to this app's own:
+//! - the local server gives each app an [`Exporter`] of its own (`metrics-exporter-prometheus`,
+//!   in `local-server`), so two apps in one process never mix; `/metrics` renders it;
 //! - a Lambda instance has no endpoint to scrape, so it writes each request as one
 //!   CloudWatch Embedded Metric Format (EMF) line on stdout, which CloudWatch Logs turns
 //!   into the same measurements.
@@ -16,12 +16,15 @@
 
 use std::{
     io::Write as _,
-    sync::atomic::{AtomicI64, Ordering},
+    sync::{
+        OnceLock,
+        atomic::{AtomicI64, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use http::Method;
-use metrics::{counter, gauge, histogram};
+use metrics::{Recorder, counter, gauge, histogram};
 use serde_json::{Value, json};
 
 use crate::store::PoolStats;
@@ -74,24 +77,29 @@ pub fn describe() {
     }
 }
 
-/// Where measurements go, besides the facade's recorder.
-enum Sink {
-    /// Aggregated by this app's Prometheus recorder, rendered on demand.
-    #[cfg(feature = "prometheus")]
-    Prometheus(Box<Prometheus>),
-    /// One EMF line per request on stdout.
-    Emf { namespace: String, function: String },
-    /// Nowhere else: a local server built without the `prometheus` feature.
-    #[cfg_attr(feature = "prometheus", allow(dead_code))]
-    FacadeOnly,
+/// A recorder of one app's own, which it can also show: the local server's `/metrics`.
+pub trait Exporter: Send + Sync {
+    /// Where the app's measurements go, besides the facade's recorder.
+    fn recorder(&self) -> &dyn Recorder;
+    /// Told after each request is recorded.
+    fn recorded(&self) {}
+    /// Everything recorded so far, as text.
+    fn render(&self) -> String;
 }
 
-type PoolProbe = Box<dyn Fn() -> PoolStats + Send + Sync>;
+/// Where a Lambda function's EMF lines say they come from.
+struct Emf {
+    namespace: String,
+    function: String,
+}
 
 /// The measurements of one app.
 pub struct Metrics {
-    sink: Sink,
-    pool: PoolProbe,
+    /// One EMF line per request on stdout, under Lambda.
+    emf: Option<Emf>,
+    /// The app's own recorder, once given ([`export_to`](Self::export_to)).
+    own: OnceLock<Box<dyn Exporter>>,
+    pool: Box<dyn Fn() -> PoolStats + Send + Sync>,
     /// Requests in flight and the outbox depth as last counted, for the EMF lines.
     in_flight: AtomicI64,
     outbox_depth: AtomicI64,
@@ -113,14 +121,16 @@ pub struct Sample<'a> {
 }
 
 impl Metrics {
-    /// Measurements for `/metrics` (the local server and container). Built without the
-    /// `prometheus` feature, they only feed the facade.
-    pub fn prometheus(pool: impl Fn() -> PoolStats + Send + Sync + 'static) -> Self {
-        #[cfg(feature = "prometheus")]
-        let sink = Sink::Prometheus(Box::default());
-        #[cfg(not(feature = "prometheus"))]
-        let sink = Sink::FacadeOnly;
-        Self::with_sink(sink, Box::new(pool))
+    /// Measurements for the facade's recorder, and for an app's own once it is given one
+    /// ([`export_to`](Self::export_to)): the local server and container.
+    pub fn new(pool: impl Fn() -> PoolStats + Send + Sync + 'static) -> Self {
+        Self {
+            emf: None,
+            own: OnceLock::new(),
+            pool: Box::new(pool),
+            in_flight: AtomicI64::new(0),
+            outbox_depth: AtomicI64::new(0),
+        }
     }
 
     /// Writes one EMF line per request to stdout (Lambda).
@@ -129,19 +139,13 @@ impl Metrics {
         function: impl Into<String>,
         pool: impl Fn() -> PoolStats + Send + Sync + 'static,
     ) -> Self {
-        let sink = Sink::Emf {
+        let emf = Emf {
             namespace: namespace.into(),
             function: function.into(),
         };
-        Self::with_sink(sink, Box::new(pool))
-    }
-
-    fn with_sink(sink: Sink, pool: PoolProbe) -> Self {
         Self {
-            sink,
-            pool,
-            in_flight: AtomicI64::new(0),
-            outbox_depth: AtomicI64::new(0),
+            emf: Some(emf),
+            ..Self::new(pool)
         }
     }
 
@@ -149,10 +153,24 @@ impl Metrics {
     /// this app's own, if it has one.
     fn each(&self, measure: impl Fn()) {
         measure();
-        #[cfg(feature = "prometheus")]
-        if let Sink::Prometheus(own) = &self.sink {
-            metrics::with_local_recorder(&own.recorder, &measure);
+        if let Some(own) = self.own.get() {
+            metrics::with_local_recorder(own.recorder(), &measure);
         }
+    }
+
+    /// Gives this app a recorder of its own, made by `exporter` on the first call (later
+    /// calls keep the first).
+    pub fn export_to(&self, exporter: impl FnOnce() -> Box<dyn Exporter>) {
+        let _ = self.own.get_or_init(exporter);
+    }
+
+    /// What the app's own recorder holds, the pool's gauges brought up to date; `None`
+    /// without one.
+    pub fn render(&self) -> Option<String> {
+        let own = self.own.get()?;
+        let pool = (self.pool)();
+        metrics::with_local_recorder(own.recorder(), || set_pool(pool));
+        Some(own.render())
     }
 
     /// Counts a request as in flight until the guard is dropped (also when the request is
@@ -175,14 +193,15 @@ impl Metrics {
                 .record(sample.latency.as_secs_f64());
             set_pool(pool);
         });
-        match &self.sink {
-            #[cfg(feature = "prometheus")]
-            Sink::Prometheus(own) => own.recorded(),
-            Sink::Emf {
-                namespace,
-                function,
-            } => emit(&self.emf_line(namespace, function, sample, unix_millis())),
-            Sink::FacadeOnly => {}
+        if let Some(own) = self.own.get() {
+            own.recorded();
+        }
+        if let Some(Emf {
+            namespace,
+            function,
+        }) = &self.emf
+        {
+            emit(&self.emf_line(namespace, function, sample, unix_millis()));
         }
     }
 
@@ -205,10 +224,10 @@ impl Metrics {
                 gauge!(names::OUTBOX_DEPTH.0).set(depth as f64);
             }
         });
-        if let Sink::Emf {
+        if let Some(Emf {
             namespace,
             function,
-        } = &self.sink
+        }) = &self.emf
         {
             emit(&emf_document(
                 namespace,
@@ -227,18 +246,6 @@ impl Metrics {
                 }),
             ));
         }
-    }
-
-    /// Everything recorded so far as Prometheus text (format 0.0.4), as the exporter renders
-    /// it: families and series in no particular order (`/metrics` sorts them).
-    #[cfg(feature = "prometheus")]
-    pub fn render_prometheus(&self) -> String {
-        let Sink::Prometheus(own) = &self.sink else {
-            return String::new();
-        };
-        let pool = (self.pool)();
-        metrics::with_local_recorder(&own.recorder, || set_pool(pool));
-        own.handle.render()
     }
 
     /// A request's EMF document: its dimensions (two sets) and values.
@@ -334,56 +341,6 @@ fn unix_millis() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The local server's sink: `metrics-exporter-prometheus`'s recorder, one per [`Metrics`].
-#[cfg(feature = "prometheus")]
-struct Prometheus {
-    recorder: metrics_exporter_prometheus::PrometheusRecorder,
-    handle: metrics_exporter_prometheus::PrometheusHandle,
-    since_fold: std::sync::atomic::AtomicU32,
-}
-
-/// Histogram samples wait in the recorder until folded into their buckets (at a scrape, or
-/// here every this many requests), so an unscraped server holds at most this many.
-#[cfg(feature = "prometheus")]
-const FOLD_EVERY: u32 = 1024;
-
-#[cfg(feature = "prometheus")]
-impl Default for Prometheus {
-    fn default() -> Self {
-        #[allow(clippy::expect_used)] // a fixed, non-empty list of bounds
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .set_buckets(&LATENCY_BUCKETS)
-            .expect("BUG: the latency buckets were refused")
-            .build_recorder();
-        // The series without labels are listed from the start, at zero.
-        metrics::with_local_recorder(&recorder, || {
-            for (name, _) in [names::IN_FLIGHT, names::OUTBOX_DEPTH] {
-                let _ = gauge!(name);
-            }
-            for (name, _) in [names::MAIL_SENT, names::MAIL_FAILED] {
-                let _ = counter!(name);
-            }
-        });
-        let handle = recorder.handle();
-        Self {
-            recorder,
-            handle,
-            since_fold: Default::default(),
-        }
-    }
-}
-
-#[cfg(feature = "prometheus")]
-impl Prometheus {
-    /// Counts a recorded request; folds the histograms every [`FOLD_EVERY`].
-    fn recorded(&self) {
-        if self.since_fold.fetch_add(1, Ordering::Relaxed) + 1 >= FOLD_EVERY {
-            self.since_fold.store(0, Ordering::Relaxed);
-            self.handle.run_upkeep();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,114 +356,6 @@ mod tests {
             status,
             latency: Duration::from_millis(ms),
         }
-    }
-
-    #[test]
-    fn counts_are_kept_per_method_route_and_status() {
-        let metrics = Metrics::prometheus(pool);
-        let get = Method::GET;
-        metrics.record(sample(&get, "/v1/tasks/{id}", 200, 2));
-        metrics.record(sample(&get, "/v1/tasks/{id}", 200, 2));
-        metrics.record(sample(&get, "/v1/tasks/{id}", 404, 2));
-        metrics.record(sample(&Method::DELETE, "/v1/tasks/{id}", 204, 2));
-        let text = metrics.render_prometheus();
-        for line in [
-            r#"http_requests_total{method="GET",route="/v1/tasks/{id}",status="200"} 2"#,
-            r#"http_requests_total{method="GET",route="/v1/tasks/{id}",status="404"} 1"#,
-            r#"http_requests_total{method="DELETE",route="/v1/tasks/{id}",status="204"} 1"#,
-            "db_pool_size 3",
-            "db_pool_idle 2",
-            "http_requests_in_flight 0",
-        ] {
-            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
-        }
-    }
-
-    #[test]
-    fn histogram_buckets_are_cumulative_and_end_in_the_count() {
-        let metrics = Metrics::prometheus(pool);
-        let get = Method::GET;
-        for ms in [0, 3, 3, 40, 20_000] {
-            metrics.record(sample(&get, "/health", 200, ms));
-        }
-        let text = metrics.render_prometheus();
-        let bucket = |le: &str| {
-            let prefix = format!(
-                r#"http_request_duration_seconds_bucket{{method="GET",route="/health",le="{le}"}} "#
-            );
-            text.lines()
-                .find_map(|l| l.strip_prefix(prefix.as_str()))
-                .unwrap_or_else(|| panic!("no bucket {le} in\n{text}"))
-                .to_owned()
-        };
-        assert_eq!(bucket("0.001"), "1");
-        assert_eq!(bucket("0.005"), "3");
-        assert_eq!(bucket("0.05"), "4");
-        assert_eq!(bucket("10"), "4");
-        assert_eq!(bucket("+Inf"), "5");
-        assert!(
-            text.contains(r#"http_request_duration_seconds_count{method="GET",route="/health"} 5"#)
-        );
-        let sum: f64 = text
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(
-                    r#"http_request_duration_seconds_sum{method="GET",route="/health"} "#,
-                )
-            })
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!((sum - 20.046).abs() < 1e-9, "{sum}");
-    }
-
-    #[test]
-    fn no_sample_is_lost_when_the_histograms_are_folded_between_scrapes() {
-        let metrics = Metrics::prometheus(pool);
-        // Three times the fold interval, and a bit: the folds and the scrape both count.
-        for n in 0..3_100_u64 {
-            metrics.record(sample(&Method::GET, "/health", 200, n % 2 * 30));
-        }
-        let text = metrics.render_prometheus();
-        for line in [
-            r#"http_request_duration_seconds_count{method="GET",route="/health"} 3100"#,
-            r#"http_request_duration_seconds_bucket{method="GET",route="/health",le="0.001"} 1550"#,
-            r#"http_request_duration_seconds_bucket{method="GET",route="/health",le="0.05"} 3100"#,
-            r#"http_requests_total{method="GET",route="/health",status="200"} 3100"#,
-        ] {
-            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
-        }
-    }
-
-    #[test]
-    fn in_flight_follows_the_guards() {
-        let metrics = Metrics::prometheus(pool);
-        let first = metrics.start();
-        let second = metrics.start();
-        assert!(
-            metrics
-                .render_prometheus()
-                .contains("\nhttp_requests_in_flight 2\n")
-        );
-        drop(first);
-        drop(second);
-        assert!(
-            metrics
-                .render_prometheus()
-                .contains("\nhttp_requests_in_flight 0\n")
-        );
-    }
-
-    #[test]
-    fn unknown_methods_and_odd_routes_cannot_grow_or_break_labels() {
-        let metrics = Metrics::prometheus(pool);
-        let odd = Method::from_bytes(b"BREW").unwrap();
-        metrics.record(sample(&odd, "a\"b\\c", 405, 1));
-        let text = metrics.render_prometheus();
-        assert!(
-            text.contains(r#"http_requests_total{method="OTHER",route="a\"b\\c",status="405"} 1"#),
-            "{text}"
-        );
     }
 
     #[test]

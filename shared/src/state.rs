@@ -57,7 +57,8 @@ impl AppState {
         let pool = store.clone();
         let pool = move || pool.pool_stats();
         let metrics = Arc::new(match config.runtime {
-            Runtime::LocalServer => Metrics::prometheus(pool),
+            // `/metrics`'s recorder is the local server's to give (`export_to`).
+            Runtime::LocalServer => Metrics::new(pool),
             Runtime::Lambda => Metrics::emf(
                 config.metrics_namespace.clone(),
                 config
