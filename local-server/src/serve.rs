@@ -55,6 +55,8 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(url = %format!("http://{local}"), "listening");
 
+    // Before anything is measured (the mail retries below count too).
+    crate::metrics::export(&state);
     let store = state.store.clone();
     let limits = ConnectionLimits::of(&state);
     let metrics = metrics_listener(&state).await?;

@@ -78,4 +78,71 @@ async fn health_stays_fast_during_a_login_storm(backend: Backend) {
     }
 }
 
-shared::backend_tests!(health_stays_fast_during_a_login_storm);
+/// Every kind of request at once on a pool of one connection: logins (which give their
+/// connection back before hashing), creates with an idempotency key (a transaction),
+/// conditional updates and lists. A request keeps its connection for all its statements,
+/// so one that wanted a second connection while holding the first would wait for itself
+/// until the acquire timeout and answer 503.
+async fn a_pool_of_one_connection_serves_every_kind_of_request_at_once(backend: Backend) {
+    let app = Arc::new(
+        TestApp::start_with(
+            backend,
+            local_server::routes,
+            &[
+                ("DB_MAX_CONNECTIONS", "1"),
+                ("DB_ACQUIRE_TIMEOUT_MS", "10000"),
+                ("LOGIN_MAX_FAILURES", "1000"),
+            ],
+        )
+        .await,
+    );
+    let created = app
+        .post("/v1/auth/register")
+        .json(json!({"email": "pool@example.com", "password": PASSWORD, "name": "Pool"}))
+        .await;
+    assert_eq!(created.status.as_u16(), 201);
+    let clients: Vec<_> = (0..16)
+        .map(|n| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let login = app
+                    .post("/v1/auth/login")
+                    .json(json!({"email": "pool@example.com", "password": PASSWORD}))
+                    .await;
+                assert_eq!(login.status.as_u16(), 200, "{:?}", login.body);
+                let token = login.json()["access_token"].as_str().unwrap().to_owned();
+                let task = app
+                    .post("/v1/tasks")
+                    .bearer(&token)
+                    .headers(&[("idempotency-key", &format!("pool-{n}"))])
+                    .json(json!({"title": format!("task {n}")}))
+                    .await;
+                assert_eq!(task.status.as_u16(), 201, "{:?}", task.body);
+                let task = task.json();
+                let done = app
+                    .patch(&format!("/v1/tasks/{}", task["id"].as_str().unwrap()))
+                    .bearer(&token)
+                    .headers(&[("if-match", &format!("\"{}\"", task["version"]))])
+                    .json(json!({"completed": true}))
+                    .await;
+                assert_eq!(done.status.as_u16(), 200, "{:?}", done.body);
+                let list = app.get("/v1/tasks?limit=100").bearer(&token).await;
+                assert_eq!(list.status.as_u16(), 200, "{:?}", list.body);
+                token
+            })
+        })
+        .collect();
+    let mut token = String::new();
+    for client in clients {
+        token = client.await.unwrap();
+    }
+    let all = app.get("/v1/tasks?limit=100").bearer(&token).await.json();
+    let tasks = all["items"].as_array().unwrap();
+    assert_eq!(tasks.len(), 16);
+    assert!(tasks.iter().all(|t| t["completed"] == true));
+}
+
+shared::backend_tests!(
+    health_stays_fast_during_a_login_storm,
+    a_pool_of_one_connection_serves_every_kind_of_request_at_once
+);
