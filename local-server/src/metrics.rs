@@ -305,6 +305,53 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_scrape_lists_the_unlabelled_series_at_zero_and_mail_moves_them() {
+        let metrics = prometheus();
+        let text = scrape(&metrics);
+        for line in [
+            "http_requests_in_flight 0",
+            "mail_sent_total 0",
+            "mail_failed_total 0",
+            "mail_outbox_depth 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        metrics.record_mail(false, Some(2));
+        metrics.record_mail(true, Some(1));
+        metrics.record_mail(true, None);
+        let text = scrape(&metrics);
+        for line in [
+            "mail_sent_total 2",
+            "mail_failed_total 1",
+            "mail_outbox_depth 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn an_exporter_given_late_starts_from_the_current_gauges() {
+        let metrics = Metrics::new(pool);
+        let busy = metrics.start();
+        metrics.record_mail(false, Some(4));
+        metrics.export_to(|| Box::new(Prometheus::new()));
+        // The first exporter given wins.
+        metrics.export_to(|| unreachable!("a second exporter is never made"));
+        let text = scrape(&metrics);
+        assert!(
+            text.lines().any(|l| l == "http_requests_in_flight 1"),
+            "{text}"
+        );
+        assert!(text.lines().any(|l| l == "mail_outbox_depth 4"), "{text}");
+        drop(busy);
+        assert!(
+            scrape(&metrics)
+                .lines()
+                .any(|l| l == "http_requests_in_flight 0")
+        );
+    }
+
+    #[test]
     fn in_flight_follows_the_guards() {
         let metrics = prometheus();
         let first = metrics.start();

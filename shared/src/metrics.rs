@@ -158,10 +158,26 @@ impl Metrics {
         }
     }
 
-    /// Gives this app a recorder of its own, made by `exporter` on the first call (later
-    /// calls keep the first).
+    /// Gives this app a recorder of its own, made by `exporter` on the first call: the first
+    /// one given wins. Give it before the app serves; what was counted before is not in it,
+    /// but the gauges start from their current values.
     pub fn export_to(&self, exporter: impl FnOnce() -> Box<dyn Exporter>) {
-        let _ = self.own.get_or_init(exporter);
+        let mut made = false;
+        let own = self.own.get_or_init(|| {
+            made = true;
+            exporter()
+        });
+        if made {
+            #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+            let (in_flight, depth) = (
+                self.in_flight.load(Ordering::Relaxed) as f64,
+                self.outbox_depth.load(Ordering::Relaxed) as f64,
+            );
+            metrics::with_local_recorder(own.recorder(), || {
+                gauge!(names::IN_FLIGHT.0).set(in_flight);
+                gauge!(names::OUTBOX_DEPTH.0).set(depth);
+            });
+        }
     }
 
     /// What the app's own recorder holds, the pool's gauges brought up to date; `None`
