@@ -55,8 +55,9 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(url = %format!("http://{local}"), "listening");
 
-    // Before anything is measured (the mail retries below count too).
-    crate::metrics::export(&state);
+    // Built first: it gives the app its `/metrics` recorder before anything is measured
+    // (the mail retries below count too).
+    let app = crate::app(state.clone());
     let store = state.store.clone();
     let limits = ConnectionLimits::of(&state);
     let metrics = metrics_listener(&state).await?;
@@ -71,8 +72,7 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
         let app = crate::metrics_app(state.clone());
         tokio::spawn(serve_app(listener, app, limits, stopped()))
     });
-    let mail = tokio::spawn(retry_mail(state.clone(), stopped()));
-    let app = crate::app(state);
+    let mail = tokio::spawn(retry_mail(state, stopped()));
     let api = serve_app(listener, app, limits, stopped());
     let signal = async {
         shutdown_signal().await;

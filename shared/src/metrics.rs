@@ -202,9 +202,9 @@ impl Metrics {
         let status = sample.status.to_string();
         let pool = (self.pool)();
         self.each(|| {
-            let requests = counter!(names::REQUESTS.0,
-                "method" => method, "route" => route.to_owned(), "status" => status.clone());
-            requests.increment(1);
+            counter!(names::REQUESTS.0,
+                "method" => method, "route" => route.to_owned(), "status" => status.clone())
+            .increment(1);
             histogram!(names::DURATION.0, "method" => method, "route" => route.to_owned())
                 .record(sample.latency.as_secs_f64());
             set_pool(pool);

@@ -141,6 +141,16 @@ pub(crate) fn connection_lost(error: &sqlx::Error) -> bool {
     }
 }
 
+/// The connection may be unusable after this error: lost ([`connection_lost`]), or out of
+/// step with the server (TLS, protocol, its worker gone).
+fn connection_in_doubt(error: &sqlx::Error) -> bool {
+    connection_lost(error)
+        || matches!(
+            error,
+            sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
+        )
+}
+
 /// Conflicts with a stable API error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
@@ -167,14 +177,8 @@ pub trait SqlxResultExt<T> {
 impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
     fn context(self, what: &'static str) -> Result<T, StoreError> {
         self.map_err(|e| {
-            // A connection that may be broken is not kept for the request's next statement:
-            // it goes back to the pool, which checks it.
-            if connection_lost(&e)
-                || matches!(
-                    e,
-                    sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
-                )
-            {
+            // Not kept for the request's next statement: back to the pool, which checks it.
+            if connection_in_doubt(&e) {
                 held::doubt();
             }
             StoreError::from_sqlx(what, e)
