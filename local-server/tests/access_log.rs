@@ -1,6 +1,5 @@
-//! The access log, through the real app. Alone in its test binary: `capture_logs` installs
-//! a thread-scoped subscriber, and tests running beside it on other threads could cache the
-//! log call sites as disabled before it exists.
+//! The access log, through the real app, captured with `capture_logs` (which routes each
+//! line to its own capture, so tests running beside it cannot hide a line).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -21,10 +21,12 @@ use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
 pub mod lambda;
+mod logs;
 mod request;
 pub mod smtp;
 pub mod template;
 
+pub use logs::capture_logs;
 pub use request::TestRequest;
 
 use crate::{
@@ -324,38 +326,6 @@ impl TestApp {
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
         send(&self.app, request).await
     }
-}
-
-/// Runs `work` on a current-thread runtime with a subscriber that records every event at
-/// TRACE level, and returns its output with everything that was logged.
-pub fn capture_logs<T>(work: impl std::future::Future<Output = T>) -> (T, String) {
-    use std::sync::Mutex;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("log buffer").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("building a runtime");
-    let output = tracing::subscriber::with_default(subscriber, || runtime.block_on(work));
-    let logs = String::from_utf8_lossy(&buffer.0.lock().expect("log buffer")).into_owned();
-    (output, logs)
 }
 
 /// Creates a user with [`TEST_PASSWORD`] through `state`'s store and signs a token for them.
