@@ -397,7 +397,7 @@ impl<D: Db> Store for SqlStore<D> {
     }
 
     async fn migrate(&self) -> Result<migrations::MigrationReport, StoreError> {
-        migrations::run_on_pool(D::migrator(), &self.pool).await
+        migrations::run_on_pool(&self.pool).await
     }
 
     async fn close(&self) {

@@ -10,11 +10,12 @@
 use std::collections::BTreeMap;
 
 use sqlx::{
-    Database, Pool,
+    Pool,
     migrate::{Migrate, MigrateError, Migrator},
 };
 
-use super::StoreError;
+use super::{StoreError, db::Driver};
+use crate::config::Backend;
 
 /// What one migration run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,10 +59,9 @@ impl std::fmt::Display for MigrationReport {
 /// failing one leaves no trace), and reports what this run applied itself.
 ///
 /// Concurrent runs (instances starting together) apply each migration once. On Postgres
-/// the database's migration lock (an advisory lock) serialises them. SQLite has no such
-/// lock, so there a run whose migration fails because another run applied that same
-/// migration meanwhile (the write lock made it wait, then "table already exists") moves on
-/// to the next one.
+/// the database's migration lock (an advisory lock) serialises them; on SQLite the write
+/// lock of [`run_on_pool`]'s transaction does. Should a migration still fail because another
+/// run applied that same one meanwhile, the run moves on to the next one.
 pub(crate) async fn run<C: Migrate>(
     embedded: &'static Migrator,
     conn: &mut C,
@@ -129,14 +129,13 @@ async fn apply_pending<C: Migrate>(
 }
 
 /// [`run`] on a connection of `pool`.
-pub(crate) async fn run_on_pool<DB>(
-    embedded: &'static Migrator,
-    pool: &Pool<DB>,
-) -> Result<MigrationReport, StoreError>
-where
-    DB: Database,
-    DB::Connection: Migrate,
-{
+///
+/// On SQLite the whole run is one `BEGIN IMMEDIATE` transaction (each migration a savepoint
+/// in it): the write lock, held from the first statement, is what serialises concurrent runs
+/// there, as the advisory lock does on Postgres. Without it, runs read the applied versions
+/// side by side and then raced to apply the same migration. Postgres keeps one transaction
+/// per migration under its lock.
+pub(crate) async fn run_on_pool<D: Driver>(pool: &Pool<D>) -> Result<MigrationReport, StoreError> {
     // Several processes opening one new SQLite file at once collide on switching it to WAL
     // (a connection's first statements), and SQLite answers "database is locked" at once,
     // without its busy handler. Opening again shortly after succeeds: the switch is done.
@@ -151,7 +150,19 @@ where
             Err(err) => return Err(StoreError::from_sqlx("migrating the database", err)),
         }
     };
-    run(embedded, &mut *conn).await
+    match D::KIND {
+        Backend::Postgres => run(D::migrator(), &mut *conn).await,
+        Backend::Sqlite => {
+            let mut tx = D::begin_writer(&mut conn)
+                .await
+                .map_err(|e| StoreError::from_sqlx("locking the database for migrations", e))?;
+            let report = run(D::migrator(), &mut *tx).await?;
+            tx.commit()
+                .await
+                .map_err(|e| StoreError::from_sqlx("committing the migrations", e))?;
+            Ok(report)
+        }
+    }
 }
 
 /// "Busy" or "locked": two connections collided (see [`super::is_contention`]).
