@@ -201,6 +201,8 @@ async fn a_run_without_its_database_fails_the_invocation() {
     let env = [
         // Port 1 is closed.
         ("DATABASE_URL", "postgres://app@127.0.0.1:1/app"),
+        // The run gives up on the database after this long (3 s by default).
+        ("DB_ACQUIRE_TIMEOUT_MS", "300"),
         ("JWT_SECRET", TEST_JWT_SECRET),
         ("PASSWORD_PEPPER", TEST_PEPPER),
         ("SMTP_URL", smtp.as_str()),
