@@ -31,8 +31,31 @@ pub fn function_binary(name: &str) -> PathBuf {
         for f in FUNCTIONS {
             args.extend(["-p".to_owned(), f.to_owned()]);
         }
-        let status = std::process::Command::new(cargo)
-            .args(&args)
+        let mut build = std::process::Command::new(cargo);
+        build.args(&args);
+        // The variables Cargo set for this test process describe this package, not the
+        // build: inherited, they would change the fingerprint of every dependency whose
+        // build script watches them (ring watches CARGO_MANIFEST_DIR), and the next
+        // `cargo test` and this build would rebuild ring, rustls and sqlx for each other.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_BIN_EXE_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ]
+                .contains(&&*name)
+            {
+                build.env_remove(&*name);
+            }
+        }
+        let status = build
             .status()
             .expect("running cargo build for the function binaries");
         assert!(status.success(), "building the function binaries failed");

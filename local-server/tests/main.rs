@@ -1,0 +1,12 @@
+//! The crate's integration tests, one module a file, built as one test binary: linking
+//! is paid once per crate instead of once per file (`autotests = false` in Cargo.toml).
+
+mod access_log;
+mod blackbox;
+mod hostile;
+mod lambda;
+mod observability;
+mod openapi;
+mod slow_clients;
+mod storm;
+mod support;
