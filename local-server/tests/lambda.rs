@@ -298,8 +298,10 @@ async fn a_connection_killed_while_idle_is_replaced_before_a_write_is_sent_on_it
     assert_eq!(first.status, 201, "{}", first.body);
 
     terminate_backends_of(&app_name).await;
-    // Idle long enough to be pinged before use, as after a freeze between invocations.
-    tokio::time::sleep(shared::store::postgres::PING_AFTER_IDLE + Duration::from_millis(200)).await;
+    // Idle long enough to be pinged before use, as after a freeze between invocations. The
+    // function gave its connection back before it posted the answer above, so by the next
+    // invocation it has been idle for longer than this.
+    tokio::time::sleep(shared::store::postgres::PING_AFTER_IDLE).await;
 
     let second = auth
         .call(

@@ -1,7 +1,13 @@
 //! Paths of the workspace's compiled function binaries, for tests that need more than the
 //! binary of their own package. Cargo only rebuilds a package's own binaries for its tests,
-//! so the first call per test process runs `cargo build` for the six functions (a no-op
-//! when they are up to date) — a stale binary would test old code.
+//! so the first call per test process has cargo bring the workspace's test build up to date
+//! (`cargo test --workspace --no-run`) — a stale binary would test old code.
+//!
+//! That build makes the same six binaries the function crates' own tests run, with the same
+//! features, so after `cargo test --workspace` it has nothing to do. (It used to be
+//! `cargo build -p auth …`, which builds `shared` once more for Postgres only: the functions
+//! as Lambda runs them, but 40 s of every cold run and of every change to `shared`. What
+//! ships without SQLite is checked where it is built, on `sam build`'s bootstraps in CI.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,12 +33,11 @@ pub fn function_binary(name: &str) -> PathBuf {
     let mut built = guard.lock().unwrap();
     if !*built {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut args = vec!["build".to_owned()];
-        for f in FUNCTIONS {
-            args.extend(["-p".to_owned(), f.to_owned()]);
-        }
         let mut build = std::process::Command::new(cargo);
-        build.args(&args);
+        build.args(["test", "--workspace", "--no-run", "--quiet"]);
+        if dir.file_name().is_some_and(|profile| profile == "release") {
+            build.arg("--release");
+        }
         // The variables Cargo set for this test process describe this package, not the
         // build: inherited, they would change the fingerprint of every dependency whose
         // build script watches them (ring watches CARGO_MANIFEST_DIR), and the next
@@ -57,7 +62,7 @@ pub fn function_binary(name: &str) -> PathBuf {
         }
         let status = build
             .status()
-            .expect("running cargo build for the function binaries");
+            .expect("running cargo for the function binaries");
         assert!(status.success(), "building the function binaries failed");
         *built = true;
     }
