@@ -11,14 +11,18 @@
 //! change what a capture sees.
 //!
 //! A line belongs to a capture when it is emitted on the capture's thread while the capture
-//! runs, or inside a span that was opened there (so lines from `spawn_blocking` threads or
-//! other workers count too, when the work carries its span along). Lines of no capture are
-//! disabled before anything is formatted.
+//! runs, or inside a span that was opened there, as its current span or its explicit parent
+//! (so lines from `spawn_blocking` threads or other workers count too, when the work carries
+//! its span along). Lines of no capture are dropped before anything is formatted, and while
+//! no capture runs nothing is recorded at all.
 
 use std::{
     cell::RefCell,
     future::Future,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use tracing::{Event, Metadata, Subscriber, span};
@@ -62,12 +66,17 @@ impl std::io::Write for Buffer {
     }
 }
 
+/// How many captures are running, on any thread: with none, nothing is recorded at all.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
 thread_local! {
     /// The capture running on this thread, if any.
     static ACTIVE: RefCell<Option<Buffer>> = const { RefCell::new(None) };
-    /// Where the event being formatted on this thread goes (set by [`Route`] just before
-    /// the `fmt` layer asks [`ToCapture`] for a writer).
-    static TARGET: RefCell<Option<Buffer>> = const { RefCell::new(None) };
+    /// Where the events being formatted on this thread go, innermost last: [`Route`] pushes
+    /// an event's capture before the `fmt` layer formats it, and the `fmt` layer pops it when
+    /// it asks [`ToCapture`] for a writer, after formatting. An event logged while another is
+    /// being formatted (from a field's `Debug`) is pushed and popped in between.
+    static TARGETS: RefCell<Vec<Option<Buffer>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// This thread's capture for as long as it lives.
@@ -76,12 +85,14 @@ struct Active;
 impl Active {
     fn enter(buffer: Buffer) -> Self {
         ACTIVE.with(|a| *a.borrow_mut() = Some(buffer));
+        RUNNING.fetch_add(1, Ordering::SeqCst);
         Self
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
         ACTIVE.with(|a| a.borrow_mut().take());
     }
 }
@@ -112,16 +123,15 @@ struct Owner(Buffer);
 /// Marks each span with its capture, and decides per line whether anyone wants it.
 struct Route;
 
-impl Route {
-    fn owner_of_current<S>(ctx: &Context<'_, S>) -> Option<Buffer>
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        ACTIVE.with(|a| a.borrow().clone()).or_else(|| {
-            ctx.lookup_current()
-                .and_then(|span| span.extensions().get::<Owner>().map(|o| o.0.clone()))
-        })
-    }
+/// This thread's capture, or else the one `span` (or its nearest marked ancestor, which
+/// marked it) was opened in.
+fn owner<S>(span: Option<tracing_subscriber::registry::SpanRef<'_, S>>) -> Option<Buffer>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    ACTIVE
+        .with(|a| a.borrow().clone())
+        .or_else(|| span.and_then(|span| span.extensions().get::<Owner>().map(|o| o.0.clone())))
 }
 
 impl<S> Layer<S> for Route
@@ -132,32 +142,32 @@ where
         tracing::subscriber::Interest::sometimes()
     }
 
-    fn enabled(&self, _: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
-        Self::owner_of_current(&ctx).is_some()
+    /// Spans and events are recorded while any capture runs; which capture an event goes to
+    /// (if any) is decided by [`Layer::event_enabled`], which sees its explicit parent.
+    fn enabled(&self, _: &Metadata<'_>, _: Context<'_, S>) -> bool {
+        RUNNING.load(Ordering::SeqCst) > 0
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        owner(ctx.event_span(event)).is_some()
     }
 
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         // The thread's capture, or else the parent's (explicit or contextual).
-        let owner = ACTIVE.with(|a| a.borrow().clone()).or_else(|| {
-            let parent = match attrs.parent() {
-                Some(parent) => ctx.span(parent),
-                None if attrs.is_contextual() => ctx.lookup_current(),
-                None => None,
-            };
-            parent.and_then(|p| p.extensions().get::<Owner>().map(|o| o.0.clone()))
-        });
-        if let Some(owner) = owner {
+        let parent = match attrs.parent() {
+            Some(parent) => ctx.span(parent),
+            None if attrs.is_contextual() => ctx.lookup_current(),
+            None => None,
+        };
+        if let Some(owner) = owner(parent) {
             span.extensions_mut().insert(Owner(owner));
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let owner = ACTIVE.with(|a| a.borrow().clone()).or_else(|| {
-            ctx.event_span(event)
-                .and_then(|span| span.extensions().get::<Owner>().map(|o| o.0.clone()))
-        });
-        TARGET.with(|t| *t.borrow_mut() = owner);
+        let owner = owner(ctx.event_span(event));
+        TARGETS.with(|t| t.borrow_mut().push(owner));
     }
 }
 
@@ -185,8 +195,8 @@ impl<'a> MakeWriter<'a> for ToCapture {
     type Writer = Writer;
 
     fn make_writer(&'a self) -> Writer {
-        TARGET
-            .with(|t| t.borrow().clone())
+        TARGETS
+            .with(|t| t.borrow_mut().pop().flatten())
             .map_or(Writer::Nowhere, Writer::Capture)
     }
 }
@@ -229,6 +239,19 @@ mod tests {
         });
         assert!(logs.contains("probe line what=\"blocking\""), "{logs}");
         assert!(logs.contains("request{id=7}"), "{logs}");
+    }
+
+    /// A line whose explicit parent was opened in the capture belongs to it, wherever it is
+    /// logged.
+    #[test]
+    fn a_line_with_an_explicit_parent_of_the_capture_is_captured() {
+        let ((), logs) = capture_logs(async {
+            let span = tracing::info_span!("job");
+            std::thread::spawn(move || tracing::info!(parent: &span, "explicit parent line"))
+                .join()
+                .unwrap();
+        });
+        assert!(logs.contains("explicit parent line"), "{logs}");
     }
 
     /// Captures running at once on several threads each see their own lines only.
