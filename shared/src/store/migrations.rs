@@ -55,8 +55,9 @@ impl std::fmt::Display for MigrationReport {
     }
 }
 
-/// Applies `embedded`'s pending migrations on `conn`, each in its own transaction (a
-/// failing one leaves no trace), and reports what this run applied itself.
+/// Applies `embedded`'s pending migrations on `conn`, each in its own transaction or, when
+/// `conn` is in one already (SQLite's whole run, see [`run_on_pool`]), savepoint: a failing
+/// one leaves no trace. Reports what this run applied itself.
 ///
 /// Concurrent runs (instances starting together) apply each migration once. On Postgres
 /// the database's migration lock (an advisory lock) serialises them; on SQLite the write
@@ -128,13 +129,17 @@ async fn apply_pending<C: Migrate>(
     Ok((applied, applied_checksums(conn).await?))
 }
 
+/// How long a SQLite run waits for another instance's run to let go of the write lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// [`run`] on a connection of `pool`.
 ///
 /// On SQLite the whole run is one `BEGIN IMMEDIATE` transaction (each migration a savepoint
 /// in it): the write lock, held from the first statement, is what serialises concurrent runs
 /// there, as the advisory lock does on Postgres. Without it, runs read the applied versions
-/// side by side and then raced to apply the same migration. Postgres keeps one transaction
-/// per migration under its lock.
+/// side by side and then raced to apply the same migration. So on SQLite a run is all or
+/// nothing: a failing migration rolls back the ones this run applied before it too, and the
+/// next run applies them again. Postgres keeps one transaction per migration under its lock.
 pub(crate) async fn run_on_pool<D: Driver>(pool: &Pool<D>) -> Result<MigrationReport, StoreError> {
     // Several processes opening one new SQLite file at once collide on switching it to WAL
     // (a connection's first statements), and SQLite answers "database is locked" at once,
@@ -153,9 +158,23 @@ pub(crate) async fn run_on_pool<D: Driver>(pool: &Pool<D>) -> Result<MigrationRe
     match D::KIND {
         Backend::Postgres => run(D::migrator(), &mut *conn).await,
         Backend::Sqlite => {
-            let mut tx = D::begin_writer(&mut conn)
-                .await
-                .map_err(|e| StoreError::from_sqlx("locking the database for migrations", e))?;
+            // Another instance may hold the lock for as long as its whole run takes, longer
+            // than the busy timeout on a large database: wait for it, within a bound.
+            let waiting_since = std::time::Instant::now();
+            let mut tx = loop {
+                match D::begin_writer(&mut conn).await {
+                    Ok(tx) => break tx,
+                    Err(err) if is_locked(&err) && waiting_since.elapsed() < LOCK_WAIT => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    Err(err) => {
+                        return Err(StoreError::from_sqlx(
+                            "locking the database for migrations",
+                            err,
+                        ));
+                    }
+                }
+            };
             let report = run(D::migrator(), &mut *tx).await?;
             tx.commit()
                 .await
