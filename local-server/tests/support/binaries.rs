@@ -4,10 +4,10 @@
 //! (`cargo test --workspace --no-run`) — a stale binary would test old code.
 //!
 //! That build makes the same six binaries the function crates' own tests run, with the same
-//! features, so after `cargo test --workspace` it has nothing to do. (It used to be
-//! `cargo build -p auth …`, which builds `shared` once more for Postgres only: the functions
-//! as Lambda runs them, but 40 s of every cold run and of every change to `shared`. What
-//! ships without SQLite is checked where it is built, on `sam build`'s bootstraps in CI.)
+//! features, so after `cargo test --workspace` it has nothing to do. A build of the functions
+//! alone would compile `shared` once more, for Postgres only (40 s cold, and again after every
+//! change to `shared`); that Lambda binaries carry no SQLite is checked on what ships, the
+//! `sam build` bootstraps, in CI.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
