@@ -164,7 +164,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
     match cli.command.unwrap_or(Command::Serve { no_migrate: false }) {
         Command::Migrate => {
-            let report = state.store.migrate().await.context("applying migrations")?;
+            let report = shared::store::migrate(&state.store, &state.config.db)
+                .await
+                .context("applying migrations")?;
             tracing::info!(database = %state.store.kind(), "{report}");
             state.store.close().await;
             Ok(())
@@ -206,7 +208,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             promote,
         } => {
-            state.store.migrate().await.context("applying migrations")?;
+            shared::store::migrate(&state.store, &state.config.db)
+                .await
+                .context("applying migrations")?;
             let outcome = local_server::bootstrap::create_admin(
                 &state,
                 &email,
@@ -221,7 +225,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { no_migrate } => {
             if !no_migrate {
-                let report = state.store.migrate().await.context("applying migrations")?;
+                let report = shared::store::migrate(&state.store, &state.config.db)
+                    .await
+                    .context("applying migrations")?;
                 tracing::info!(database = %state.store.kind(), "{report}");
             }
             local_server::serve::serve(state, addr).await

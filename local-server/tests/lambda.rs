@@ -223,7 +223,7 @@ async fn a_connection_killed_between_invocations_is_replaced_transparently() {
     }
     let db = LambdaFunction::database().await;
     let app_name = format!("stale{}", uuid::Uuid::new_v4().simple());
-    let url = format!("{}&application_name={app_name}", db.url);
+    let url = shared::testing::with_param(&db.url, "application_name", &app_name);
     let tasks = LambdaFunction::start_on(
         db.clone(),
         &function_binary("tasks"),
@@ -255,11 +255,17 @@ async fn terminate_backends_of(app_name: &str) {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
         .await
         .unwrap();
-    let killed: Vec<(bool,)> = sqlx::query_as(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    // One simple-protocol message (the name is ours: letters and digits), so also through a
+    // proxy.
+    assert!(app_name.chars().all(|c| c.is_ascii_alphanumeric()));
+    let killed = sqlx::Executor::fetch_all(
+        &mut conn,
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = '{app_name}'"
+        )
+        .as_str(),
     )
-    .bind(app_name)
-    .fetch_all(&mut conn)
     .await
     .unwrap();
     assert!(!killed.is_empty(), "the function held a connection to kill");
@@ -275,7 +281,7 @@ async fn a_connection_killed_while_idle_is_replaced_before_a_write_is_sent_on_it
     }
     let db = LambdaFunction::database().await;
     let app_name = format!("idle{}", uuid::Uuid::new_v4().simple());
-    let url = format!("{}&application_name={app_name}", db.url);
+    let url = shared::testing::with_param(&db.url, "application_name", &app_name);
     let auth = LambdaFunction::start_on(
         db.clone(),
         &function_binary("auth"),

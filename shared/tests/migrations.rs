@@ -100,54 +100,10 @@ async fn a_newer_schema_is_left_alone_postgres() {
     a_newer_schema_is_left_alone(Backend::Postgres).await;
 }
 
-/// The database at `version`: only the migrations up to it applied, as an older release
-/// left it.
-async fn migrate_to(backend: Backend, url: &str, version: i64) {
-    let mut migrator = match backend {
-        Backend::Sqlite => sqlx::migrate!("../migrations/sqlite"),
-        Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
-    };
-    let older: Vec<_> = migrator
-        .migrations
-        .iter()
-        .filter(|m| m.version <= version)
-        .cloned()
-        .collect();
-    migrator.migrations = older.into();
-    match backend {
-        Backend::Sqlite => {
-            let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
-            let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
-                .await
-                .unwrap();
-            migrator.run(&pool).await.unwrap();
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(url).await.unwrap();
-            migrator.run(&pool).await.unwrap();
-            pool.close().await;
-        }
-    }
-}
-
 /// Each user's `task_count`, by email.
-async fn task_counts(backend: Backend, url: &str) -> Vec<(String, i64)> {
-    let sql = "SELECT email, task_count FROM users ORDER BY email";
-    match backend {
-        Backend::Sqlite => {
-            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(url)
-                .await
-                .unwrap();
-            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
-        }
-        Backend::Postgres => {
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-                .await
-                .unwrap();
-            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
-        }
-    }
+async fn task_counts(db: &TestDb) -> Vec<(String, i64)> {
+    db.rows("SELECT email, task_count FROM users ORDER BY email")
+        .await
 }
 
 async fn task_counts_are_backfilled_then_kept_by_the_database(backend: Backend) {
@@ -155,7 +111,7 @@ async fn task_counts_are_backfilled_then_kept_by_the_database(backend: Backend) 
         return;
     }
     let db = TestDb::new(backend).await;
-    migrate_to(backend, &db.url, 6).await;
+    db.migrate_to(6).await;
     // An older release's data: three tasks for one user, none for the other.
     db.raw_statement(
         "INSERT INTO users (id, email, name, password_hash, created_at, updated_at) VALUES \
@@ -191,25 +147,25 @@ async fn task_counts_are_backfilled_then_kept_by_the_database(backend: Backend) 
     s.close().await;
     let a = || "a@example.com".to_owned();
     let b = || "b@example.com".to_owned();
-    assert_eq!(task_counts(backend, &db.url).await, [(a(), 3), (b(), 0)]);
+    assert_eq!(task_counts(&db).await, [(a(), 3), (b(), 0)]);
 
     // From then on the database keeps the count, whoever writes.
     let (sqlite, postgres) = tasks_of_a(3);
     db.raw_statement(&sqlite, &postgres).await;
-    assert_eq!(task_counts(backend, &db.url).await, [(a(), 4), (b(), 0)]);
+    assert_eq!(task_counts(&db).await, [(a(), 4), (b(), 0)]);
     db.raw_statement(
         "DELETE FROM tasks WHERE title IN ('t0', 't1')",
         "DELETE FROM tasks WHERE title IN ('t0', 't1')",
     )
     .await;
-    assert_eq!(task_counts(backend, &db.url).await, [(a(), 2), (b(), 0)]);
+    assert_eq!(task_counts(&db).await, [(a(), 2), (b(), 0)]);
     // Deleting the owner takes the tasks with it; the count goes with the row.
     db.raw_statement(
         "DELETE FROM users WHERE email = 'a@example.com'",
         "DELETE FROM users WHERE email = 'a@example.com'",
     )
     .await;
-    assert_eq!(task_counts(backend, &db.url).await, [(b(), 0)]);
+    assert_eq!(task_counts(&db).await, [(b(), 0)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

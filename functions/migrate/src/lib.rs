@@ -196,14 +196,22 @@ pub async fn migrate_database(budget: Duration) -> Outcome {
         Ok(config) => config,
         Err(err) => return Outcome::Failed(format!("configuration: {err}")),
     };
-    let store = match shared::store::postgres::PgStore::connect_lazy(&config.db) {
+    // MIGRATIONS_DATABASE_URL when set: the database itself, not a proxy in front of it.
+    let db = shared::config::DbConfig {
+        max_connections: 1,
+        ..config.db.for_migrations()
+    };
+    let store = match shared::store::postgres::PgStore::connect_lazy(&db) {
         Ok(store) => store,
         Err(err) => return Outcome::Failed(shared::error::chain(&err)),
     };
     // Postgres cancels a statement at the bound, which rolls its migration back; the
     // client-side timeout is only the backstop for a database that does not answer at all.
     let statement_timeout = budget.saturating_sub(Duration::from_secs(5));
-    let run = store.migrate_bounded(statement_timeout, LOCK_TIMEOUT.min(statement_timeout));
+    let run = store.migrate_bounded(shared::store::migrations::Bounds {
+        statement_timeout,
+        lock_timeout: LOCK_TIMEOUT.min(statement_timeout),
+    });
     let outcome = match tokio::time::timeout(budget, run).await {
         Ok(Ok(report)) => Outcome::Migrated(report),
         Ok(Err(err)) => Outcome::Failed(shared::error::chain(&err)),

@@ -1,6 +1,7 @@
 //! The crate's integration tests, one module a file, built as one test binary: linking
 //! is paid once per crate instead of once per file (`autotests = false` in Cargo.toml).
 
+mod connections;
 mod hostile;
 mod lambda;
 mod plans;

@@ -167,7 +167,7 @@ async fn plan(db: &TestDb, backend: Backend, sql: &Sql) -> Vec<String> {
                 &format!("EXPLAIN {}", sql.text),
                 sql.params.clone(),
             );
-            let rows: Vec<(String,)> = sqlx::Postgres::fetch_all(&mut conn, &explain)
+            let rows: Vec<(String,)> = sqlx::Postgres::fetch_all(&mut conn, &explain, false)
                 .await
                 .unwrap();
             rows.into_iter().map(|(line,)| line).collect()
@@ -182,7 +182,9 @@ async fn plan(db: &TestDb, backend: Backend, sql: &Sql) -> Vec<String> {
                 sql.params.clone(),
             );
             let rows: Vec<(i64, i64, i64, String)> =
-                sqlx::Sqlite::fetch_all(&mut conn, &explain).await.unwrap();
+                sqlx::Sqlite::fetch_all(&mut conn, &explain, false)
+                    .await
+                    .unwrap();
             rows.into_iter().map(|(.., detail)| detail).collect()
         }
     }

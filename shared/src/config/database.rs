@@ -18,8 +18,28 @@ pub struct DbConfig {
     pub url: SecretString,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
-    /// `Some(0)` turns prepared-statement caching off (needed behind RDS Proxy to avoid pinning).
+    /// `Some(0)` turns prepared-statement caching off, for a connection proxy that pools by
+    /// transaction (PgBouncer's transaction mode, RDS Proxy): statements are then unnamed,
+    /// each in a transaction ([`crate::store::db::Statements`]).
     pub statement_cache_capacity: Option<usize>,
+    /// `MIGRATIONS_DATABASE_URL`: where migrations run, when not through `url` (a direct
+    /// address of the database behind a proxy, or a role that may change the schema).
+    pub migrations_url: Option<SecretString>,
+}
+
+impl DbConfig {
+    /// The settings migrations run with: `MIGRATIONS_DATABASE_URL` when set, else
+    /// `DATABASE_URL`, with the same pool settings.
+    pub fn for_migrations(&self) -> Self {
+        Self {
+            url: self
+                .migrations_url
+                .clone()
+                .unwrap_or_else(|| self.url.clone()),
+            migrations_url: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// The database behind `DATABASE_URL`: the one name for it everywhere (configuration, the
@@ -57,16 +77,46 @@ pub(super) fn parse_url(runtime: Runtime, get: &impl Lookup) -> Result<SecretStr
         None if runtime == Runtime::LocalServer => DEFAULT_SQLITE_URL.to_owned(),
         None => return Err(ConfigError::new("DATABASE_URL", "is required")),
     };
-    if !(url.starts_with("postgres://")
+    check_scheme("DATABASE_URL", &url)?;
+    Ok(SecretString::from(url))
+}
+
+fn check_scheme(variable: &'static str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("postgres://")
         || url.starts_with("postgresql://")
-        || url.starts_with("sqlite:"))
+        || url.starts_with("sqlite:")
     {
-        return Err(ConfigError::new(
-            "DATABASE_URL",
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            variable,
             "must start with postgres://, postgresql:// or sqlite:",
+        ))
+    }
+}
+
+/// `MIGRATIONS_DATABASE_URL`: optional (empty is unset), and the same kind of database as
+/// `url`. Never echoed either.
+fn parse_migrations_url(
+    url: &SecretString,
+    get: &impl Lookup,
+) -> Result<Option<SecretString>, ConfigError> {
+    use secrecy::ExposeSecret as _;
+    const VAR: &str = "MIGRATIONS_DATABASE_URL";
+    let Some(migrations) = get(VAR)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    check_scheme(VAR, &migrations)?;
+    if Backend::of(&migrations) != Backend::of(url.expose_secret()) {
+        return Err(ConfigError::new(
+            VAR,
+            "must name the same kind of database as DATABASE_URL",
         ));
     }
-    Ok(SecretString::from(url))
+    Ok(Some(SecretString::from(migrations)))
 }
 
 /// The pool's `DB_*` settings for `url`.
@@ -87,7 +137,9 @@ pub(super) fn parse(
             ConfigError::new("DB_STATEMENT_CACHE_CAPACITY", "must be a whole number")
         })?),
     };
+    let migrations_url = parse_migrations_url(&url, get)?;
     Ok(DbConfig {
+        migrations_url,
         url,
         max_connections,
         acquire_timeout: Duration::from_millis(acquire_ms),

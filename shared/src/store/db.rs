@@ -16,7 +16,7 @@ use std::{
 use async_trait::async_trait;
 use sqlx::{
     Connection as _, Database, Encode, Executor, IntoArguments, Pool, Transaction, Type,
-    migrate::Migrate, pool::PoolConnection, query::Query,
+    database::HasStatementCache, migrate::Migrate, pool::PoolConnection, query::Query,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -32,7 +32,7 @@ use crate::config::Backend;
 
 /// What only a backend knows. Implemented once per backend, in `postgres.rs` and
 /// `sqlite.rs`.
-pub trait Driver: Database<Connection: Migrate> {
+pub trait Driver: Database<Connection: Migrate> + HasStatementCache {
     const KIND: Backend;
 
     /// A timestamp as this backend stores it.
@@ -43,6 +43,11 @@ pub trait Driver: Database<Connection: Migrate> {
 
     /// This backend's embedded migrations (`migrations/postgres` or `migrations/sqlite`).
     fn migrator() -> &'static sqlx::migrate::Migrator;
+
+    /// Applies the pending migrations on a connection of `pool` ([`migrations`]).
+    fn migrate(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<migrations::MigrationReport, StoreError>> + Send;
 
     /// Starts a transaction that may read and then write. Postgres locks rows as statements
     /// reach them; SQLite takes its write lock at once (`BEGIN IMMEDIATE`), so a
@@ -59,20 +64,39 @@ pub trait Driver: Database<Connection: Migrate> {
     fn rows_affected(done: &Self::QueryResult) -> u64;
 }
 
+/// How statements go to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statements {
+    /// Named prepared statements, kept per connection (sqlx's statement cache): straight to
+    /// Postgres, and SQLite.
+    Prepared,
+    /// Behind a connection proxy that pools by transaction (PgBouncer's `pool_mode =
+    /// transaction`, RDS Proxy), chosen by `DB_STATEMENT_CACHE_CAPACITY=0`: such a proxy
+    /// hands each transaction whichever server connection is free, so nothing may outlive
+    /// one. Statements are unnamed (a named one would stay on a server connection that
+    /// another client may be given, and collide with its names), and a statement outside
+    /// a transaction runs in one of its own: sqlx parses a statement and runs it in two
+    /// exchanges, and between them the proxy may switch server connections unless a
+    /// transaction is open.
+    Proxied,
+}
+
 /// A backend as the generic store uses it: statements bound, run and decoded. Implemented
 /// once, below, for every [`Driver`]; the bounds sqlx needs are stated there and nowhere
 /// else, so generic code asks only for `D: Db`.
 pub trait Db: Driver {
-    /// Runs `sql` and decodes its rows.
+    /// Runs `sql` and decodes its rows; `named` keeps it prepared on the connection.
     fn fetch_all<'c, T: Record>(
         conn: &'c mut Self::Connection,
         sql: &'c Sql,
+        named: bool,
     ) -> impl Future<Output = Result<Vec<T>, sqlx::Error>> + Send + 'c;
 
     /// Runs `sql`; how many rows it changed.
     fn execute<'c>(
         conn: &'c mut Self::Connection,
         sql: &'c Sql,
+        named: bool,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'c;
 }
 
@@ -93,15 +117,82 @@ where
     fn fetch_all<'c, T: Record>(
         conn: &'c mut Self::Connection,
         sql: &'c Sql,
+        named: bool,
     ) -> impl Future<Output = Result<Vec<T>, sqlx::Error>> + Send + 'c {
         bind::<D>(sql)
+            .persistent(named)
             .try_map(|row: D::Row| D::decode(&row))
             .fetch_all(conn)
     }
 
-    async fn execute<'c>(conn: &'c mut Self::Connection, sql: &'c Sql) -> Result<u64, sqlx::Error> {
-        let done = bind::<D>(sql).execute(conn).await?;
+    async fn execute<'c>(
+        conn: &'c mut Self::Connection,
+        sql: &'c Sql,
+        named: bool,
+    ) -> Result<u64, sqlx::Error> {
+        let done = bind::<D>(sql).persistent(named).execute(conn).await?;
         Ok(D::rows_affected(&done))
+    }
+}
+
+/// How one statement runs on a connection: as [`Statements`] says, and, when
+/// `in_transaction` is false behind a proxy, in a transaction of its own.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Run {
+    statements: Statements,
+    in_transaction: bool,
+}
+
+impl Run {
+    fn named(self) -> bool {
+        self.statements == Statements::Prepared
+    }
+
+    fn own_transaction(self) -> bool {
+        self.statements == Statements::Proxied && !self.in_transaction
+    }
+
+    /// The rows of `sql` on `conn`.
+    async fn fetch_all<D: Db, T: Record>(
+        self,
+        conn: &mut D::Connection,
+        sql: &Sql,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        if !self.own_transaction() {
+            return D::fetch_all(conn, sql, self.named()).await;
+        }
+        let mut tx = conn.begin().await?;
+        let rows = D::fetch_all(&mut tx, sql, false).await;
+        end(tx, rows).await
+    }
+
+    /// Runs `sql` on `conn`; how many rows it changed.
+    async fn execute<D: Db>(self, conn: &mut D::Connection, sql: &Sql) -> Result<u64, sqlx::Error> {
+        if !self.own_transaction() {
+            return D::execute(conn, sql, self.named()).await;
+        }
+        let mut tx = conn.begin().await?;
+        let done = D::execute(&mut tx, sql, false).await;
+        end(tx, done).await
+    }
+}
+
+/// Commits a statement's own transaction, or rolls it back at once when the statement
+/// failed (rather than with the connection's next use), so a proxy's server connection is
+/// not kept by an aborted transaction.
+async fn end<D: Database, R>(
+    tx: Transaction<'_, D>,
+    outcome: Result<R, sqlx::Error>,
+) -> Result<R, sqlx::Error> {
+    match outcome {
+        Ok(done) => {
+            tx.commit().await?;
+            Ok(done)
+        }
+        Err(error) => {
+            let _ = tx.rollback().await;
+            Err(error)
+        }
     }
 }
 
@@ -170,6 +261,7 @@ pub struct SqlStore<D: Db> {
     /// Postgres. Not on SQLite, whose writer connection must go back as soon as a write is
     /// done.
     pub(super) holds: Option<StoreId>,
+    pub(super) statements: Statements,
 }
 
 impl<D: Db> Clone for SqlStore<D> {
@@ -178,6 +270,7 @@ impl<D: Db> Clone for SqlStore<D> {
             pool: self.pool.clone(),
             writer: self.writer.clone(),
             holds: self.holds,
+            statements: self.statements,
         }
     }
 }
@@ -190,18 +283,29 @@ impl<D: Db> SqlStore<D> {
     /// A connection for writes (from the writer pool): for statements that need no
     /// transaction, or to [`begin`](Conn::begin) one on.
     pub(super) async fn conn(&self) -> Result<Conn<D, Lease<D>>, StoreError> {
-        let conn = self
-            .lease(&self.writer)
-            .await
-            .context("acquiring a connection")?;
-        Ok(Conn(conn, PhantomData))
+        let conn = self.lease(&self.writer).await?;
+        Ok(Conn {
+            conn,
+            run: self.run(false),
+            backend: PhantomData,
+        })
+    }
+
+    fn run(&self, in_transaction: bool) -> Run {
+        Run {
+            statements: self.statements,
+            in_transaction,
+        }
     }
 
     /// The connection this request holds, or one from `pool` that it will hold.
-    async fn lease(&self, pool: &Pool<D>) -> Result<Lease<D>, sqlx::Error> {
+    async fn lease(&self, pool: &Pool<D>) -> Result<Lease<D>, StoreError> {
         let conn = match self.holds.and_then(held::take::<PoolConnection<D>>) {
             Some(conn) => conn,
-            None => pool.acquire().await?,
+            None => pool
+                .acquire()
+                .await
+                .map_err(|error| StoreError::from_sqlx(acquiring(pool, &error), error))?,
         };
         Ok(Lease {
             conn: Some(conn),
@@ -223,11 +327,8 @@ impl<D: Db> SqlStore<D> {
         debug_assert!(sql.text.starts_with("SELECT "), "not a read: {}", sql.text);
         let mut retries = self.pool.options().get_max_connections();
         loop {
-            let mut conn = self
-                .lease(&self.pool)
-                .await
-                .context("acquiring a connection")?;
-            match D::fetch_all(&mut conn, sql).await {
+            let mut conn = self.lease(&self.pool).await?;
+            match self.run(false).fetch_all::<D, T>(&mut conn, sql).await {
                 Err(error) if retries > 0 && super::connection_lost(&error) => {
                     tracing::warn!(%error, doing, "a pooled connection was closed; reading again");
                     conn.discard();
@@ -254,6 +355,21 @@ impl<D: Db> SqlStore<D> {
         doing: &'static str,
     ) -> Result<Option<T>, StoreError> {
         at_most_one(self.read(sql, doing).await?)
+    }
+}
+
+/// What an acquire that failed was waiting for, for the log: a pool whose connections were
+/// all in use, or a database that accepted no new connection in time (too many clients,
+/// or unreachable; sqlx retries "too many clients" until the acquire timeout).
+fn acquiring<D: Database>(pool: &Pool<D>, error: &sqlx::Error) -> &'static str {
+    match error {
+        sqlx::Error::PoolTimedOut if pool.size() >= pool.options().get_max_connections() => {
+            "acquiring a connection: every pooled connection was in use"
+        }
+        sqlx::Error::PoolTimedOut => {
+            "acquiring a connection: the database accepted no new connection in time"
+        }
+        _ => "acquiring a connection",
     }
 }
 
@@ -307,7 +423,11 @@ impl<D: Database> Drop for Lease<D> {
 /// ([`SqlStore::conn`]) or a transaction ([`Tx`]), which rolls back if dropped before
 /// [`commit`](Tx::commit). Every method takes `doing`, which names the step in errors
 /// ("loading a task").
-pub(super) struct Conn<D: Db, C>(C, PhantomData<D>);
+pub(super) struct Conn<D: Db, C> {
+    conn: C,
+    run: Run,
+    backend: PhantomData<D>,
+}
 
 pub(super) type Tx<'c, D> = Conn<D, Transaction<'c, D>>;
 
@@ -318,7 +438,10 @@ impl<D: Db, C: DerefMut<Target = D::Connection> + Send> Conn<D, C> {
         sql: &Sql,
         doing: &'static str,
     ) -> Result<Vec<T>, StoreError> {
-        D::fetch_all(&mut self.0, sql).await.context(doing)
+        self.run
+            .fetch_all::<D, T>(&mut self.conn, sql)
+            .await
+            .context(doing)
     }
 
     /// The row of a statement that returns at most one (by key, or a single-row write's
@@ -342,7 +465,10 @@ impl<D: Db, C: DerefMut<Target = D::Connection> + Send> Conn<D, C> {
 
     /// Runs `sql`; how many rows it changed.
     pub(super) async fn run(&mut self, sql: &Sql, doing: &'static str) -> Result<u64, StoreError> {
-        D::execute(&mut self.0, sql).await.context(doing)
+        self.run
+            .execute::<D>(&mut self.conn, sql)
+            .await
+            .context(doing)
     }
 }
 
@@ -367,19 +493,35 @@ impl<D: Db> Conn<D, Lease<D>> {
         &mut self,
         doing: &'static str,
     ) -> Result<Tx<'_, D>, StoreError> {
-        let tx = D::begin_writer(&mut self.0).await.context(doing)?;
-        Ok(Conn(tx, PhantomData))
+        let run = self.run;
+        let tx = D::begin_writer(&mut self.conn).await.context(doing)?;
+        Ok(Conn::within(run, tx))
     }
 
     /// A transaction whose first statement writes (or that needs no lock before it).
     pub(super) async fn begin(&mut self, doing: &'static str) -> Result<Tx<'_, D>, StoreError> {
-        Ok(Conn(self.0.begin().await.context(doing)?, PhantomData))
+        let run = self.run;
+        let tx = self.conn.begin().await.context(doing)?;
+        Ok(Conn::within(run, tx))
+    }
+}
+
+impl<'c, D: Db> Tx<'c, D> {
+    fn within(run: Run, tx: Transaction<'c, D>) -> Self {
+        Conn {
+            conn: tx,
+            run: Run {
+                in_transaction: true,
+                ..run
+            },
+            backend: PhantomData,
+        }
     }
 }
 
 impl<D: Db> Tx<'_, D> {
     pub(super) async fn commit(self, doing: &'static str) -> Result<(), StoreError> {
-        self.0.commit().await.context(doing)
+        self.conn.commit().await.context(doing)
     }
 }
 
@@ -397,7 +539,7 @@ impl<D: Db> Store for SqlStore<D> {
     }
 
     async fn migrate(&self) -> Result<migrations::MigrationReport, StoreError> {
-        migrations::run_on_pool(&self.pool).await
+        D::migrate(&self.pool).await
     }
 
     async fn close(&self) {

@@ -6,6 +6,15 @@
 //! newer release migrated it, and this one is an instance still running or a deploy being
 //! rolled back — is not an error: they are left in place and reported. A migration whose
 //! text changed after it was applied still is an error (sqlx compares checksums).
+//!
+//! On Postgres the run is this module's own ([`postgres`]), so that it works behind a
+//! connection proxy that pools by transaction (PgBouncer, RDS Proxy) as well as straight to
+//! the database: everything it does is inside transactions, one per migration, each under
+//! a transaction-scoped advisory lock. sqlx's runner holds a session lock across them,
+//! which such a proxy cannot keep. The bookkeeping table and the lock key are sqlx's, so
+//! databases it migrated, and runs of it (an older release, `sqlx migrate run`), go on
+//! working beside this one. SQLite keeps sqlx's runner, inside one transaction
+//! ([`sqlite`]).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +24,6 @@ use sqlx::{
 };
 
 use super::{StoreError, db::Driver};
-use crate::config::Backend;
 
 /// What one migration run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,14 +63,11 @@ impl std::fmt::Display for MigrationReport {
     }
 }
 
-/// Applies `embedded`'s pending migrations on `conn`, each in its own transaction or, when
-/// `conn` is in one already (SQLite's whole run, see [`run_on_pool`]), savepoint: a failing
-/// one leaves no trace. Reports what this run applied itself.
-///
-/// Concurrent runs (instances starting together) apply each migration once. On Postgres
-/// the database's migration lock (an advisory lock) serialises them; on SQLite the write
-/// lock of [`run_on_pool`]'s transaction does. Should a migration still fail because another
-/// run applied that same one meanwhile, the run moves on to the next one.
+/// Applies `embedded`'s pending migrations on `conn` with sqlx's runner (SQLite's): each
+/// in a savepoint of [`sqlite`]'s transaction, so a failing one leaves no trace. Reports
+/// what this run applied itself. Concurrent runs (instances starting together) are
+/// serialised by the write lock of that transaction; should a migration still fail because
+/// another run applied that same one meanwhile, the run moves on to the next one.
 pub(crate) async fn run<C: Migrate>(
     embedded: &'static Migrator,
     conn: &mut C,
@@ -73,16 +78,167 @@ pub(crate) async fn run<C: Migrate>(
     let unlocked = conn.unlock().await;
     let (applied, after) = outcome?;
     unlocked?;
-    let known: Vec<i64> = embedded.iter().map(|m| m.version).collect();
-    Ok(MigrationReport {
-        applied,
-        unknown: after
-            .keys()
-            .copied()
-            .filter(|v| !known.contains(v))
-            .collect(),
-        version: after.keys().copied().max(),
-    })
+    Ok(MigrationReport::new(embedded, applied, &after))
+}
+
+impl MigrationReport {
+    /// The report of a run that applied `applied`, leaving `after` in the database.
+    fn new(embedded: &Migrator, applied: Vec<i64>, after: &BTreeMap<i64, Vec<u8>>) -> Self {
+        let known: Vec<i64> = embedded.iter().map(|m| m.version).collect();
+        Self {
+            applied,
+            unknown: after
+                .keys()
+                .copied()
+                .filter(|v| !known.contains(v))
+                .collect(),
+            version: after.keys().copied().max(),
+        }
+    }
+}
+
+/// Server-side bounds on a Postgres run (the `migrate` function's): a statement running
+/// longer than `statement_timeout` is cancelled by Postgres itself (its migration rolled
+/// back), and one waiting longer than `lock_timeout` for a lock (the migration lock
+/// included) gives up rather than queueing every query of the API behind it.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub statement_timeout: std::time::Duration,
+    pub lock_timeout: std::time::Duration,
+}
+
+/// Applies the pending Postgres migrations on a connection of `pool`, one transaction per
+/// migration. Each transaction takes the migration lock (`pg_advisory_xact_lock`, released
+/// as it ends), reads what is applied, checks it against this build, and applies the first
+/// pending migration with its bookkeeping row; so concurrent runs apply each migration
+/// once, and a failing one leaves no trace. Statements are unnamed: nothing outlives a
+/// transaction on the server connection.
+#[cfg(feature = "postgres")]
+pub(crate) async fn postgres(
+    pool: &sqlx::PgPool,
+    embedded: &Migrator,
+    bounds: Option<Bounds>,
+) -> Result<MigrationReport, StoreError> {
+    use sqlx::{Connection as _, Executor as _};
+
+    let failed = |doing| move |e| StoreError::from_sqlx(doing, e);
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(failed("migrating the database"))?;
+    let mut applied = Vec::new();
+    loop {
+        let mut tx = conn
+            .begin()
+            .await
+            .map_err(failed("beginning a migration"))?;
+        if let Some(bounds) = bounds {
+            let ms = |d: std::time::Duration| d.as_millis().max(1);
+            // `SET` takes no bind parameters; the values are integers formatted here.
+            let settings = format!(
+                "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
+                ms(bounds.statement_timeout),
+                ms(bounds.lock_timeout)
+            );
+            // A query without arguments goes as one simple-protocol message.
+            tx.execute(settings.as_str())
+                .await
+                .map_err(failed("bounding the migration"))?;
+        }
+        let (database,): (String,) = sqlx::query_as("SELECT current_database()")
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed("naming the database"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key(&database))
+            .persistent(false)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed("taking the migration lock"))?;
+        tx.execute(MIGRATIONS_TABLE)
+            .await
+            .map_err(failed("creating the migrations table"))?;
+        let rows: Vec<(i64, Vec<u8>, bool)> = sqlx::query_as(
+            "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version",
+        )
+        .persistent(false)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed("listing the applied migrations"))?;
+        if let Some((version, ..)) = rows.iter().find(|(.., success)| !success) {
+            return Err(MigrateError::Dirty(*version).into());
+        }
+        let in_database: BTreeMap<i64, Vec<u8>> = rows
+            .into_iter()
+            .map(|(v, checksum, _)| (v, checksum))
+            .collect();
+        let mut pending = None;
+        for migration in embedded.iter() {
+            if migration.migration_type.is_down_migration() {
+                continue;
+            }
+            match in_database.get(&migration.version) {
+                // Edited after it was applied: the schema is not what this build expects.
+                Some(checksum) if *checksum != *migration.checksum => {
+                    return Err(MigrateError::VersionMismatch(migration.version).into());
+                }
+                Some(_) => {}
+                None if pending.is_none() => pending = Some(migration),
+                None => {}
+            }
+        }
+        let Some(migration) = pending else {
+            tx.commit()
+                .await
+                .map_err(failed("ending the migration run"))?;
+            return Ok(MigrationReport::new(embedded, applied, &in_database));
+        };
+        if migration.no_tx {
+            return Err(StoreError::Unsupported(
+                "a migration outside a transaction (-- no-transaction) is not supported",
+            ));
+        }
+        let started = std::time::Instant::now();
+        tx.execute(&*migration.sql)
+            .await
+            .map_err(|e| MigrateError::ExecuteMigration(e, migration.version))?;
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations \
+             (version, description, success, checksum, execution_time) \
+             VALUES ($1, $2, TRUE, $3, $4)",
+        )
+        .bind(migration.version)
+        .bind(&*migration.description)
+        .bind(&*migration.checksum)
+        .bind(i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX))
+        .persistent(false)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("recording a migration"))?;
+        tx.commit()
+            .await
+            .map_err(failed("committing a migration"))?;
+        applied.push(migration.version);
+    }
+}
+
+/// sqlx's bookkeeping table, as sqlx creates it.
+#[cfg(feature = "postgres")]
+const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations ( \
+    version BIGINT PRIMARY KEY, \
+    description TEXT NOT NULL, \
+    installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), \
+    success BOOLEAN NOT NULL, \
+    checksum BYTEA NOT NULL, \
+    execution_time BIGINT NOT NULL)";
+
+/// The advisory-lock key sqlx's runner takes for `database`, so that its runs and ours
+/// exclude each other.
+#[cfg(feature = "postgres")]
+fn lock_key(database: &str) -> i64 {
+    const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    0x3d32_ad9e * i64::from(CRC.checksum(database.as_bytes()))
 }
 
 /// The lock held: what this run applied, and every applied version with its checksum
@@ -132,15 +288,15 @@ async fn apply_pending<C: Migrate>(
 /// How long a SQLite run waits for another instance's run to let go of the write lock.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// [`run`] on a connection of `pool`.
+/// [`run`] on a connection of `pool`, a SQLite database.
 ///
 /// On SQLite the whole run is one `BEGIN IMMEDIATE` transaction (each migration a savepoint
 /// in it): the write lock, held from the first statement, is what serialises concurrent runs
 /// there, as the advisory lock does on Postgres. Without it, runs read the applied versions
 /// side by side and then raced to apply the same migration. So on SQLite a run is all or
 /// nothing: a failing migration rolls back the ones this run applied before it too, and the
-/// next run applies them again. Postgres keeps one transaction per migration under its lock.
-pub(crate) async fn run_on_pool<D: Driver>(pool: &Pool<D>) -> Result<MigrationReport, StoreError> {
+/// next run applies them again.
+pub(crate) async fn sqlite<D: Driver>(pool: &Pool<D>) -> Result<MigrationReport, StoreError> {
     // Several processes opening one new SQLite file at once collide on switching it to WAL
     // (a connection's first statements), and SQLite answers "database is locked" at once,
     // without its busy handler. Opening again shortly after succeeds: the switch is done.
@@ -155,33 +311,28 @@ pub(crate) async fn run_on_pool<D: Driver>(pool: &Pool<D>) -> Result<MigrationRe
             Err(err) => return Err(StoreError::from_sqlx("migrating the database", err)),
         }
     };
-    match D::KIND {
-        Backend::Postgres => run(D::migrator(), &mut *conn).await,
-        Backend::Sqlite => {
-            // Another instance may hold the lock for as long as its whole run takes, longer
-            // than the busy timeout on a large database: wait for it, within a bound.
-            let waiting_since = std::time::Instant::now();
-            let mut tx = loop {
-                match D::begin_writer(&mut conn).await {
-                    Ok(tx) => break tx,
-                    Err(err) if is_locked(&err) && waiting_since.elapsed() < LOCK_WAIT => {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                    Err(err) => {
-                        return Err(StoreError::from_sqlx(
-                            "locking the database for migrations",
-                            err,
-                        ));
-                    }
-                }
-            };
-            let report = run(D::migrator(), &mut *tx).await?;
-            tx.commit()
-                .await
-                .map_err(|e| StoreError::from_sqlx("committing the migrations", e))?;
-            Ok(report)
+    // Another instance may hold the lock for as long as its whole run takes, longer
+    // than the busy timeout on a large database: wait for it, within a bound.
+    let waiting_since = std::time::Instant::now();
+    let mut tx = loop {
+        match D::begin_writer(&mut conn).await {
+            Ok(tx) => break tx,
+            Err(err) if is_locked(&err) && waiting_since.elapsed() < LOCK_WAIT => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(err) => {
+                return Err(StoreError::from_sqlx(
+                    "locking the database for migrations",
+                    err,
+                ));
+            }
         }
-    }
+    };
+    let report = run(D::migrator(), &mut *tx).await?;
+    tx.commit()
+        .await
+        .map_err(|e| StoreError::from_sqlx("committing the migrations", e))?;
+    Ok(report)
 }
 
 /// "Busy" or "locked": two connections collided (see [`super::is_contention`]).

@@ -84,7 +84,9 @@ impl StoreError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => Self::Unavailable { context, source },
             sqlx::Error::Database(db)
-                if is_contention(db.code().as_deref()) || is_session_end(db.code().as_deref()) =>
+                if is_contention(db.code().as_deref())
+                    || is_session_end(db.code().as_deref())
+                    || is_out_of_connections(db.code().as_deref(), db.message()) =>
             {
                 Self::Unavailable { context, source }
             }
@@ -117,6 +119,26 @@ fn is_contention(code: Option<&str>) -> bool {
             .parse::<i32>()
             .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6)),
         None => false,
+    }
+}
+
+/// No connection to be had: Postgres's limits on connections (SQLSTATE 53300, too many
+/// clients for the server, a database or a role; 53400, another configured limit), or a
+/// connection proxy's refusal. PgBouncer words its own (as protocol errors, 08P01): its
+/// client limit reached, a client that waited longer than `query_wait_timeout` for a server
+/// connection, a server it cannot log in to. A retry shortly after may succeed: 503.
+fn is_out_of_connections(code: Option<&str>, message: &str) -> bool {
+    const PROXY_REFUSALS: [&str; 5] = [
+        "no more connections allowed",
+        "query_wait_timeout",
+        "pgbouncer cannot connect to server",
+        "server login has been failing",
+        "client_login_timeout",
+    ];
+    match code {
+        Some("53300" | "53400") => true,
+        Some("08P01") => PROXY_REFUSALS.iter().any(|m| message.starts_with(m)),
+        _ => false,
     }
 }
 
@@ -188,7 +210,7 @@ impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Credentials, is_contention};
+    use super::{Credentials, is_contention, is_out_of_connections};
     use crate::models::{Role, User, now};
 
     #[test]
@@ -224,6 +246,34 @@ mod tests {
             assert!(!is_contention(Some(code)), "{code}");
         }
         assert!(!is_contention(None));
+    }
+
+    #[test]
+    fn running_out_of_connections_is_retryable_but_a_protocol_bug_is_not() {
+        for (code, message) in [
+            ("53300", "sorry, too many clients already"),
+            ("53300", "too many connections for role \"app\""),
+            ("53400", "configuration limit exceeded"),
+            ("08P01", "no more connections allowed (max_client_conn)"),
+            ("08P01", "query_wait_timeout"),
+            ("08P01", "pgbouncer cannot connect to server"),
+        ] {
+            assert!(
+                is_out_of_connections(Some(code), message),
+                "{code} {message}"
+            );
+        }
+        for (code, message) in [
+            ("08P01", "invalid message format"),
+            ("53200", "out of memory"),
+            ("23505", "query_wait_timeout"),
+        ] {
+            assert!(
+                !is_out_of_connections(Some(code), message),
+                "{code} {message}"
+            );
+        }
+        assert!(!is_out_of_connections(None, "query_wait_timeout"));
     }
 }
 
@@ -462,6 +512,24 @@ pub fn connect_lazy(config: &DbConfig) -> Result<DynStore, StoreError> {
             "this binary was built without SQLite support (Lambda functions use Postgres)",
         )),
     }
+}
+
+/// Applies the pending migrations: on `store` itself, or, when `MIGRATIONS_DATABASE_URL`
+/// names another address ([`DbConfig::for_migrations`]), on a connection of its own there.
+pub async fn migrate(
+    store: &DynStore,
+    config: &DbConfig,
+) -> Result<migrations::MigrationReport, StoreError> {
+    if config.migrations_url.is_none() {
+        return store.migrate().await;
+    }
+    let direct = connect_lazy(&DbConfig {
+        max_connections: 1,
+        ..config.for_migrations()
+    })?;
+    let report = direct.migrate().await;
+    direct.close().await;
+    report
 }
 
 /// An idempotency key claimed by a create.

@@ -12,10 +12,10 @@ use sqlx::{
 use time::OffsetDateTime;
 
 use super::{
-    SqlxResultExt as _, StoreError,
-    db::{Driver, Record, SqlStore},
+    StoreError,
+    db::{Driver, Record, SqlStore, Statements},
     held::StoreId,
-    migrations::{self, MigrationReport},
+    migrations::{self, Bounds, MigrationReport},
 };
 use crate::config::{Backend, DbConfig};
 
@@ -28,11 +28,18 @@ pub const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(
 
 impl SqlStore<Postgres> {
     pub fn connect_lazy(config: &DbConfig) -> Result<Self, StoreError> {
-        let mut options =
-            PgConnectOptions::from_str(config.url.expose_secret()).map_err(StoreError::BadUrl)?;
+        let mut options = PgConnectOptions::from_str(config.url.expose_secret())
+            .map_err(StoreError::BadUrl)?
+            // No column here is a float, and a proxy may refuse a startup parameter it does
+            // not know (PgBouncer does, unless told to ignore it).
+            .extra_float_digits(None);
         if let Some(capacity) = config.statement_cache_capacity {
             options = options.statement_cache_capacity(capacity);
         }
+        let statements = match config.statement_cache_capacity {
+            Some(0) => Statements::Proxied,
+            _ => Statements::Prepared,
+        };
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(0)
@@ -54,41 +61,14 @@ impl SqlStore<Postgres> {
             writer: pool.clone(),
             pool,
             holds: Some(StoreId::next()),
+            statements,
         })
     }
 
     /// [`Store::migrate`](super::Store::migrate) with server-side bounds, for migrating a
-    /// live database on deploy: a statement running longer than `statement_timeout` is
-    /// cancelled by Postgres itself (its migration rolled back), and one waiting longer than
-    /// `lock_timeout` for a lock gives up rather than queueing every query of the API
-    /// behind it.
-    pub async fn migrate_bounded(
-        &self,
-        statement_timeout: std::time::Duration,
-        lock_timeout: std::time::Duration,
-    ) -> Result<MigrationReport, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .context("migrating the database")?;
-        let ms = |d: std::time::Duration| d.as_millis().max(1);
-        // `SET` takes no bind parameters; the values are integers formatted here.
-        let settings = format!(
-            "SET statement_timeout = {}; SET lock_timeout = {}",
-            ms(statement_timeout),
-            ms(lock_timeout)
-        );
-        sqlx::raw_sql(&settings)
-            .execute(&mut *conn)
-            .await
-            .context("bounding the migration")?;
-        let report = migrations::run(&MIGRATOR, &mut *conn).await;
-        // The connection goes back to the pool as it came.
-        let _ = sqlx::raw_sql("RESET statement_timeout; RESET lock_timeout")
-            .execute(&mut *conn)
-            .await;
-        report
+    /// live database on deploy ([`Bounds`]).
+    pub async fn migrate_bounded(&self, bounds: Bounds) -> Result<MigrationReport, StoreError> {
+        migrations::postgres(&self.pool, &MIGRATOR, Some(bounds)).await
     }
 }
 
@@ -103,6 +83,10 @@ impl Driver for Postgres {
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
+    }
+
+    async fn migrate(pool: &sqlx::PgPool) -> Result<MigrationReport, StoreError> {
+        migrations::postgres(pool, &MIGRATOR, None).await
     }
 
     // Postgres locks rows as statements reach them (`FOR UPDATE` where a flow reads first).

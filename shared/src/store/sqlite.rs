@@ -18,7 +18,8 @@ use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::forma
 
 use super::{
     StoreError,
-    db::{Driver, Record, SqlStore},
+    db::{Driver, Record, SqlStore, Statements},
+    migrations,
 };
 use crate::config::{Backend, DbConfig};
 
@@ -75,6 +76,7 @@ impl SqlStore<Sqlite> {
             // Writers queue for the one connection in order (`SqlStore::writer`).
             writer: pool(1),
             holds: None,
+            statements: Statements::Prepared,
         })
     }
 }
@@ -90,6 +92,10 @@ impl Driver for Sqlite {
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
+    }
+
+    async fn migrate(pool: &sqlx::SqlitePool) -> Result<migrations::MigrationReport, StoreError> {
+        migrations::sqlite(pool).await
     }
 
     /// Holds the write lock from the first statement: SQLite has no row locks, and a

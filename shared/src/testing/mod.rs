@@ -3,7 +3,11 @@
 //! real routers with the real stack.
 //!
 //! SQLite tests get a database file in their own temporary directory. Postgres tests get
-//! their own schema in the database named by `TEST_DATABASE_URL`, dropped afterwards. When
+//! their own schema in the database named by `TEST_DATABASE_URL` (chosen by `search_path`
+//! in the connection's startup `options`), dropped afterwards. Where `TEST_DATABASE_URL`
+//! is a connection proxy that cannot pass `options` on (PgBouncer), each test gets a
+//! database of its own through it instead (the proxy must route any database name: a `*`
+//! entry in PgBouncer's `[databases]`). When
 //! that variable is unset the Postgres variant of a test prints why and passes, except under
 //! `CI=true`, where a missing Postgres fails the run.
 //!
@@ -88,6 +92,82 @@ pub struct TestDb {
 enum Cleanup {
     Dir(#[allow(dead_code)] tempfile::TempDir),
     Schema { admin_url: String, schema: String },
+    Database { admin_url: String, name: String },
+}
+
+/// How Postgres tests are kept apart on `TEST_DATABASE_URL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// A schema each, chosen by `search_path` in the startup `options`.
+    Schema,
+    /// A database each: the server at the URL does not pass `options` on (a proxy).
+    Database,
+}
+
+/// Whether a connection to `admin_url` takes a `search_path` from its startup options:
+/// PgBouncer refuses the parameter, or drops it when told to ignore it. Asked once per
+/// test process.
+async fn isolation(admin_url: &str) -> Isolation {
+    static ISOLATION: tokio::sync::OnceCell<Isolation> = tokio::sync::OnceCell::const_new();
+    *ISOLATION
+        .get_or_init(|| async {
+            let probe = with_param(admin_url, "options", "-c search_path=pg_temp");
+            let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&probe).await
+            else {
+                PROXIED.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Isolation::Database;
+            };
+            let row = sqlx::Executor::fetch_one(&mut conn, "SELECT current_setting('search_path')")
+                .await
+                .expect("reading the search path");
+            let path: String = sqlx::Row::get(&row, 0);
+            if path == "pg_temp" {
+                Isolation::Schema
+            } else {
+                PROXIED.store(true, std::sync::atomic::Ordering::Relaxed);
+                Isolation::Database
+            }
+        })
+        .await
+}
+
+/// Set once `TEST_DATABASE_URL` is found to be a proxy ([`Isolation::Database`]).
+static PROXIED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// What the application needs to be told about the test database: behind a proxy that
+/// pools by transaction, `DB_STATEMENT_CACHE_CAPACITY=0` ([`crate::store::db::Statements`]).
+/// Part of [`test_config`]; a function process started by a test gets it too.
+pub fn database_env() -> &'static [(&'static str, &'static str)] {
+    if behind_proxy() {
+        &[("DB_STATEMENT_CACHE_CAPACITY", "0")]
+    } else {
+        &[]
+    }
+}
+
+/// Whether the test database is reached through a proxy (known once a [`TestDb`] was made):
+/// a server connection's identity (`pg_backend_pid()`) is then the proxy's to choose.
+pub fn behind_proxy() -> bool {
+    PROXIED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `url` with the query parameter `name` set to `value` (percent-encoded).
+pub fn with_param(url: &str, name: &str, value: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let value = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
+    format!("{url}{separator}{name}={value}")
+}
+
+/// `url` naming database `name` instead of its own.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
 }
 
 impl TestDb {
@@ -104,24 +184,44 @@ impl TestDb {
             Backend::Postgres => {
                 let admin_url = std::env::var(POSTGRES_URL_VAR)
                     .expect("Backend::available() is checked before creating a Postgres TestDb");
-                let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+                let name = format!("test_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
                     .await
                     .unwrap_or_else(|e| panic!("connecting to {POSTGRES_URL_VAR}: {e}"));
-                sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("creating the test schema");
-                ensure_trigram_extension(&mut conn).await;
-                let separator = if admin_url.contains('?') { '&' } else { '?' };
-                let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
-                Self {
-                    url,
-                    cleanup: Cleanup::Schema { admin_url, schema },
+                match isolation(&admin_url).await {
+                    Isolation::Schema => {
+                        run_admin(&mut conn, &format!("CREATE SCHEMA {name}")).await;
+                        ensure_trigram_extension(&mut conn).await;
+                        let url =
+                            with_param(&admin_url, "options", &format!("-c search_path={name}"));
+                        Self {
+                            url,
+                            cleanup: Cleanup::Schema {
+                                admin_url,
+                                schema: name,
+                            },
+                        }
+                    }
+                    Isolation::Database => {
+                        run_admin(&mut conn, &format!("CREATE DATABASE {name}")).await;
+                        Self {
+                            url: with_database(&admin_url, &name),
+                            cleanup: Cleanup::Database { admin_url, name },
+                        }
+                    }
                 }
             }
         }
     }
+}
+
+/// Runs a statement without parameters on the admin connection, as one simple-protocol
+/// message (which a transaction-pooling proxy passes whole to one server connection).
+async fn run_admin(conn: &mut sqlx::PgConnection, statement: &str) {
+    use sqlx::Executor as _;
+    conn.execute(statement)
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
 }
 
 /// pg_trgm in `public`, once per database, before any test schema migrates: created by
@@ -129,12 +229,10 @@ impl TestDb {
 /// is dropped, and take every other test's trigram index with it. Concurrent test
 /// processes may race to create it; the loser finds it there.
 async fn ensure_trigram_extension(conn: &mut sqlx::PgConnection) {
+    use sqlx::Executor as _;
     let create = "CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public";
-    if sqlx::query(create).execute(&mut *conn).await.is_err() {
-        sqlx::query(create)
-            .execute(&mut *conn)
-            .await
-            .expect("creating the pg_trgm extension for the tests");
+    if conn.execute(create).await.is_err() {
+        run_admin(conn, create).await;
     }
 }
 
@@ -153,6 +251,61 @@ impl TestDb {
         execute_raw(&self.url, &sql).await;
     }
 
+    /// The rows of one hand-written read without parameters, straight from this database
+    /// (unnamed and in a transaction, so also through a proxy).
+    pub async fn rows<T: crate::store::db::Record>(&self, select: &str) -> Vec<T> {
+        async fn on<D: Db, T: crate::store::db::Record>(url: &str, sql: &Sql) -> Vec<T> {
+            use sqlx::Connection as _;
+            let mut conn = <D::Connection as sqlx::Connection>::connect(url)
+                .await
+                .expect("connecting to the test database");
+            let mut tx = conn.begin().await.expect("beginning a read");
+            let rows = D::fetch_all(&mut tx, sql, false).await.expect("reading");
+            tx.commit().await.expect("ending a read");
+            rows
+        }
+        let backend = Backend::of(&self.url);
+        let sql = Sql::raw(backend, select, Vec::new());
+        match backend {
+            Backend::Sqlite => on::<sqlx::Sqlite, T>(&self.url, &sql).await,
+            Backend::Postgres => on::<sqlx::Postgres, T>(&self.url, &sql).await,
+        }
+    }
+
+    /// Applies the migrations up to `version` only, as an older release left the database.
+    pub async fn migrate_to(&self, version: i64) {
+        let config = test_config(&self.url, &[]);
+        let older = |embedded: &sqlx::migrate::Migrator| sqlx::migrate::Migrator {
+            migrations: embedded
+                .iter()
+                .filter(|m| m.version <= version)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+            ..*embedded
+        };
+        match Backend::of(&self.url) {
+            Backend::Sqlite => {
+                let store = crate::store::sqlite::SqliteStore::connect_lazy(&config.db)
+                    .expect("opening the test database");
+                older(<sqlx::Sqlite as crate::store::db::Driver>::migrator())
+                    .run(store.pool())
+                    .await
+                    .expect("migrating to an older version");
+                store.pool().close().await;
+            }
+            Backend::Postgres => {
+                let store = crate::store::postgres::PgStore::connect_lazy(&config.db)
+                    .expect("opening the test database");
+                let embedded = older(<sqlx::Postgres as crate::store::db::Driver>::migrator());
+                crate::store::migrations::postgres(store.pool(), &embedded, None)
+                    .await
+                    .expect("migrating to an older version");
+                store.pool().close().await;
+            }
+        }
+    }
+
     /// Runs one hand-written statement without parameters straight on this database,
     /// bypassing the store: `sqlite` or `postgres` by backend.
     pub async fn raw_statement(&self, sqlite: &str, postgres: &str) {
@@ -166,15 +319,19 @@ impl TestDb {
 }
 
 /// Runs `sql` once, on a connection of its own to `url` (SQLite connections enforce
-/// foreign keys, as the app's do: sqlx's default).
+/// foreign keys, as the app's do: sqlx's default), unnamed and in a transaction, as the
+/// store does behind a proxy.
 async fn execute_raw(url: &str, sql: &Sql) {
     async fn on<D: Db>(url: &str, sql: &Sql) {
+        use sqlx::Connection as _;
         let mut conn = <D::Connection as sqlx::Connection>::connect(url)
             .await
             .expect("connecting to the test database");
-        D::execute(&mut conn, sql)
+        let mut tx = conn.begin().await.expect("beginning a raw statement");
+        D::execute(&mut tx, sql, false)
             .await
             .expect("running a raw statement");
+        tx.commit().await.expect("committing a raw statement");
     }
     match Backend::of(url) {
         Backend::Sqlite => on::<sqlx::Sqlite>(url, sql).await,
@@ -184,26 +341,33 @@ async fn execute_raw(url: &str, sql: &Sql) {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Cleanup::Schema { admin_url, schema } = &self.cleanup {
-            let (admin_url, schema) = (admin_url.clone(), schema.clone());
-            // Drop runs inside the test's runtime; do the async clean-up on a thread of its own.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("building a clean-up runtime");
-                rt.block_on(async {
-                    if let Ok(mut conn) =
-                        <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await
-                    {
-                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                            .execute(&mut conn)
-                            .await;
-                    }
-                });
-            })
-            .join();
-        }
+        let (admin_url, statement) = match &self.cleanup {
+            Cleanup::Dir(_) => return,
+            Cleanup::Schema { admin_url, schema } => (
+                admin_url.clone(),
+                format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+            ),
+            // Connections a proxy keeps to it are ended with it.
+            Cleanup::Database { admin_url, name } => (
+                admin_url.clone(),
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ),
+        };
+        // Drop runs inside the test's runtime; do the async clean-up on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("building a clean-up runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await
+                {
+                    let _ = sqlx::Executor::execute(&mut conn, statement.as_str()).await;
+                }
+            });
+        })
+        .join();
     }
 }
 
@@ -215,6 +379,11 @@ pub fn test_config(database_url: &str, extra: &[(&str, &str)]) -> Config {
         ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
         ("PASSWORD_PEPPER".into(), TEST_PEPPER.into()),
     ];
+    vars.extend(
+        database_env()
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     vars.extend(
         extra
             .iter()
@@ -247,11 +416,19 @@ impl TestApp {
         routes: fn(AppState) -> Router,
         extra: &[(&str, &str)],
     ) -> Self {
-        let db = TestDb::new(backend).await;
+        let db = Arc::new(TestDb::new(backend).await);
         let config = test_config(&db.url, extra);
         let store: DynStore = store::connect_lazy(&config.db).expect("building the store");
         store.migrate().await.expect("migrating the test database");
-        Self::from_parts(config, store, routes, Arc::new(db))
+        Self::from_parts(config, store, routes, db)
+    }
+
+    /// An app on `db` (shared with other apps), migrated.
+    pub async fn start_on(db: Arc<TestDb>, routes: fn(AppState) -> Router) -> Self {
+        let config = test_config(&db.url, &[]);
+        let store: DynStore = store::connect_lazy(&config.db).expect("building the store");
+        store.migrate().await.expect("migrating the test database");
+        Self::from_parts(config, store, routes, db)
     }
 
     /// A second app ("another instance") on the same database.
@@ -311,7 +488,8 @@ impl TestApp {
         create_user(&self.state, email, role).await
     }
 
-    fn from_parts(
+    /// An app over `store` (built by the caller, e.g. as a concrete backend store) on `db`.
+    pub fn from_parts(
         config: Config,
         store: DynStore,
         routes: fn(AppState) -> Router,

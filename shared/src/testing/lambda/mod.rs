@@ -76,6 +76,7 @@ impl LambdaFunction {
             ("PASSWORD_PEPPER", super::TEST_PEPPER),
             ("RUST_LOG", "warn"),
         ];
+        env.extend_from_slice(super::database_env());
         env.extend_from_slice(extra_env);
         let process = FunctionProcess::spawn(binary, &emulator, function_name, &env);
         Self {
