@@ -18,12 +18,13 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{
-    Pool,
-    migrate::{Migrate, MigrateError, Migrator},
-};
+use sqlx::migrate::{MigrateError, Migrator};
+#[cfg(feature = "sqlite")]
+use sqlx::{Pool, migrate::Migrate};
 
-use super::{StoreError, db::Driver};
+use super::StoreError;
+#[cfg(feature = "sqlite")]
+use super::db::Driver;
 
 /// What one migration run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,6 +69,7 @@ impl std::fmt::Display for MigrationReport {
 /// what this run applied itself. Concurrent runs (instances starting together) are
 /// serialised by the write lock of that transaction; should a migration still fail because
 /// another run applied that same one meanwhile, the run moves on to the next one.
+#[cfg(feature = "sqlite")]
 pub(crate) async fn run<C: Migrate>(
     embedded: &'static Migrator,
     conn: &mut C,
@@ -243,6 +245,7 @@ fn lock_key(database: &str) -> i64 {
 
 /// The lock held: what this run applied, and every applied version with its checksum
 /// afterwards.
+#[cfg(feature = "sqlite")]
 async fn apply_pending<C: Migrate>(
     embedded: &'static Migrator,
     conn: &mut C,
@@ -286,6 +289,7 @@ async fn apply_pending<C: Migrate>(
 }
 
 /// How long a SQLite run waits for another instance's run to let go of the write lock.
+#[cfg(feature = "sqlite")]
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// [`run`] on a connection of `pool`, a SQLite database.
@@ -296,6 +300,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 /// side by side and then raced to apply the same migration. So on SQLite a run is all or
 /// nothing: a failing migration rolls back the ones this run applied before it too, and the
 /// next run applies them again.
+#[cfg(feature = "sqlite")]
 pub(crate) async fn sqlite<D: Driver>(pool: &Pool<D>) -> Result<MigrationReport, StoreError> {
     // Several processes opening one new SQLite file at once collide on switching it to WAL
     // (a connection's first statements), and SQLite answers "database is locked" at once,
@@ -336,11 +341,13 @@ pub(crate) async fn sqlite<D: Driver>(pool: &Pool<D>) -> Result<MigrationReport,
 }
 
 /// "Busy" or "locked": two connections collided (see [`super::is_contention`]).
+#[cfg(feature = "sqlite")]
 fn is_locked(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if super::is_contention(db.code().as_deref()))
 }
 
 /// The successfully applied versions and their checksums.
+#[cfg(feature = "sqlite")]
 async fn applied_checksums<C: Migrate>(conn: &mut C) -> Result<BTreeMap<i64, Vec<u8>>, StoreError> {
     Ok(conn
         .list_applied_migrations()
