@@ -200,6 +200,37 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_variable() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
+/// `local-server migrate` applies the migrations to `MIGRATIONS_DATABASE_URL` when it is set,
+/// and leaves `DATABASE_URL` alone.
+#[test]
+fn migrate_goes_to_migrations_database_url_when_it_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = |database_url: &str, migrations_url: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_local-server"));
+        command
+            .env_clear()
+            .env("DATABASE_URL", database_url)
+            .current_dir(dir.path())
+            .arg("migrate");
+        if let Some(url) = migrations_url {
+            command.env("MIGRATIONS_DATABASE_URL", url);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr)
+    };
+    let first = migrate("sqlite://./api.db", Some("sqlite://./owner.db"));
+    assert!(first.contains("applied migrations 1,"), "{first}");
+    assert!(dir.path().join("owner.db").exists());
+    assert!(
+        !dir.path().join("api.db").exists(),
+        "DATABASE_URL was not touched"
+    );
+    let again = migrate("sqlite://./owner.db", None);
+    assert!(again.contains("no pending migration"), "{again}");
+}
+
 fn run_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write as _;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_local-server"))

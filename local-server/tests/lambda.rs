@@ -252,9 +252,7 @@ async fn a_connection_killed_between_invocations_is_replaced_transparently() {
 /// Ends, server side, every connection of the application named `app_name`.
 async fn terminate_backends_of(app_name: &str) {
     let admin_url = std::env::var(shared::testing::POSTGRES_URL_VAR).unwrap();
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .unwrap();
+    let mut conn = shared::testing::pg_connect(&admin_url).await;
     // One simple-protocol message (the name is ours: letters and digits), so also through a
     // proxy.
     assert!(app_name.chars().all(|c| c.is_ascii_alphanumeric()));

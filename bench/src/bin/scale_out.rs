@@ -495,7 +495,7 @@ async fn connections(conn: &mut sqlx::PgConnection) -> i64 {
 async fn connect(url: &str) -> sqlx::PgConnection {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match <sqlx::PgConnection as sqlx::Connection>::connect(url).await {
+        match shared::testing::try_pg_connect(url).await {
             Ok(conn) => return conn,
             Err(error) if Instant::now() < deadline => {
                 eprintln!("connecting to the database: {error}; again");

@@ -172,9 +172,7 @@ impl Function {
 }
 
 async fn connect(db: &TestDb) -> sqlx::PgConnection {
-    <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
-        .await
-        .unwrap()
+    shared::testing::pg_connect(&db.url).await
 }
 
 async fn applied(db: &TestDb) -> Vec<(i64, String)> {
@@ -225,6 +223,31 @@ async fn deployment(refuse: u32) -> Option<(TestDb, ResponseUrl, Function)> {
     let cfn = ResponseUrl::start(refuse).await;
     let function = Function::on(&db).await;
     Some((db, cfn, function))
+}
+
+/// With `MIGRATIONS_DATABASE_URL`, the migrations go there and not to `DATABASE_URL` (here
+/// a closed port: had the function used it, the answer would be FAILED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_go_to_migrations_database_url_when_it_is_set() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let cfn = ResponseUrl::start(0).await;
+    let function = Function::start(&[
+        ("DATABASE_URL", "postgres://api@127.0.0.1:1/unreachable"),
+        ("MIGRATIONS_DATABASE_URL", &db.url),
+        ("JWT_SECRET", TEST_JWT_SECRET),
+        ("PASSWORD_PEPPER", TEST_PEPPER),
+    ])
+    .await;
+    let answer = function
+        .invoke(&request("Create", &cfn.url("m"), "m", None))
+        .await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    let versions = embedded_versions();
+    let applied: Vec<i64> = applied(&db).await.into_iter().map(|(v, _)| v).collect();
+    assert_eq!(applied, versions);
 }
 
 /// [`deployment`] after CloudFormation's `Create`, which succeeded.

@@ -163,3 +163,70 @@ async fn out_of_connections() -> bool {
     }
     true
 }
+
+/// The template's optional RDS Proxy: made only when given a database, the functions then
+/// connect through it with its secret's credentials and the statement cache off, and the
+/// migrations wait until it has its target; `MigrationsDatabaseUrl` reaches the migrate
+/// function. (`cfn-lint` and `sam validate --lint` check the template's syntax and types in
+/// CI; this checks what it means.)
+#[test]
+fn the_template_puts_an_optional_rds_proxy_in_front_with_the_statement_cache_off() {
+    let template = shared::testing::template::template();
+    // Short-form tags read as their plain values: `!If [c, a, b]` is `[c, a, b]`.
+    let branch = |value: &shared::testing::template::Yaml, index: usize| {
+        value[index].as_str().map(str::to_owned).unwrap_or_default()
+    };
+    let env = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let cache = &env["DB_STATEMENT_CACHE_CAPACITY"];
+    assert_eq!(
+        [branch(cache, 0), branch(cache, 1), branch(cache, 2)],
+        ["MakeDbProxy", "0", "DbStatementCacheCapacity"]
+    );
+    let url = &env["DATABASE_URL"];
+    assert_eq!(branch(url, 0), "MakeDbProxy");
+    assert!(
+        branch(url, 1).contains("@${DbProxy.Endpoint}:5432/"),
+        "{url:?}"
+    );
+    assert!(branch(url, 1).contains("${ProxySecretArn}:SecretString:username"));
+    let password = &env["DATABASE_PASSWORD"];
+    assert_eq!(branch(password, 0), "MakeDbProxy");
+    assert!(branch(password, 1).contains("${ProxySecretArn}:SecretString:password"));
+
+    let resources = &template["Resources"];
+    for name in ["DbProxyRole", "DbProxy", "DbProxyTargetGroup"] {
+        assert_eq!(
+            resources[name]["Condition"].as_str(),
+            Some("MakeDbProxy"),
+            "{name}"
+        );
+    }
+    let proxy = &resources["DbProxy"]["Properties"];
+    assert_eq!(proxy["EngineFamily"].as_str(), Some("POSTGRESQL"));
+    assert_eq!(proxy["Auth"][0]["AuthScheme"].as_str(), Some("SECRETS"));
+    assert_eq!(proxy["RequireTLS"].as_bool(), Some(true));
+    let targets = &resources["DbProxyTargetGroup"]["Properties"];
+    assert_eq!(
+        branch(&targets["DBInstanceIdentifiers"], 0),
+        "ProxyToInstance"
+    );
+    assert_eq!(
+        branch(&targets["DBClusterIdentifiers"], 0),
+        "ProxyToCluster"
+    );
+    assert_eq!(
+        branch(&resources["Migrations"]["Properties"]["DbProxyTarget"], 1),
+        "DbProxyTargetGroup"
+    );
+    assert_eq!(
+        resources["MigrateFunction"]["Properties"]["Environment"]["Variables"]
+            ["MIGRATIONS_DATABASE_URL"]
+            .as_str(),
+        Some("MigrationsDatabaseUrl")
+    );
+    let conditions = &template["Conditions"]["MakeDbProxy"];
+    assert_eq!(
+        [branch(conditions, 0), branch(conditions, 1)],
+        ["ProxyToInstance", "ProxyToCluster"]
+    );
+}

@@ -159,17 +159,18 @@ fn searches() -> Vec<(String, TaskQuery, bool)> {
 async fn plan(db: &TestDb, backend: Backend, sql: &Sql) -> Vec<String> {
     match backend {
         Backend::Postgres => {
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
-                .await
-                .unwrap();
+            let mut conn = shared::testing::pg_connect(&db.url).await;
+            // In a transaction: the statement is unnamed, so also through a proxy.
+            let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
             let explain = Sql::raw(
                 backend,
                 &format!("EXPLAIN {}", sql.text),
                 sql.params.clone(),
             );
-            let rows: Vec<(String,)> = sqlx::Postgres::fetch_all(&mut conn, &explain, false)
+            let rows: Vec<(String,)> = sqlx::Postgres::fetch_all(&mut tx, &explain, false)
                 .await
                 .unwrap();
+            tx.commit().await.unwrap();
             rows.into_iter().map(|(line,)| line).collect()
         }
         Backend::Sqlite => {

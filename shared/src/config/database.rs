@@ -22,6 +22,10 @@ pub struct DbConfig {
     /// transaction (PgBouncer's transaction mode, RDS Proxy): statements are then unnamed,
     /// each in a transaction ([`crate::store::db::Statements`]).
     pub statement_cache_capacity: Option<usize>,
+    /// `DATABASE_PASSWORD`: the password for `url`'s user, when it is not in the URL (the
+    /// template passes the one in the RDS Proxy's secret this way: it need not be
+    /// percent-encoded).
+    pub password: Option<SecretString>,
     /// `MIGRATIONS_DATABASE_URL`: where migrations run, when not through `url` (a direct
     /// address of the database behind a proxy, or a role that may change the schema).
     pub migrations_url: Option<SecretString>,
@@ -31,13 +35,15 @@ impl DbConfig {
     /// The settings migrations run with: `MIGRATIONS_DATABASE_URL` when set, else
     /// `DATABASE_URL`, with the same pool settings.
     pub fn for_migrations(&self) -> Self {
-        Self {
-            url: self
-                .migrations_url
-                .clone()
-                .unwrap_or_else(|| self.url.clone()),
-            migrations_url: None,
-            ..self.clone()
+        match &self.migrations_url {
+            // Its own credentials: DATABASE_PASSWORD is DATABASE_URL's.
+            Some(url) => Self {
+                url: url.clone(),
+                password: None,
+                migrations_url: None,
+                ..self.clone()
+            },
+            None => self.clone(),
         }
     }
 }
@@ -139,6 +145,7 @@ pub(super) fn parse(
     };
     let migrations_url = parse_migrations_url(&url, get)?;
     Ok(DbConfig {
+        password: get("DATABASE_PASSWORD").map(SecretString::from),
         migrations_url,
         url,
         max_connections,

@@ -175,6 +175,7 @@ mod tests {
     use std::collections::HashMap;
 
     const GOOD: &str = "0123456789abcdef0123456789abcdef";
+    const SECRETS: &[(&str, &str)] = &[("JWT_SECRET", GOOD), ("PASSWORD_PEPPER", GOOD)];
 
     fn load(runtime: Runtime, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
@@ -312,6 +313,47 @@ mod tests {
     fn lambda_without_secrets_fails() {
         let err = load(Runtime::Lambda, &[("DATABASE_URL", "postgres://db/app")]).unwrap_err();
         assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn migrations_use_their_own_url_and_credentials_when_given() {
+        use secrecy::ExposeSecret as _;
+        let proxy = "postgres://app@proxy.example:5432/app";
+        let direct = "postgres://owner:owner-pw@db.example:5432/app";
+        let base = [
+            ("DATABASE_URL", proxy),
+            ("DATABASE_PASSWORD", "proxy-pw"),
+            ("MIGRATIONS_DATABASE_URL", " "),
+        ];
+        let config = load(Runtime::Lambda, &[&base[..], SECRETS].concat()).unwrap();
+        let migrations = config.db.for_migrations();
+        assert_eq!(
+            migrations.url.expose_secret(),
+            proxy,
+            "unset (blank): DATABASE_URL"
+        );
+        assert_eq!(migrations.password.unwrap().expose_secret(), "proxy-pw");
+
+        let with = [&base[..2], &[("MIGRATIONS_DATABASE_URL", direct)], SECRETS].concat();
+        let config = load(Runtime::Lambda, &with).unwrap();
+        let migrations = config.db.for_migrations();
+        assert_eq!(migrations.url.expose_secret(), direct);
+        assert!(
+            migrations.password.is_none(),
+            "DATABASE_PASSWORD is DATABASE_URL's"
+        );
+        let shown = format!("{:?}", config.db);
+        assert!(
+            !shown.contains("owner-pw") && !shown.contains("proxy-pw"),
+            "{shown}"
+        );
+
+        for wrong in ["sqlite://./data/x.db", "mysql://owner:owner-pw@db/app"] {
+            let vars = [&base[..2], &[("MIGRATIONS_DATABASE_URL", wrong)], SECRETS].concat();
+            let err = load(Runtime::Lambda, &vars).unwrap_err();
+            assert_eq!(err.variable, "MIGRATIONS_DATABASE_URL");
+            assert!(!err.to_string().contains("owner-pw"), "{err}");
+        }
     }
 
     #[test]

@@ -199,9 +199,7 @@ mod tests {
             assert_eq!(after, first);
             // A connection that breaks under a statement is not kept: the request's next
             // statement (a write, never retried) runs on a new one.
-            let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
-                .await
-                .unwrap();
+            let mut admin = crate::testing::pg_connect(&db.url).await;
             sqlx::query("SELECT pg_terminate_backend($1)")
                 .bind(after)
                 .execute(&mut admin)

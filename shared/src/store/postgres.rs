@@ -33,6 +33,9 @@ impl SqlStore<Postgres> {
             // No column here is a float, and a proxy may refuse a startup parameter it does
             // not know (PgBouncer does, unless told to ignore it).
             .extra_float_digits(None);
+        if let Some(password) = &config.password {
+            options = options.password(password.expose_secret());
+        }
         if let Some(capacity) = config.statement_cache_capacity {
             options = options.statement_cache_capacity(capacity);
         }

@@ -104,27 +104,40 @@ enum Isolation {
     Database,
 }
 
-/// Whether a connection to `admin_url` takes a `search_path` from its startup options:
-/// PgBouncer refuses the parameter, or drops it when told to ignore it. Asked once per
-/// test process.
+/// How tests are kept apart on `admin_url`, asked once per test process: whether a
+/// connection there takes a `search_path` from its startup options (PgBouncer refuses the
+/// parameter, or drops it when told to ignore it). Also notes whether `admin_url` is a
+/// proxy at all ([`behind_proxy`]): one that refuses or drops the options, or whose server
+/// listens on another port than the URL names.
 async fn isolation(admin_url: &str) -> Isolation {
     static ISOLATION: tokio::sync::OnceCell<Isolation> = tokio::sync::OnceCell::const_new();
     *ISOLATION
         .get_or_init(|| async {
+            let proxied = || PROXIED.store(true, std::sync::atomic::Ordering::Relaxed);
             let probe = with_param(admin_url, "options", "-c search_path=pg_temp");
-            let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&probe).await
-            else {
-                PROXIED.store(true, std::sync::atomic::Ordering::Relaxed);
+            let Ok(mut conn) = try_pg_connect(&probe).await else {
+                proxied();
                 return Isolation::Database;
             };
-            let row = sqlx::Executor::fetch_one(&mut conn, "SELECT current_setting('search_path')")
-                .await
-                .expect("reading the search path");
-            let path: String = sqlx::Row::get(&row, 0);
+            let row = sqlx::Executor::fetch_one(
+                &mut conn,
+                "SELECT current_setting('search_path'), inet_server_port()",
+            )
+            .await
+            .expect("reading the search path");
+            let (path, server_port): (String, Option<i32>) =
+                (sqlx::Row::get(&row, 0), sqlx::Row::get(&row, 1));
+            let url_port = admin_url
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .expect("TEST_DATABASE_URL is a Postgres URL")
+                .get_port();
+            if server_port.is_some_and(|port| i64::from(port) != i64::from(url_port)) {
+                proxied();
+            }
             if path == "pg_temp" {
                 Isolation::Schema
             } else {
-                PROXIED.store(true, std::sync::atomic::Ordering::Relaxed);
+                proxied();
                 Isolation::Database
             }
         })
@@ -185,7 +198,7 @@ impl TestDb {
                 let admin_url = std::env::var(POSTGRES_URL_VAR)
                     .expect("Backend::available() is checked before creating a Postgres TestDb");
                 let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+                let mut conn = try_pg_connect(&admin_url)
                     .await
                     .unwrap_or_else(|e| panic!("connecting to {POSTGRES_URL_VAR}: {e}"));
                 match isolation(&admin_url).await {
@@ -254,11 +267,11 @@ impl TestDb {
     /// The rows of one hand-written read without parameters, straight from this database
     /// (unnamed and in a transaction, so also through a proxy).
     pub async fn rows<T: crate::store::db::Record>(&self, select: &str) -> Vec<T> {
-        async fn on<D: Db, T: crate::store::db::Record>(url: &str, sql: &Sql) -> Vec<T> {
+        async fn on<D: Db, T: crate::store::db::Record>(
+            mut conn: D::Connection,
+            sql: &Sql,
+        ) -> Vec<T> {
             use sqlx::Connection as _;
-            let mut conn = <D::Connection as sqlx::Connection>::connect(url)
-                .await
-                .expect("connecting to the test database");
             let mut tx = conn.begin().await.expect("beginning a read");
             let rows = D::fetch_all(&mut tx, sql, false).await.expect("reading");
             tx.commit().await.expect("ending a read");
@@ -267,8 +280,8 @@ impl TestDb {
         let backend = Backend::of(&self.url);
         let sql = Sql::raw(backend, select, Vec::new());
         match backend {
-            Backend::Sqlite => on::<sqlx::Sqlite, T>(&self.url, &sql).await,
-            Backend::Postgres => on::<sqlx::Postgres, T>(&self.url, &sql).await,
+            Backend::Sqlite => on::<sqlx::Sqlite, T>(sqlite_connect(&self.url).await, &sql).await,
+            Backend::Postgres => on::<sqlx::Postgres, T>(pg_connect(&self.url).await, &sql).await,
         }
     }
 
@@ -322,11 +335,8 @@ impl TestDb {
 /// foreign keys, as the app's do: sqlx's default), unnamed and in a transaction, as the
 /// store does behind a proxy.
 async fn execute_raw(url: &str, sql: &Sql) {
-    async fn on<D: Db>(url: &str, sql: &Sql) {
+    async fn on<D: Db>(mut conn: D::Connection, sql: &Sql) {
         use sqlx::Connection as _;
-        let mut conn = <D::Connection as sqlx::Connection>::connect(url)
-            .await
-            .expect("connecting to the test database");
         let mut tx = conn.begin().await.expect("beginning a raw statement");
         D::execute(&mut tx, sql, false)
             .await
@@ -334,9 +344,32 @@ async fn execute_raw(url: &str, sql: &Sql) {
         tx.commit().await.expect("committing a raw statement");
     }
     match Backend::of(url) {
-        Backend::Sqlite => on::<sqlx::Sqlite>(url, sql).await,
-        Backend::Postgres => on::<sqlx::Postgres>(url, sql).await,
+        Backend::Sqlite => on::<sqlx::Sqlite>(sqlite_connect(url).await, sql).await,
+        Backend::Postgres => on::<sqlx::Postgres>(pg_connect(url).await, sql).await,
     }
+}
+
+async fn sqlite_connect(url: &str) -> sqlx::SqliteConnection {
+    <sqlx::SqliteConnection as sqlx::Connection>::connect(url)
+        .await
+        .expect("connecting to the test database")
+}
+
+/// A connection of a test's own to a Postgres URL. It sends no `extra_float_digits`, as
+/// the application sends none: PgBouncer refuses a startup parameter it was not told to
+/// ignore.
+pub async fn try_pg_connect(url: &str) -> Result<sqlx::PgConnection, sqlx::Error> {
+    let options = url
+        .parse::<sqlx::postgres::PgConnectOptions>()?
+        .extra_float_digits(None);
+    sqlx::Connection::connect_with(&options).await
+}
+
+/// [`try_pg_connect`], for a database that must be there.
+pub async fn pg_connect(url: &str) -> sqlx::PgConnection {
+    try_pg_connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test database: {e}"))
 }
 
 impl Drop for TestDb {
@@ -360,9 +393,7 @@ impl Drop for TestDb {
                 .build()
                 .expect("building a clean-up runtime");
             rt.block_on(async {
-                if let Ok(mut conn) =
-                    <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await
-                {
+                if let Ok(mut conn) = try_pg_connect(&admin_url).await {
                     let _ = sqlx::Executor::execute(&mut conn, statement.as_str()).await;
                 }
             });

@@ -18,7 +18,8 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use yaml_rust2::{Yaml, YamlLoader};
+pub use yaml_rust2::Yaml;
+use yaml_rust2::YamlLoader;
 
 /// The `$default` route key.
 pub const DEFAULT_ROUTE: &str = "$default";
