@@ -177,3 +177,53 @@ async fn task_counts_are_backfilled_then_kept_by_the_database_sqlite() {
 async fn task_counts_are_backfilled_then_kept_by_the_database_postgres() {
     task_counts_are_backfilled_then_kept_by_the_database(Backend::Postgres).await;
 }
+
+/// A database that sqlx's own runner migrated (an earlier release, `sqlx migrate run`) is
+/// taken as it is: same bookkeeping table, same checksums, nothing applied again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_migrated_by_sqlx_itself_is_up_to_date_postgres() {
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    if shared::testing::behind_proxy() {
+        eprintln!("skipped: sqlx's runner holds a session lock, which a proxy cannot keep");
+        return;
+    }
+    let migrator = sqlx::migrate!("../migrations/postgres");
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    migrator.run(&pool).await.unwrap();
+    pool.close().await;
+    let report = store_on(&db).migrate().await.unwrap();
+    assert!(report.applied.is_empty(), "{report}");
+    assert_eq!(report.version, migrator.iter().map(|m| m.version).max());
+}
+
+/// Runs of sqlx's runner and of ours exclude each other: ours waits on the same advisory
+/// lock (here until its `lock_timeout`), and proceeds once it is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_waits_for_sqlx_runners_lock_postgres() {
+    use sqlx::migrate::Migrate as _;
+    if !Backend::Postgres.available() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    if shared::testing::behind_proxy() {
+        eprintln!("skipped: sqlx's runner holds a session lock, which a proxy cannot keep");
+        return;
+    }
+    let mut holder = shared::testing::pg_connect(&db.url).await;
+    holder.lock().await.unwrap();
+    let store = store::postgres::PgStore::connect_lazy(&test_config(&db.url, &[]).db).unwrap();
+    let bounds = store::migrations::Bounds {
+        statement_timeout: std::time::Duration::from_secs(10),
+        lock_timeout: std::time::Duration::from_millis(300),
+    };
+    let err = store.migrate_bounded(bounds).await.unwrap_err();
+    let reason = shared::error::chain(&err);
+    assert!(reason.contains("lock timeout"), "{reason}");
+    assert!(reason.contains("taking the migration lock"), "{reason}");
+    holder.unlock().await.unwrap();
+    let report = store.migrate_bounded(bounds).await.unwrap();
+    assert!(!report.applied.is_empty(), "{report}");
+}

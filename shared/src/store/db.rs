@@ -152,6 +152,16 @@ impl Run {
         self.statements == Statements::Proxied && !self.in_transaction
     }
 
+    /// After a statement of an explicit transaction failed behind a proxy: the connection
+    /// goes back to the pool rather than being kept for the request's next statement, so the
+    /// pending `ROLLBACK` goes out at once (the pool pings a returned connection) and the
+    /// proxy's server connection is not kept in an aborted transaction meanwhile.
+    fn after<R>(self, outcome: &Result<R, sqlx::Error>) {
+        if outcome.is_err() && self.statements == Statements::Proxied && self.in_transaction {
+            held::doubt();
+        }
+    }
+
     /// The rows of `sql` on `conn`.
     async fn fetch_all<D: Db, T: Record>(
         self,
@@ -438,10 +448,9 @@ impl<D: Db, C: DerefMut<Target = D::Connection> + Send> Conn<D, C> {
         sql: &Sql,
         doing: &'static str,
     ) -> Result<Vec<T>, StoreError> {
-        self.run
-            .fetch_all::<D, T>(&mut self.conn, sql)
-            .await
-            .context(doing)
+        let rows = self.run.fetch_all::<D, T>(&mut self.conn, sql).await;
+        self.run.after(&rows);
+        rows.context(doing)
     }
 
     /// The row of a statement that returns at most one (by key, or a single-row write's
@@ -465,10 +474,9 @@ impl<D: Db, C: DerefMut<Target = D::Connection> + Send> Conn<D, C> {
 
     /// Runs `sql`; how many rows it changed.
     pub(super) async fn run(&mut self, sql: &Sql, doing: &'static str) -> Result<u64, StoreError> {
-        self.run
-            .execute::<D>(&mut self.conn, sql)
-            .await
-            .context(doing)
+        let done = self.run.execute::<D>(&mut self.conn, sql).await;
+        self.run.after(&done);
+        done.context(doing)
     }
 }
 

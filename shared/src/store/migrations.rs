@@ -129,9 +129,12 @@ pub(crate) async fn postgres(
         .await
         .map_err(failed("migrating the database"))?;
     let mut applied = Vec::new();
+    let mut database = None;
     loop {
+        // Read committed whatever the role's default: the applied versions are read after
+        // the lock is taken, and must include what a run that held it before committed.
         let mut tx = conn
-            .begin()
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
             .await
             .map_err(failed("beginning a migration"))?;
         if let Some(bounds) = bounds {
@@ -147,13 +150,19 @@ pub(crate) async fn postgres(
                 .await
                 .map_err(failed("bounding the migration"))?;
         }
-        let (database,): (String,) = sqlx::query_as("SELECT current_database()")
-            .persistent(false)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(failed("naming the database"))?;
+        let name = match database.take() {
+            Some(name) => name,
+            None => {
+                let (name,): (String,) = sqlx::query_as("SELECT current_database()")
+                    .persistent(false)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(failed("naming the database"))?;
+                name
+            }
+        };
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lock_key(&database))
+            .bind(lock_key(&name))
             .persistent(false)
             .execute(&mut *tx)
             .await
@@ -222,6 +231,7 @@ pub(crate) async fn postgres(
             .await
             .map_err(failed("committing a migration"))?;
         applied.push(migration.version);
+        database = Some(name);
     }
 }
 

@@ -85,7 +85,7 @@ impl StoreError {
             | sqlx::Error::WorkerCrashed => Self::Unavailable { context, source },
             sqlx::Error::Database(db)
                 if is_contention(db.code().as_deref())
-                    || is_session_end(db.code().as_deref())
+                    || is_session_end(db.code().as_deref(), db.message())
                     || is_out_of_connections(db.code().as_deref(), db.message()) =>
             {
                 Self::Unavailable { context, source }
@@ -122,11 +122,11 @@ fn is_contention(code: Option<&str>) -> bool {
     }
 }
 
-/// No connection to be had: Postgres's limits on connections (SQLSTATE 53300, too many
-/// clients for the server, a database or a role; 53400, another configured limit), or a
-/// connection proxy's refusal. PgBouncer words its own (as protocol errors, 08P01): its
-/// client limit reached, a client that waited longer than `query_wait_timeout` for a server
-/// connection, a server it cannot log in to. A retry shortly after may succeed: 503.
+/// No connection to be had: Postgres's limit on connections (SQLSTATE 53300, too many
+/// clients for the server, a database or a role), or a connection proxy's refusal.
+/// PgBouncer words its own (as protocol errors, 08P01): its client limit reached, a client
+/// that waited longer than `query_wait_timeout` for a server connection, a server it cannot
+/// log in to. A retry shortly after may succeed: 503.
 fn is_out_of_connections(code: Option<&str>, message: &str) -> bool {
     const PROXY_REFUSALS: [&str; 5] = [
         "no more connections allowed",
@@ -136,19 +136,22 @@ fn is_out_of_connections(code: Option<&str>, message: &str) -> bool {
         "client_login_timeout",
     ];
     match code {
-        Some("53300" | "53400") => true,
+        Some("53300") => true,
         Some("08P01") => PROXY_REFUSALS.iter().any(|m| message.starts_with(m)),
         _ => false,
     }
 }
 
 /// The server ended the session: SQLSTATE class 08 (connection exception, but not 08P01)
-/// or 57P01–57P03
-/// (shut down, crashed, restarting). The database is unavailable for now (503), not broken.
-fn is_session_end(code: Option<&str>) -> bool {
-    // 08P01 is a protocol violation: a bug in what was sent, not a lost connection.
+/// or 57P01–57P03 (shut down, crashed, restarting), or PgBouncer lost the server connection
+/// under the statement (08P01 `server conn crashed?`: a failover, a restart). The database
+/// is unavailable for now (503), not broken.
+fn is_session_end(code: Option<&str>, message: &str) -> bool {
+    // Otherwise 08P01 is a protocol violation: a bug in what was sent, not a lost connection.
     code.is_some_and(|code| {
-        (code.starts_with("08") && code != "08P01") || matches!(code, "57P01" | "57P02" | "57P03")
+        (code.starts_with("08") && code != "08P01")
+            || matches!(code, "57P01" | "57P02" | "57P03")
+            || (code == "08P01" && message.starts_with("server conn crashed"))
     })
 }
 
@@ -158,19 +161,35 @@ fn is_session_end(code: Option<&str>) -> bool {
 pub(crate) fn connection_lost(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(db) => is_session_end(db.code().as_deref()),
+        sqlx::Error::Database(db) => is_session_end(db.code().as_deref(), db.message()),
         _ => false,
     }
 }
 
-/// The connection may be unusable after this error: lost ([`connection_lost`]), or out of
-/// step with the server (TLS, protocol, its worker gone).
+/// The connection may be unusable after this error: lost ([`connection_lost`]), ended by
+/// the server or a proxy with a fatal error (PgBouncer's refusals are), or out of step with
+/// the server (TLS, protocol, its worker gone).
 fn connection_in_doubt(error: &sqlx::Error) -> bool {
     connection_lost(error)
         || matches!(
             error,
             sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
         )
+        || is_fatal(error)
+}
+
+/// A Postgres error of severity FATAL or PANIC: the server closes the connection with it.
+#[cfg(feature = "postgres")]
+fn is_fatal(error: &sqlx::Error) -> bool {
+    use sqlx::postgres::{PgDatabaseError, PgSeverity};
+    matches!(error, sqlx::Error::Database(db)
+        if db.try_downcast_ref::<PgDatabaseError>()
+            .is_some_and(|pg| matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn is_fatal(_: &sqlx::Error) -> bool {
+    false
 }
 
 /// Conflicts with a stable API error code.
@@ -210,7 +229,7 @@ impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Credentials, is_contention, is_out_of_connections};
+    use super::{Credentials, is_contention, is_out_of_connections, is_session_end};
     use crate::models::{Role, User, now};
 
     #[test]
@@ -253,7 +272,6 @@ mod tests {
         for (code, message) in [
             ("53300", "sorry, too many clients already"),
             ("53300", "too many connections for role \"app\""),
-            ("53400", "configuration limit exceeded"),
             ("08P01", "no more connections allowed (max_client_conn)"),
             ("08P01", "query_wait_timeout"),
             ("08P01", "pgbouncer cannot connect to server"),
@@ -266,6 +284,7 @@ mod tests {
         for (code, message) in [
             ("08P01", "invalid message format"),
             ("53200", "out of memory"),
+            ("53400", "configuration limit exceeded"),
             ("23505", "query_wait_timeout"),
         ] {
             assert!(
@@ -274,6 +293,15 @@ mod tests {
             );
         }
         assert!(!is_out_of_connections(None, "query_wait_timeout"));
+    }
+
+    #[test]
+    fn a_proxy_losing_its_server_connection_is_a_session_end_not_a_bug() {
+        assert!(is_session_end(Some("08P01"), "server conn crashed?"));
+        assert!(is_session_end(Some("08006"), "connection failure"));
+        assert!(is_session_end(Some("57P01"), "terminating connection"));
+        assert!(!is_session_end(Some("08P01"), "invalid message format"));
+        assert!(!is_session_end(Some("23505"), "server conn crashed?"));
     }
 }
 

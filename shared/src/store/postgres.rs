@@ -39,8 +39,15 @@ impl SqlStore<Postgres> {
         if let Some(capacity) = config.statement_cache_capacity {
             options = options.statement_cache_capacity(capacity);
         }
+        // The cache off in the URL (sqlx's `statement-cache-capacity=0`) means the same.
+        let url_turns_cache_off = config
+            .url
+            .expose_secret()
+            .split_once('?')
+            .is_some_and(|(_, query)| query.split('&').any(|p| p == "statement-cache-capacity=0"));
         let statements = match config.statement_cache_capacity {
             Some(0) => Statements::Proxied,
+            None if url_turns_cache_off => Statements::Proxied,
             _ => Statements::Prepared,
         };
         let pool = PgPoolOptions::new()

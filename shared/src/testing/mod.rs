@@ -113,10 +113,13 @@ async fn isolation(admin_url: &str) -> Isolation {
     static ISOLATION: tokio::sync::OnceCell<Isolation> = tokio::sync::OnceCell::const_new();
     *ISOLATION
         .get_or_init(|| async {
-            let proxied = || PROXIED.store(true, std::sync::atomic::Ordering::Relaxed);
+            let proxied = |why: &str| {
+                eprintln!("TEST_DATABASE_URL is taken for a proxy: {why}");
+                PROXIED.store(true, std::sync::atomic::Ordering::Relaxed);
+            };
             let probe = with_param(admin_url, "options", "-c search_path=pg_temp");
             let Ok(mut conn) = try_pg_connect(&probe).await else {
-                proxied();
+                proxied("it refuses a search_path in the startup options");
                 return Isolation::Database;
             };
             let row = sqlx::Executor::fetch_one(
@@ -132,12 +135,12 @@ async fn isolation(admin_url: &str) -> Isolation {
                 .expect("TEST_DATABASE_URL is a Postgres URL")
                 .get_port();
             if server_port.is_some_and(|port| i64::from(port) != i64::from(url_port)) {
-                proxied();
+                proxied("the server behind it listens on another port than the URL names");
             }
             if path == "pg_temp" {
                 Isolation::Schema
             } else {
-                proxied();
+                proxied("it drops a search_path in the startup options");
                 Isolation::Database
             }
         })
