@@ -61,6 +61,32 @@ shared::backend_tests!(
     unknown_route_and_wrong_method_are_problems,
 );
 
+/// `/version`'s version is the newest release of CHANGELOG.md: cutting a release means
+/// both (README, "Releases"), and a build between releases reports the last one.
+#[test]
+fn the_version_is_the_changelogs_newest_release() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../CHANGELOG.md");
+    let changelog = std::fs::read_to_string(path).unwrap();
+    let newest = changelog
+        .lines()
+        .filter_map(|line| line.strip_prefix("## "))
+        .find(|heading| !heading.starts_with("Unreleased"))
+        .expect("CHANGELOG.md has a release");
+    let (version, date) = newest.split_once(" - ").expect("## X.Y.Z - YYYY-MM-DD");
+    assert_eq!(version, env!("CARGO_PKG_VERSION"), "{newest}");
+    let parts: Vec<&str> = version.split('.').collect();
+    assert!(
+        parts.len() == 3 && parts.iter().all(|p| p.parse::<u64>().is_ok()),
+        "a semantic version: {version}"
+    );
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let date: Vec<&str> = date.split('-').collect();
+    assert!(
+        date.len() == 3 && date.iter().all(|p| digits(p)),
+        "a date: {date:?}"
+    );
+}
+
 /// An app whose database URL points at `url`, which never works; nothing is migrated.
 fn app_on(url: &str) -> axum::Router {
     let config = test_config(url, &[("DB_ACQUIRE_TIMEOUT_MS", "10000")]);
