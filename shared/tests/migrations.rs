@@ -199,22 +199,28 @@ async fn a_database_migrated_by_sqlx_itself_is_up_to_date_postgres() {
     assert_eq!(report.version, migrator.iter().map(|m| m.version).max());
 }
 
-/// Runs of sqlx's runner and of ours exclude each other: ours waits on the same advisory
-/// lock (here until its `lock_timeout`), and proceeds once it is free.
+/// Runs of sqlx's runner and of ours exclude each other: in a database's `public` schema,
+/// where sqlx's runner keeps its table, ours waits on the same advisory lock (here until its
+/// lock timeout), and proceeds once it is free. (A database of its own: test schemas lock
+/// apart.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_waits_for_sqlx_runners_lock_postgres() {
     use sqlx::migrate::Migrate as _;
-    if !Backend::Postgres.available() {
+    let Some(db) = direct_postgres().await else {
         return;
-    }
-    let db = TestDb::new(Backend::Postgres).await;
-    if shared::testing::behind_proxy() {
-        eprintln!("skipped: sqlx's runner holds a session lock, which a proxy cannot keep");
-        return;
-    }
-    let mut holder = shared::testing::pg_connect(&db.url).await;
+    };
+    let admin = std::env::var(shared::testing::POSTGRES_URL_VAR).unwrap();
+    let name = format!("locks_{}", uuid::Uuid::new_v4().simple());
+    let mut admin_conn = shared::testing::pg_connect(&admin).await;
+    sqlx::Executor::execute(&mut admin_conn, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+
+    let mut holder = shared::testing::pg_connect(&url).await;
     holder.lock().await.unwrap();
-    let store = store::postgres::PgStore::connect_lazy(&test_config(&db.url, &[]).db).unwrap();
+    let store = store::postgres::PgStore::connect_lazy(&test_config(&url, &[]).db).unwrap();
     let bounds = store::migrations::Bounds {
         statement_timeout: std::time::Duration::from_secs(10),
         lock_timeout: std::time::Duration::from_millis(300),
@@ -226,4 +232,168 @@ async fn a_run_waits_for_sqlx_runners_lock_postgres() {
     holder.unlock().await.unwrap();
     let report = store.migrate_bounded(bounds).await.unwrap();
     assert!(!report.applied.is_empty(), "{report}");
+
+    store.pool().close().await;
+    drop(holder);
+    drop(db);
+    sqlx::Executor::execute(
+        &mut admin_conn,
+        format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+    )
+    .await
+    .unwrap();
+}
+
+/// A migration set of the test's own, written to a temporary directory: `(file name, SQL)`.
+async fn migrator_of(files: &[(&str, &str)]) -> (tempfile::TempDir, sqlx::migrate::Migrator) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, sql) in files {
+        std::fs::write(dir.path().join(name), sql).unwrap();
+    }
+    let migrator = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    (dir, migrator)
+}
+
+/// A Postgres test database straight to Postgres, or `None` (with why) when the suite runs
+/// behind a proxy: these tests need sessions of their own.
+async fn direct_postgres() -> Option<TestDb> {
+    if !Backend::Postgres.available() {
+        return None;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    if shared::testing::behind_proxy() {
+        eprintln!("skipped: a migration outside a transaction needs a session");
+        return None;
+    }
+    Some(db)
+}
+
+fn pg_store(db: &TestDb, extra: &[(&str, &str)]) -> store::postgres::PgStore {
+    store::postgres::PgStore::connect_lazy(&test_config(&db.url, extra).db).unwrap()
+}
+
+const TABLE: (&str, &str) = (
+    "0001_items.sql",
+    "CREATE TABLE items (id int PRIMARY KEY, v text NOT NULL);
+     INSERT INTO items SELECT g, 'v' || (g % 10) FROM generate_series(1, 1000) g;",
+);
+
+/// An index built concurrently (`-- no-transaction`) lets writes to its table go on while
+/// it builds: here the build waits for a transaction that started before it, and an
+/// insert into the table meanwhile finishes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_go_on_while_an_index_builds_concurrently_postgres() {
+    let Some(db) = direct_postgres().await else {
+        return;
+    };
+    let index = (
+        "0002_items_v.sql",
+        "-- no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_v ON items (v);\n",
+    );
+    let (_dir, first) = migrator_of(&[TABLE]).await;
+    let (_dir2, both) = migrator_of(&[TABLE, index]).await;
+    assert!(both.iter().any(|m| m.no_tx), "sqlx reads the marker");
+    let store = pg_store(&db, &[]);
+    store.migrate_with(&first, None).await.unwrap();
+
+    // An older snapshot, kept: a concurrent build waits for it to go before it finishes.
+    let mut old = shared::testing::pg_connect(&db.url).await;
+    sqlx::Executor::execute(
+        &mut old,
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM items",
+    )
+    .await
+    .unwrap();
+    let building = tokio::spawn({
+        let store = store.clone();
+        async move { store.migrate_with(&both, None).await }
+    });
+    let mut writer = shared::testing::pg_connect(&db.url).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let row = sqlx::Executor::fetch_one(
+            &mut writer,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%CREATE INDEX CONCURRENTLY%' \
+             AND state = 'active' AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+        if sqlx::Row::get::<i64, _>(&row, 0) > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // A write while it builds: not blocked (a plain CREATE INDEX would block it until done).
+    sqlx::Executor::execute(
+        &mut writer,
+        "SET lock_timeout = '2s'; INSERT INTO items VALUES (5000, 'during the build')",
+    )
+    .await
+    .expect("an insert while the index builds concurrently");
+    assert!(!building.is_finished(), "the build was still waiting");
+    sqlx::Executor::execute(&mut old, "COMMIT").await.unwrap();
+    let report = building.await.unwrap().unwrap();
+    assert_eq!(report.applied, [2]);
+    let valid: Vec<(bool,)> = db
+        .rows("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('items_v')")
+        .await;
+    assert_eq!(valid, [(true,)]);
+}
+
+/// A concurrent build that fails leaves no invalid index behind (which `IF NOT EXISTS`
+/// would take for built), and the migration is applied once the cause is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_concurrent_build_leaves_no_invalid_index_postgres() {
+    let Some(db) = direct_postgres().await else {
+        return;
+    };
+    let unique = (
+        "0002_items_v_key.sql",
+        "-- no-transaction\n-- v repeats: this fails until it does not\n\
+         CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS items_v_key ON items (v);\n",
+    );
+    let (_dir, migrator) = migrator_of(&[TABLE, unique]).await;
+    let store = pg_store(&db, &[]);
+    let err = store.migrate_with(&migrator, None).await.unwrap_err();
+    assert!(shared::error::chain(&err).contains("migration 2"), "{err}");
+    let left: Vec<(bool,)> = db.rows("SELECT to_regclass('items_v_key') IS NULL").await;
+    assert_eq!(left, [(true,)], "no index left behind");
+    let recorded: Vec<(i64,)> = db.rows("SELECT version FROM _sqlx_migrations").await;
+    assert_eq!(recorded, [(1,)]);
+
+    db.raw_statement("", "DELETE FROM items WHERE id > 10")
+        .await;
+    let report = store.migrate_with(&migrator, None).await.unwrap();
+    assert_eq!(report.applied, [2]);
+    let valid: Vec<(bool,)> = db
+        .rows("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('items_v_key')")
+        .await;
+    assert_eq!(valid, [(true,)]);
+}
+
+/// Behind a proxy that pools by transaction there is no session to build in: such a
+/// migration is refused before it runs, naming the way out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_outside_a_transaction_is_refused_behind_a_proxy_postgres() {
+    let Some(db) = direct_postgres().await else {
+        return;
+    };
+    let index = (
+        "0002_items_v.sql",
+        "-- no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_v ON items (v);\n",
+    );
+    let (_dir, migrator) = migrator_of(&[TABLE, index]).await;
+    let proxied = pg_store(&db, &[("DB_STATEMENT_CACHE_CAPACITY", "0")]);
+    let err = proxied.migrate_with(&migrator, None).await.unwrap_err();
+    assert!(err.to_string().contains("MIGRATIONS_DATABASE_URL"), "{err}");
+    let recorded: Vec<(i64,)> = db.rows("SELECT version FROM _sqlx_migrations").await;
+    assert_eq!(
+        recorded,
+        [(1,)],
+        "the table's migration ran, the index's did not"
+    );
 }

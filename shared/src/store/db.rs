@@ -44,9 +44,11 @@ pub trait Driver: Database<Connection: Migrate> + HasStatementCache {
     /// This backend's embedded migrations (`migrations/postgres` or `migrations/sqlite`).
     fn migrator() -> &'static sqlx::migrate::Migrator;
 
-    /// Applies the pending migrations on a connection of `pool` ([`migrations`]).
+    /// Applies the pending migrations on a connection of `pool` ([`migrations`]), whose
+    /// statements go as `statements` says.
     fn migrate(
         pool: &Pool<Self>,
+        statements: Statements,
     ) -> impl Future<Output = Result<migrations::MigrationReport, StoreError>> + Send;
 
     /// Starts a transaction that may read and then write. Postgres locks rows as statements
@@ -547,7 +549,7 @@ impl<D: Db> Store for SqlStore<D> {
     }
 
     async fn migrate(&self) -> Result<migrations::MigrationReport, StoreError> {
-        D::migrate(&self.pool).await
+        D::migrate(&self.pool, self.statements).await
     }
 
     async fn close(&self) {

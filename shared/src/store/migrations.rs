@@ -115,11 +115,18 @@ pub struct Bounds {
 /// pending migration with its bookkeeping row; so concurrent runs apply each migration
 /// once, and a failing one leaves no trace. Statements are unnamed: nothing outlives a
 /// transaction on the server connection.
+///
+/// A migration marked `-- no-transaction` (an index built `CONCURRENTLY`, so that writes to
+/// its table go on meanwhile) runs in a session instead ([`outside_a_transaction`]), which
+/// a proxy that pools by transaction cannot give: behind one (`statements` is
+/// [`Statements::Proxied`](super::db::Statements)) such a migration is refused, naming
+/// `MIGRATIONS_DATABASE_URL`.
 #[cfg(feature = "postgres")]
 pub(crate) async fn postgres(
     pool: &sqlx::PgPool,
     embedded: &Migrator,
     bounds: Option<Bounds>,
+    statements: super::db::Statements,
 ) -> Result<MigrationReport, StoreError> {
     use sqlx::{Connection as _, Executor as _};
 
@@ -153,20 +160,23 @@ pub(crate) async fn postgres(
         let name = match database.take() {
             Some(name) => name,
             None => {
-                let (name,): (String,) = sqlx::query_as("SELECT current_database()")
-                    .persistent(false)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(failed("naming the database"))?;
-                name
+                let (database, schema): (String, String) =
+                    sqlx::query_as("SELECT current_database()::text, current_schema()::text")
+                        .persistent(false)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(failed("naming the database"))?;
+                // sqlx's runner names the database only, as its table is in the default
+                // schema; a run in another schema (its own `_sqlx_migrations`) locks that
+                // schema alone.
+                if schema == "public" {
+                    database
+                } else {
+                    format!("{database}.{schema}")
+                }
             }
         };
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lock_key(&name))
-            .persistent(false)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed("taking the migration lock"))?;
+        take_lock(&mut tx, Lock::Transaction, lock_key(&name), bounds).await?;
         tx.execute(MIGRATIONS_TABLE)
             .await
             .map_err(failed("creating the migrations table"))?;
@@ -206,9 +216,22 @@ pub(crate) async fn postgres(
             return Ok(MigrationReport::new(embedded, applied, &in_database));
         };
         if migration.no_tx {
-            return Err(StoreError::Unsupported(
-                "a migration outside a transaction (-- no-transaction) is not supported",
-            ));
+            // The lock is taken again, for the session, by the run outside a transaction.
+            tx.commit()
+                .await
+                .map_err(failed("ending a migration check"))?;
+            if statements == super::db::Statements::Proxied {
+                return Err(StoreError::Unsupported(
+                    "a migration that runs outside a transaction (-- no-transaction) needs a \
+                     session, which a proxy that pools by transaction cannot keep: set \
+                     MIGRATIONS_DATABASE_URL to the database itself",
+                ));
+            }
+            if outside_a_transaction(&mut conn, migration, bounds, lock_key(&name)).await? {
+                applied.push(migration.version);
+            }
+            database = Some(name);
+            continue;
         }
         let started = std::time::Instant::now();
         tx.execute(&*migration.sql)
@@ -235,6 +258,201 @@ pub(crate) async fn postgres(
     }
 }
 
+/// The migration lock: for the transaction, or for the session (a migration outside a
+/// transaction).
+#[cfg(feature = "postgres")]
+#[derive(Clone, Copy)]
+enum Lock {
+    Transaction,
+    Session,
+}
+
+/// Takes the migration lock on `conn`, trying it every 50 ms rather than waiting for it
+/// inside a statement, up to the lock timeout of `bounds`. A run waiting inside a statement
+/// holds a snapshot, and a concurrent index build of the run that holds the lock waits for
+/// every older snapshot to go: each would wait for the other.
+#[cfg(feature = "postgres")]
+async fn take_lock(
+    conn: &mut sqlx::PgConnection,
+    lock: Lock,
+    key: i64,
+    bounds: Option<Bounds>,
+) -> Result<(), StoreError> {
+    let sql = match lock {
+        Lock::Transaction => "SELECT pg_try_advisory_xact_lock($1)",
+        Lock::Session => "SELECT pg_try_advisory_lock($1)",
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let (taken,): (bool,) = sqlx::query_as(sql)
+            .bind(key)
+            .persistent(false)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| StoreError::from_sqlx("taking the migration lock", e))?;
+        if taken {
+            return Ok(());
+        }
+        if bounds.is_some_and(|bounds| started.elapsed() >= bounds.lock_timeout) {
+            return Err(StoreError::LockTimeout("taking the migration lock"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Applies a `-- no-transaction` migration on `conn`, a session of its own (straight to
+/// Postgres): under the session-level migration lock (sqlx's, the same key), if it is still
+/// pending, its one statement, then its bookkeeping row. Its statement must be one statement
+/// and safe to run again (`CREATE INDEX CONCURRENTLY IF NOT EXISTS …`). An index that a
+/// failed concurrent build leaves behind invalid is dropped, on failure and before a run,
+/// so that `IF NOT EXISTS` never takes it for built. Returns whether this run applied it.
+#[cfg(feature = "postgres")]
+async fn outside_a_transaction(
+    conn: &mut sqlx::PgConnection,
+    migration: &sqlx::migrate::Migration,
+    bounds: Option<Bounds>,
+    key: i64,
+) -> Result<bool, StoreError> {
+    use sqlx::Executor as _;
+    let failed = |doing| move |e| StoreError::from_sqlx(doing, e);
+    let settings = bounds.map(|bounds| {
+        let ms = |d: std::time::Duration| d.as_millis().max(1);
+        format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}",
+            ms(bounds.statement_timeout),
+            ms(bounds.lock_timeout)
+        )
+    });
+    if let Some(settings) = &settings {
+        conn.execute(settings.as_str())
+            .await
+            .map_err(failed("bounding the migration"))?;
+    }
+    let locked = take_lock(conn, Lock::Session, key, bounds).await;
+    let outcome = match locked {
+        Ok(_) => {
+            let outcome = apply_alone(conn, migration).await;
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(key)
+                .persistent(false)
+                .execute(&mut *conn)
+                .await
+                .map_err(failed("releasing the migration lock"));
+            outcome.and_then(|applied| unlocked.map(|_| applied))
+        }
+        Err(error) => Err(error),
+    };
+    // The connection goes back to the pool as it came.
+    if settings.is_some() {
+        let _ = conn
+            .execute("RESET statement_timeout; RESET lock_timeout")
+            .await;
+    }
+    outcome
+}
+
+/// [`outside_a_transaction`] with the lock held.
+#[cfg(feature = "postgres")]
+async fn apply_alone(
+    conn: &mut sqlx::PgConnection,
+    migration: &sqlx::migrate::Migration,
+) -> Result<bool, StoreError> {
+    use sqlx::Executor as _;
+    let failed = |doing| move |e| StoreError::from_sqlx(doing, e);
+    let done: Option<(i64,)> =
+        sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE version = $1")
+            .bind(migration.version)
+            .persistent(false)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(failed("checking a migration"))?;
+    if done.is_some() {
+        // Applied by a run that held the lock before this one.
+        return Ok(false);
+    }
+    let index = concurrent_index(&migration.sql);
+    if let Some(index) = &index {
+        drop_if_invalid(conn, index).await?;
+    }
+    let started = std::time::Instant::now();
+    if let Err(error) = conn.execute(&*migration.sql).await {
+        if let Some(index) = &index {
+            drop_if_invalid(conn, index).await?;
+        }
+        return Err(MigrateError::ExecuteMigration(error, migration.version).into());
+    }
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations \
+         (version, description, success, checksum, execution_time) \
+         VALUES ($1, $2, TRUE, $3, $4)",
+    )
+    .bind(migration.version)
+    .bind(&*migration.description)
+    .bind(&*migration.checksum)
+    .bind(i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX))
+    .persistent(false)
+    .execute(&mut *conn)
+    .await
+    .map_err(failed("recording a migration"))?;
+    Ok(true)
+}
+
+/// The name of the index `sql` builds concurrently, if it is such a statement:
+/// `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name …`.
+#[cfg(feature = "postgres")]
+fn concurrent_index(sql: &str) -> Option<String> {
+    let code: String = sql
+        .lines()
+        .map(|line| line.split_once("--").map_or(line, |(code, _)| code))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let words: Vec<&str> = code.split_whitespace().collect();
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let mut at = usize::from(upper.first()? == "CREATE");
+    if at == 0 {
+        return None;
+    }
+    if upper.get(at).map(String::as_str) == Some("UNIQUE") {
+        at += 1;
+    }
+    if upper.get(at).map(String::as_str) != Some("INDEX")
+        || upper.get(at + 1).map(String::as_str) != Some("CONCURRENTLY")
+    {
+        return None;
+    }
+    at += 2;
+    if upper
+        .get(at..at + 3)
+        .is_some_and(|w| w == ["IF", "NOT", "EXISTS"])
+    {
+        at += 3;
+    }
+    let name = words.get(at)?;
+    (upper.get(at).map(String::as_str) != Some("ON")).then(|| (*name).to_owned())
+}
+
+/// Drops index `name` if a failed concurrent build left it invalid.
+#[cfg(feature = "postgres")]
+async fn drop_if_invalid(conn: &mut sqlx::PgConnection, name: &str) -> Result<(), StoreError> {
+    use sqlx::Executor as _;
+    let failed = |doing| move |e| StoreError::from_sqlx(doing, e);
+    let invalid: Option<(bool,)> =
+        sqlx::query_as("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)")
+            .bind(name)
+            .persistent(false)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(failed("checking an index"))?;
+    if invalid.is_some_and(|(invalid,)| invalid) {
+        // The name comes from this build's own migration text, and goes through
+        // quote_ident's rules as written there.
+        conn.execute(format!("DROP INDEX CONCURRENTLY IF EXISTS {name}").as_str())
+            .await
+            .map_err(failed("dropping an invalid index"))?;
+    }
+    Ok(())
+}
+
 /// sqlx's bookkeeping table, as sqlx creates it.
 #[cfg(feature = "postgres")]
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations ( \
@@ -245,8 +463,8 @@ const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations ( \
     checksum BYTEA NOT NULL, \
     execution_time BIGINT NOT NULL)";
 
-/// The advisory-lock key sqlx's runner takes for `database`, so that its runs and ours
-/// exclude each other.
+/// The advisory-lock key for `name`: for a database's `public` schema, the key sqlx's runner
+/// takes for the database, so that its runs and ours exclude each other.
 #[cfg(feature = "postgres")]
 fn lock_key(database: &str) -> i64 {
     const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);

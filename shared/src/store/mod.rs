@@ -62,6 +62,9 @@ pub enum StoreError {
     Conflict(Conflict),
     #[error("migrating the database")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another migration run held the migration lock for longer than the lock timeout.
+    #[error("lock timeout while {0}: another migration run held the lock")]
+    LockTimeout(&'static str),
     #[error("{0}")]
     Unsupported(&'static str),
     #[error("invalid database URL")]

@@ -78,7 +78,16 @@ impl SqlStore<Postgres> {
     /// [`Store::migrate`](super::Store::migrate) with server-side bounds, for migrating a
     /// live database on deploy ([`Bounds`]).
     pub async fn migrate_bounded(&self, bounds: Bounds) -> Result<MigrationReport, StoreError> {
-        migrations::postgres(&self.pool, &MIGRATOR, Some(bounds)).await
+        self.migrate_with(&MIGRATOR, Some(bounds)).await
+    }
+
+    /// Applies `embedded`'s migrations (tests give other sets than this build's).
+    pub async fn migrate_with(
+        &self,
+        embedded: &sqlx::migrate::Migrator,
+        bounds: Option<Bounds>,
+    ) -> Result<MigrationReport, StoreError> {
+        migrations::postgres(&self.pool, embedded, bounds, self.statements).await
     }
 }
 
@@ -95,8 +104,11 @@ impl Driver for Postgres {
         &MIGRATOR
     }
 
-    async fn migrate(pool: &sqlx::PgPool) -> Result<MigrationReport, StoreError> {
-        migrations::postgres(pool, &MIGRATOR, None).await
+    async fn migrate(
+        pool: &sqlx::PgPool,
+        statements: Statements,
+    ) -> Result<MigrationReport, StoreError> {
+        migrations::postgres(pool, &MIGRATOR, None, statements).await
     }
 
     // Postgres locks rows as statements reach them (`FOR UPDATE` where a flow reads first).

@@ -94,7 +94,10 @@ impl Driver for Sqlite {
         &MIGRATOR
     }
 
-    async fn migrate(pool: &sqlx::SqlitePool) -> Result<migrations::MigrationReport, StoreError> {
+    async fn migrate(
+        pool: &sqlx::SqlitePool,
+        _: Statements,
+    ) -> Result<migrations::MigrationReport, StoreError> {
         migrations::sqlite(pool).await
     }
 

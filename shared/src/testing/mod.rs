@@ -314,7 +314,8 @@ impl TestDb {
                 let store = crate::store::postgres::PgStore::connect_lazy(&config.db)
                     .expect("opening the test database");
                 let embedded = older(<sqlx::Postgres as crate::store::db::Driver>::migrator());
-                crate::store::migrations::postgres(store.pool(), &embedded, None)
+                store
+                    .migrate_with(&embedded, None)
                     .await
                     .expect("migrating to an older version");
                 store.pool().close().await;
