@@ -397,3 +397,24 @@ async fn a_migration_outside_a_transaction_is_refused_behind_a_proxy_postgres() 
         "the table's migration ran, the index's did not"
     );
 }
+
+/// A migration outside a transaction that the runner could not clean up after or run again
+/// (no `IF NOT EXISTS` here) is refused before any of it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_outside_a_transaction_must_be_a_rerunnable_index_build_postgres() {
+    let Some(db) = direct_postgres().await else {
+        return;
+    };
+    let index = (
+        "0002_items_v.sql",
+        "-- no-transaction\nCREATE INDEX CONCURRENTLY items_v ON items (v);\n",
+    );
+    let (_dir, migrator) = migrator_of(&[TABLE, index]).await;
+    let err = pg_store(&db, &[])
+        .migrate_with(&migrator, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("IF NOT EXISTS"), "{err}");
+    let built: Vec<(bool,)> = db.rows("SELECT to_regclass('items_v') IS NULL").await;
+    assert_eq!(built, [(true,)], "nothing of it ran");
+}

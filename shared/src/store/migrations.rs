@@ -137,6 +137,7 @@ pub(crate) async fn postgres(
         .map_err(failed("migrating the database"))?;
     let mut applied = Vec::new();
     let mut database = None;
+    let mut waiting = LockWait::default();
     loop {
         // Read committed whatever the role's default: the applied versions are read after
         // the lock is taken, and must include what a run that held it before committed.
@@ -176,7 +177,18 @@ pub(crate) async fn postgres(
                 }
             }
         };
-        take_lock(&mut tx, Lock::Transaction, lock_key(&name), bounds).await?;
+        if !try_lock(&mut tx, Lock::Transaction, lock_key(&name)).await? {
+            // Not across the wait: a transaction kept open while waiting could be one that
+            // the holder's concurrent index build waits for, which Postgres would not see
+            // as a deadlock.
+            tx.rollback()
+                .await
+                .map_err(failed("waiting for the migration lock"))?;
+            database = Some(name);
+            waiting.wait(bounds).await?;
+            continue;
+        }
+        waiting = LockWait::default();
         tx.execute(MIGRATIONS_TABLE)
             .await
             .map_err(failed("creating the migrations table"))?;
@@ -227,6 +239,9 @@ pub(crate) async fn postgres(
                      MIGRATIONS_DATABASE_URL to the database itself",
                 ));
             }
+            // Closed rather than given back when done: a run cancelled mid-build (the
+            // migrate function's time is up) must not return it holding the session lock.
+            conn.close_on_drop();
             if outside_a_transaction(&mut conn, migration, bounds, lock_key(&name)).await? {
                 applied.push(migration.version);
             }
@@ -267,45 +282,62 @@ enum Lock {
     Session,
 }
 
-/// Takes the migration lock on `conn`, trying it every 50 ms rather than waiting for it
-/// inside a statement, up to the lock timeout of `bounds`. A run waiting inside a statement
-/// holds a snapshot, and a concurrent index build of the run that holds the lock waits for
-/// every older snapshot to go: each would wait for the other.
+/// Tries the migration lock on `conn` once: whether it was taken. Runs never wait for it
+/// inside a statement: a waiting statement holds a snapshot, and a concurrent index build
+/// of the run holding the lock waits for every older snapshot to go, so each would wait for
+/// the other.
 #[cfg(feature = "postgres")]
-async fn take_lock(
-    conn: &mut sqlx::PgConnection,
-    lock: Lock,
-    key: i64,
-    bounds: Option<Bounds>,
-) -> Result<(), StoreError> {
+async fn try_lock(conn: &mut sqlx::PgConnection, lock: Lock, key: i64) -> Result<bool, StoreError> {
     let sql = match lock {
         Lock::Transaction => "SELECT pg_try_advisory_xact_lock($1)",
         Lock::Session => "SELECT pg_try_advisory_lock($1)",
     };
-    let started = std::time::Instant::now();
-    loop {
-        let (taken,): (bool,) = sqlx::query_as(sql)
-            .bind(key)
-            .persistent(false)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| StoreError::from_sqlx("taking the migration lock", e))?;
-        if taken {
-            return Ok(());
-        }
-        if bounds.is_some_and(|bounds| started.elapsed() >= bounds.lock_timeout) {
+    let (taken,): (bool,) = sqlx::query_as(sql)
+        .bind(key)
+        .persistent(false)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| StoreError::from_sqlx("taking the migration lock", e))?;
+    Ok(taken)
+}
+
+/// Waiting for the migration lock between tries: 50 ms at a time, up to the lock timeout
+/// of `bounds` since the first try that failed (none: as long as it takes, saying so every
+/// ten seconds).
+#[cfg(feature = "postgres")]
+#[derive(Default)]
+struct LockWait {
+    since: Option<std::time::Instant>,
+    told: u64,
+}
+
+#[cfg(feature = "postgres")]
+impl LockWait {
+    async fn wait(&mut self, bounds: Option<Bounds>) -> Result<(), StoreError> {
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        let waited = since.elapsed();
+        if bounds.is_some_and(|bounds| waited >= bounds.lock_timeout) {
             return Err(StoreError::LockTimeout("taking the migration lock"));
         }
+        if waited.as_secs() / 10 > self.told {
+            self.told = waited.as_secs() / 10;
+            tracing::info!(
+                waited_secs = waited.as_secs(),
+                "waiting for another migration run to let go of the migration lock"
+            );
+        }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        Ok(())
     }
 }
 
 /// Applies a `-- no-transaction` migration on `conn`, a session of its own (straight to
 /// Postgres): under the session-level migration lock (sqlx's, the same key), if it is still
 /// pending, its one statement, then its bookkeeping row. Its statement must be one statement
-/// and safe to run again (`CREATE INDEX CONCURRENTLY IF NOT EXISTS …`). An index that a
-/// failed concurrent build leaves behind invalid is dropped, on failure and before a run,
-/// so that `IF NOT EXISTS` never takes it for built. Returns whether this run applied it.
+/// and safe to run again (`CREATE INDEX CONCURRENTLY IF NOT EXISTS …`, [`concurrent_index`];
+/// anything else is refused before it runs). An index that a failed concurrent build leaves
+/// behind invalid is dropped, on failure and before a run, so that `IF NOT EXISTS` never
+/// takes it for built. Returns whether this run applied it.
 #[cfg(feature = "postgres")]
 async fn outside_a_transaction(
     conn: &mut sqlx::PgConnection,
@@ -315,12 +347,13 @@ async fn outside_a_transaction(
 ) -> Result<bool, StoreError> {
     use sqlx::Executor as _;
     let failed = |doing| move |e| StoreError::from_sqlx(doing, e);
+    // No lock timeout for the build: a concurrent build waits, as lock waits, for every
+    // older transaction of the database to end, and blocks nobody meanwhile. The statement
+    // timeout still bounds it.
     let settings = bounds.map(|bounds| {
-        let ms = |d: std::time::Duration| d.as_millis().max(1);
         format!(
-            "SET statement_timeout = {}; SET lock_timeout = {}",
-            ms(bounds.statement_timeout),
-            ms(bounds.lock_timeout)
+            "SET statement_timeout = {}; SET lock_timeout = 0",
+            bounds.statement_timeout.as_millis().max(1)
         )
     });
     if let Some(settings) = &settings {
@@ -328,7 +361,18 @@ async fn outside_a_transaction(
             .await
             .map_err(failed("bounding the migration"))?;
     }
-    let locked = take_lock(conn, Lock::Session, key, bounds).await;
+    let mut waiting = LockWait::default();
+    let locked = loop {
+        match try_lock(conn, Lock::Session, key).await {
+            Ok(true) => break Ok(()),
+            Ok(false) => {
+                if let Err(error) = waiting.wait(bounds).await {
+                    break Err(error);
+                }
+            }
+            Err(error) => break Err(error),
+        }
+    };
     let outcome = match locked {
         Ok(_) => {
             let outcome = apply_alone(conn, migration).await;
@@ -370,14 +414,16 @@ async fn apply_alone(
         // Applied by a run that held the lock before this one.
         return Ok(false);
     }
-    let index = concurrent_index(&migration.sql);
-    if let Some(index) = &index {
-        drop_if_invalid(conn, index).await?;
-    }
+    let index = concurrent_index(&migration.sql).ok_or(StoreError::Unsupported(
+        "a migration outside a transaction (-- no-transaction) must be one statement, \
+         CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS name ON table …, with plain names",
+    ))?;
+    drop_if_invalid(conn, &index).await?;
     let started = std::time::Instant::now();
     if let Err(error) = conn.execute(&*migration.sql).await {
-        if let Some(index) = &index {
-            drop_if_invalid(conn, index).await?;
+        // The migration's error is the one to report; the next run drops the index anyway.
+        if let Err(cleanup) = drop_if_invalid(conn, &index).await {
+            tracing::warn!(error = %cleanup, index, "could not drop the invalid index");
         }
         return Err(MigrateError::ExecuteMigration(error, migration.version).into());
     }
@@ -397,8 +443,10 @@ async fn apply_alone(
     Ok(true)
 }
 
-/// The name of the index `sql` builds concurrently, if it is such a statement:
-/// `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name …`.
+/// The name of the index `sql` builds concurrently, when `sql` is exactly one
+/// `CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS name ON table …` statement (line
+/// comments allowed) with a plain, unqualified index and table name: what the runner can
+/// clean up after a failed build and run again. Anything else is `None`, and refused.
 #[cfg(feature = "postgres")]
 fn concurrent_index(sql: &str) -> Option<String> {
     let code: String = sql
@@ -406,51 +454,108 @@ fn concurrent_index(sql: &str) -> Option<String> {
         .map(|line| line.split_once("--").map_or(line, |(code, _)| code))
         .collect::<Vec<_>>()
         .join(" ");
+    let code = code.trim().trim_end_matches(';');
+    if code.contains(';') || code.contains("/*") || code.contains('"') {
+        return None;
+    }
     let words: Vec<&str> = code.split_whitespace().collect();
     let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
-    let mut at = usize::from(upper.first()? == "CREATE");
-    if at == 0 {
+    let mut at = 0;
+    let expect = |word: &str, at: &mut usize| {
+        let found = upper.get(*at).is_some_and(|w| w == word);
+        *at += usize::from(found);
+        found
+    };
+    if !expect("CREATE", &mut at) {
         return None;
     }
-    if upper.get(at).map(String::as_str) == Some("UNIQUE") {
-        at += 1;
+    expect("UNIQUE", &mut at);
+    for word in ["INDEX", "CONCURRENTLY", "IF", "NOT", "EXISTS"] {
+        if !expect(word, &mut at) {
+            return None;
+        }
     }
-    if upper.get(at).map(String::as_str) != Some("INDEX")
-        || upper.get(at + 1).map(String::as_str) != Some("CONCURRENTLY")
-    {
-        return None;
-    }
-    at += 2;
-    if upper
-        .get(at..at + 3)
-        .is_some_and(|w| w == ["IF", "NOT", "EXISTS"])
-    {
-        at += 3;
-    }
+    let plain = |name: &str| {
+        name.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
     let name = words.get(at)?;
-    (upper.get(at).map(String::as_str) != Some("ON")).then(|| (*name).to_owned())
+    let on = upper.get(at + 1).is_some_and(|w| w == "ON");
+    let table = words.get(at + 2)?;
+    let table = table.split('(').next().unwrap_or_default();
+    (plain(name) && on && plain(table)).then(|| (*name).to_owned())
 }
 
-/// Drops index `name` if a failed concurrent build left it invalid.
+/// Drops index `name` if a failed concurrent build left it invalid (and no build of it is
+/// under way). The name dropped is the catalog's own, quoted by Postgres.
 #[cfg(feature = "postgres")]
 async fn drop_if_invalid(conn: &mut sqlx::PgConnection, name: &str) -> Result<(), StoreError> {
     use sqlx::Executor as _;
     let failed = |doing| move |e| StoreError::from_sqlx(doing, e);
-    let invalid: Option<(bool,)> =
-        sqlx::query_as("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)")
-            .bind(name)
-            .persistent(false)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(failed("checking an index"))?;
-    if invalid.is_some_and(|(invalid,)| invalid) {
-        // The name comes from this build's own migration text, and goes through
-        // quote_ident's rules as written there.
-        conn.execute(format!("DROP INDEX CONCURRENTLY IF EXISTS {name}").as_str())
+    let invalid: Option<(String,)> = sqlx::query_as(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i \
+         WHERE i.indexrelid = to_regclass($1) AND NOT i.indisvalid \
+         AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p \
+                         WHERE p.index_relid = i.indexrelid)",
+    )
+    .bind(name)
+    .persistent(false)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(failed("checking an index"))?;
+    if let Some((qualified,)) = invalid {
+        conn.execute(format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}").as_str())
             .await
             .map_err(failed("dropping an invalid index"))?;
     }
     Ok(())
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::concurrent_index;
+
+    #[test]
+    fn only_a_plain_concurrent_index_build_runs_outside_a_transaction() {
+        for (sql, name) in [
+            (
+                "-- no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS tasks_title ON tasks (title);\n",
+                Some("tasks_title"),
+            ),
+            (
+                "create unique index concurrently if not exists t_v_key on t(v)",
+                Some("t_v_key"),
+            ),
+            (
+                "CREATE INDEX CONCURRENTLY tasks_title ON tasks (title)",
+                None,
+            ),
+            (
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"My Idx\" ON tasks (title)",
+                None,
+            ),
+            (
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON audit.t (x)",
+                None,
+            ),
+            (
+                "/* first */ CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (x)",
+                None,
+            ),
+            (
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (x); DROP TABLE t",
+                None,
+            ),
+            ("CREATE INDEX IF NOT EXISTS i ON t (x)", None),
+            ("ALTER TABLE t ADD COLUMN x int", None),
+        ] {
+            assert_eq!(concurrent_index(sql).as_deref(), name, "{sql}");
+        }
+    }
 }
 
 /// sqlx's bookkeeping table, as sqlx creates it.
