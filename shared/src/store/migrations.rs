@@ -252,19 +252,7 @@ pub(crate) async fn postgres(
         tx.execute(&*migration.sql)
             .await
             .map_err(|e| MigrateError::ExecuteMigration(e, migration.version))?;
-        sqlx::query(
-            "INSERT INTO _sqlx_migrations \
-             (version, description, success, checksum, execution_time) \
-             VALUES ($1, $2, TRUE, $3, $4)",
-        )
-        .bind(migration.version)
-        .bind(&*migration.description)
-        .bind(&*migration.checksum)
-        .bind(i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX))
-        .persistent(false)
-        .execute(&mut *tx)
-        .await
-        .map_err(failed("recording a migration"))?;
+        record(&mut tx, migration, started).await?;
         tx.commit()
             .await
             .map_err(failed("committing a migration"))?;
@@ -427,6 +415,17 @@ async fn apply_alone(
         }
         return Err(MigrateError::ExecuteMigration(error, migration.version).into());
     }
+    record(conn, migration, started).await?;
+    Ok(true)
+}
+
+/// The bookkeeping row of `migration`, applied since `started` (sqlx's columns).
+#[cfg(feature = "postgres")]
+async fn record(
+    conn: &mut sqlx::PgConnection,
+    migration: &sqlx::migrate::Migration,
+    started: std::time::Instant,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO _sqlx_migrations \
          (version, description, success, checksum, execution_time) \
@@ -439,8 +438,8 @@ async fn apply_alone(
     .persistent(false)
     .execute(&mut *conn)
     .await
-    .map_err(failed("recording a migration"))?;
-    Ok(true)
+    .map_err(|e| StoreError::from_sqlx("recording a migration", e))?;
+    Ok(())
 }
 
 /// The name of the index `sql` builds concurrently, when `sql` is exactly one
