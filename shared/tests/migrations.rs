@@ -278,6 +278,12 @@ const TABLE: (&str, &str) = (
      INSERT INTO items SELECT g, 'v' || (g % 10) FROM generate_series(1, 1000) g;",
 );
 
+/// A migration that builds an index on `items` concurrently.
+const INDEX: (&str, &str) = (
+    "0002_items_v.sql",
+    "-- no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_v ON items (v);\n",
+);
+
 /// An index built concurrently (`-- no-transaction`) lets writes to its table go on while
 /// it builds: here the build waits for a transaction that started before it, and an
 /// insert into the table meanwhile finishes at once.
@@ -286,12 +292,8 @@ async fn writes_go_on_while_an_index_builds_concurrently_postgres() {
     let Some(db) = direct_postgres().await else {
         return;
     };
-    let index = (
-        "0002_items_v.sql",
-        "-- no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_v ON items (v);\n",
-    );
     let (_dir, first) = migrator_of(&[TABLE]).await;
-    let (_dir2, both) = migrator_of(&[TABLE, index]).await;
+    let (_dir2, both) = migrator_of(&[TABLE, INDEX]).await;
     assert!(both.iter().any(|m| m.no_tx), "sqlx reads the marker");
     let store = pg_store(&db, &[]);
     store.migrate_with(&first, None).await.unwrap();
@@ -382,11 +384,7 @@ async fn a_migration_outside_a_transaction_is_refused_behind_a_proxy_postgres() 
     let Some(db) = direct_postgres().await else {
         return;
     };
-    let index = (
-        "0002_items_v.sql",
-        "-- no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_v ON items (v);\n",
-    );
-    let (_dir, migrator) = migrator_of(&[TABLE, index]).await;
+    let (_dir, migrator) = migrator_of(&[TABLE, INDEX]).await;
     let proxied = pg_store(&db, &[("DB_STATEMENT_CACHE_CAPACITY", "0")]);
     let err = proxied.migrate_with(&migrator, None).await.unwrap_err();
     assert!(err.to_string().contains("MIGRATIONS_DATABASE_URL"), "{err}");
