@@ -2,4 +2,5 @@
 //! is paid once per crate instead of once per file (`autotests = false` in Cargo.toml).
 
 mod migrations;
+mod repairs;
 mod stack;

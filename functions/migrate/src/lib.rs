@@ -124,7 +124,8 @@ pub struct CustomResourceResponse {
     pub request_id: String,
     pub logical_resource_id: String,
     pub no_echo: bool,
-    /// `Version` (the schema's highest migration) and `Applied` (this run's), for `!GetAtt`.
+    /// `Version` (the schema's highest migration), `Applied` and `Repaired` (this run's), for
+    /// `!GetAtt`.
     pub data: BTreeMap<String, String>,
 }
 
@@ -148,8 +149,15 @@ pub fn response(event: &CustomResourceEvent, outcome: &Outcome) -> CustomResourc
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(",");
+            let repaired = report
+                .repaired
+                .iter()
+                .map(|r| r.version.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
             let data = BTreeMap::from([
                 ("Applied".to_owned(), truncate(applied, MAX_DATA_BYTES)),
+                ("Repaired".to_owned(), truncate(repaired, MAX_DATA_BYTES)),
                 (
                     "Version".to_owned(),
                     report.version.map(|v| v.to_string()).unwrap_or_default(),
@@ -229,6 +237,7 @@ pub async fn migrate_database(budget: Duration) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::store::migrations::Repaired;
 
     fn event(kind: &str) -> CustomResourceEvent {
         serde_json::from_value(serde_json::json!({
@@ -270,6 +279,10 @@ mod tests {
     fn a_response_echoes_the_request_and_keeps_the_physical_id() {
         let create = event("Create");
         let report = MigrationReport {
+            repaired: vec![Repaired {
+                version: 3,
+                text_of: "abcdef0",
+            }],
             applied: vec![4, 5],
             unknown: vec![],
             version: Some(5),
@@ -282,7 +295,12 @@ mod tests {
         assert_eq!(r.stack_id, create.stack_id);
         assert_eq!(r.data["Applied"], "4,5");
         assert_eq!(r.data["Version"], "5");
-        assert_eq!(r.reason, "applied migrations 4, 5; schema at version 5");
+        assert_eq!(r.data["Repaired"], "3");
+        assert_eq!(
+            r.reason,
+            "repaired migration 3 (applied in its text of abcdef0); applied migrations 4, 5; \
+             schema at version 5"
+        );
 
         let mut update = event("Update");
         update.physical_resource_id = Some("kept-id".into());

@@ -18,23 +18,32 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(feature = "sqlite")]
+use sqlx::migrate::Migrate;
 use sqlx::migrate::{MigrateError, Migrator};
-#[cfg(feature = "sqlite")]
-use sqlx::{Pool, migrate::Migrate};
 
-use super::StoreError;
-#[cfg(feature = "sqlite")]
-use super::db::Driver;
+use super::{StoreError, repairs};
 
 /// What one migration run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MigrationReport {
+    /// Migrations the database had applied in a known earlier text, which this run
+    /// repaired (`migrations/repairs/`), in order.
+    pub repaired: Vec<Repaired>,
     /// The versions this run applied, in order.
     pub applied: Vec<i64>,
     /// Versions the database has that this build does not know (a newer release's).
     pub unknown: Vec<i64>,
     /// The highest version in the database afterwards.
     pub version: Option<i64>,
+}
+
+/// A migration applied in an earlier text, repaired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repaired {
+    pub version: i64,
+    /// The commit whose text of the migration the database had applied.
+    pub text_of: &'static str,
 }
 
 impl std::fmt::Display for MigrationReport {
@@ -45,6 +54,13 @@ impl std::fmt::Display for MigrationReport {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        for repaired in &self.repaired {
+            write!(
+                f,
+                "repaired migration {} (applied in its text of {}); ",
+                repaired.version, repaired.text_of
+            )?;
+        }
         match self.applied.len() {
             0 => write!(f, "no pending migration")?,
             1 => write!(f, "applied migration {}", versions(&self.applied))?,
@@ -65,29 +81,37 @@ impl std::fmt::Display for MigrationReport {
 }
 
 /// Applies `embedded`'s pending migrations on `conn` with sqlx's runner (SQLite's): each
-/// in a savepoint of [`sqlite`]'s transaction, so a failing one leaves no trace. Reports
-/// what this run applied itself. Concurrent runs (instances starting together) are
-/// serialised by the write lock of that transaction; should a migration still fail because
-/// another run applied that same one meanwhile, the run moves on to the next one.
+/// in a savepoint of [`sqlite`]'s transaction, so a failing one leaves no trace; a repair
+/// ([`repairs`]) runs in that transaction itself. Reports what this run did itself.
+/// Concurrent runs (instances starting together) are serialised by the write lock of that
+/// transaction; should a migration still fail because another run applied that same one
+/// meanwhile, the run moves on to the next one.
 #[cfg(feature = "sqlite")]
-pub(crate) async fn run<C: Migrate>(
+async fn run(
     embedded: &'static Migrator,
-    conn: &mut C,
+    conn: &mut sqlx::SqliteConnection,
 ) -> Result<MigrationReport, StoreError> {
     conn.lock().await?;
     let outcome = apply_pending(embedded, conn).await;
     // Released on failure too: the connection goes back to the pool.
     let unlocked = conn.unlock().await;
-    let (applied, after) = outcome?;
+    let (repaired, applied, after) = outcome?;
     unlocked?;
-    Ok(MigrationReport::new(embedded, applied, &after))
+    Ok(MigrationReport::new(embedded, repaired, applied, &after))
 }
 
 impl MigrationReport {
-    /// The report of a run that applied `applied`, leaving `after` in the database.
-    fn new(embedded: &Migrator, applied: Vec<i64>, after: &BTreeMap<i64, Vec<u8>>) -> Self {
+    /// The report of a run that repaired `repaired` and applied `applied`, leaving `after`
+    /// in the database.
+    fn new(
+        embedded: &Migrator,
+        repaired: Vec<Repaired>,
+        applied: Vec<i64>,
+        after: &BTreeMap<i64, Vec<u8>>,
+    ) -> Self {
         let known: Vec<i64> = embedded.iter().map(|m| m.version).collect();
         Self {
+            repaired,
             applied,
             unknown: after
                 .keys()
@@ -136,6 +160,7 @@ pub(crate) async fn postgres(
         .await
         .map_err(failed("migrating the database"))?;
     let mut applied = Vec::new();
+    let mut repaired = Vec::new();
     let mut database = None;
     let mut waiting = LockWait::default();
     loop {
@@ -206,26 +231,43 @@ pub(crate) async fn postgres(
             .into_iter()
             .map(|(v, checksum, _)| (v, checksum))
             .collect();
-        let mut pending = None;
-        for migration in embedded.iter() {
-            if migration.migration_type.is_down_migration() {
-                continue;
-            }
-            match in_database.get(&migration.version) {
-                // Edited after it was applied: the schema is not what this build expects.
-                Some(checksum) if *checksum != *migration.checksum => {
-                    return Err(MigrateError::VersionMismatch(migration.version).into());
-                }
-                Some(_) => {}
-                None if pending.is_none() => pending = Some(migration),
-                None => {}
-            }
-        }
-        let Some(migration) = pending else {
+        let Some(next) = next_step(embedded, &in_database, repairs::POSTGRES)? else {
             tx.commit()
                 .await
                 .map_err(failed("ending the migration run"))?;
-            return Ok(MigrationReport::new(embedded, applied, &in_database));
+            return Ok(MigrationReport::new(
+                embedded,
+                repaired,
+                applied,
+                &in_database,
+            ));
+        };
+        let migration = match next {
+            Step::Apply(migration) => migration,
+            Step::Repair(migration, repair) => {
+                tx.execute(repair.sql)
+                    .await
+                    .map_err(|e| MigrateError::ExecuteMigration(e, migration.version))?;
+                sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2")
+                    .bind(&*migration.checksum)
+                    .bind(migration.version)
+                    .persistent(false)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed("recording a repaired migration"))?;
+                tx.commit().await.map_err(failed("committing a repair"))?;
+                tracing::warn!(
+                    version = migration.version,
+                    text_of = repair.commit(),
+                    "repaired a migration the database had applied in an earlier text"
+                );
+                repaired.push(Repaired {
+                    version: migration.version,
+                    text_of: repair.commit(),
+                });
+                database = Some(name);
+                continue;
+            }
         };
         if migration.no_tx {
             // The lock is taken again, for the session, by the run outside a transaction.
@@ -259,6 +301,43 @@ pub(crate) async fn postgres(
         applied.push(migration.version);
         database = Some(name);
     }
+}
+
+/// What a run does next on a database that has `in_database` applied.
+enum Step<'m> {
+    /// Repair a migration applied in a known earlier text.
+    Repair(&'m sqlx::migrate::Migration, &'static repairs::Repair),
+    /// Apply a pending migration.
+    Apply(&'m sqlx::migrate::Migration),
+}
+
+/// The first thing to do, in version order, or nothing. A migration applied in a text that
+/// is neither this build's nor a known earlier one (`repairs`) is an error, wherever it is:
+/// the schema is not what this build expects.
+fn next_step<'m>(
+    embedded: &'m Migrator,
+    in_database: &BTreeMap<i64, Vec<u8>>,
+    repairs: &'static [repairs::Repair],
+) -> Result<Option<Step<'m>>, StoreError> {
+    let mut next = None;
+    for migration in embedded.iter() {
+        if migration.migration_type.is_down_migration() {
+            continue;
+        }
+        let step = match in_database.get(&migration.version) {
+            Some(checksum) if *checksum == *migration.checksum => None,
+            Some(checksum) => Some(Step::Repair(
+                migration,
+                repairs::find(repairs, migration.version, checksum)
+                    .ok_or(MigrateError::VersionMismatch(migration.version))?,
+            )),
+            None => Some(Step::Apply(migration)),
+        };
+        if next.is_none() {
+            next = step;
+        }
+    }
+    Ok(next)
 }
 
 /// The migration lock: for the transaction, or for the session (a migration outside a
@@ -575,49 +654,58 @@ fn lock_key(database: &str) -> i64 {
     0x3d32_ad9e * i64::from(CRC.checksum(database.as_bytes()))
 }
 
-/// The lock held: what this run applied, and every applied version with its checksum
-/// afterwards.
+/// The lock held: what this run repaired and applied, and every applied version with its
+/// checksum afterwards.
 #[cfg(feature = "sqlite")]
-async fn apply_pending<C: Migrate>(
+async fn apply_pending(
     embedded: &'static Migrator,
-    conn: &mut C,
-) -> Result<(Vec<i64>, BTreeMap<i64, Vec<u8>>), StoreError> {
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<(Vec<Repaired>, Vec<i64>, BTreeMap<i64, Vec<u8>>), StoreError> {
+    use sqlx::Executor as _;
     conn.ensure_migrations_table().await?;
     if let Some(version) = conn.dirty_version().await? {
         return Err(MigrateError::Dirty(version).into());
     }
-    let mut in_database = applied_checksums(conn).await?;
+    let mut repaired = Vec::new();
     let mut applied = Vec::new();
-    for migration in embedded.iter() {
-        if migration.migration_type.is_down_migration() {
-            continue;
-        }
-        if let Some(checksum) = in_database.get(&migration.version) {
-            // A migration edited after it was applied: the schema is not what this build
-            // expects, whatever the versions say.
-            if *checksum != *migration.checksum {
-                return Err(MigrateError::VersionMismatch(migration.version).into());
+    loop {
+        let in_database = applied_checksums(conn).await?;
+        match next_step(embedded, &in_database, repairs::SQLITE)? {
+            None => return Ok((repaired, applied, in_database)),
+            Some(Step::Repair(migration, repair)) => {
+                conn.execute(repair.sql)
+                    .await
+                    .map_err(|e| MigrateError::ExecuteMigration(e, migration.version))?;
+                sqlx::query("UPDATE _sqlx_migrations SET checksum = ?1 WHERE version = ?2")
+                    .bind(&*migration.checksum)
+                    .bind(migration.version)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| StoreError::from_sqlx("recording a repaired migration", e))?;
+                tracing::warn!(
+                    version = migration.version,
+                    text_of = repair.commit(),
+                    "repaired a migration the database had applied in an earlier text"
+                );
+                repaired.push(Repaired {
+                    version: migration.version,
+                    text_of: repair.commit(),
+                });
             }
-            continue;
-        }
-        match conn.apply(migration).await {
-            Ok(_) => {
-                applied.push(migration.version);
-                in_database.insert(migration.version, migration.checksum.to_vec());
-            }
-            Err(err) => {
-                // Applied by a concurrent run meanwhile (SQLite): the same migration, so
-                // move on. Anything else is this migration's own failure.
-                in_database = applied_checksums(conn).await?;
-                if in_database.get(&migration.version).map(Vec::as_slice)
-                    != Some(&*migration.checksum)
-                {
-                    return Err(err.into());
+            Some(Step::Apply(migration)) => match conn.apply(migration).await {
+                Ok(_) => applied.push(migration.version),
+                Err(err) => {
+                    // Applied by a concurrent run meanwhile (SQLite): the same migration, so
+                    // move on. Anything else is this migration's own failure.
+                    let now = applied_checksums(conn).await?;
+                    if now.get(&migration.version).map(Vec::as_slice) != Some(&*migration.checksum)
+                    {
+                        return Err(err.into());
+                    }
                 }
-            }
+            },
         }
     }
-    Ok((applied, applied_checksums(conn).await?))
 }
 
 /// How long a SQLite run waits for another instance's run to let go of the write lock.
@@ -633,7 +721,8 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 /// nothing: a failing migration rolls back the ones this run applied before it too, and the
 /// next run applies them again.
 #[cfg(feature = "sqlite")]
-pub(crate) async fn sqlite<D: Driver>(pool: &Pool<D>) -> Result<MigrationReport, StoreError> {
+pub(crate) async fn sqlite(pool: &sqlx::SqlitePool) -> Result<MigrationReport, StoreError> {
+    use super::db::Driver as _;
     // Several processes opening one new SQLite file at once collide on switching it to WAL
     // (a connection's first statements), and SQLite answers "database is locked" at once,
     // without its busy handler. Opening again shortly after succeeds: the switch is done.
@@ -652,7 +741,7 @@ pub(crate) async fn sqlite<D: Driver>(pool: &Pool<D>) -> Result<MigrationReport,
     // than the busy timeout on a large database: wait for it, within a bound.
     let waiting_since = std::time::Instant::now();
     let mut tx = loop {
-        match D::begin_writer(&mut conn).await {
+        match sqlx::Sqlite::begin_writer(&mut conn).await {
             Ok(tx) => break tx,
             Err(err) if is_locked(&err) && waiting_since.elapsed() < LOCK_WAIT => {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -665,7 +754,7 @@ pub(crate) async fn sqlite<D: Driver>(pool: &Pool<D>) -> Result<MigrationReport,
             }
         }
     };
-    let report = run(D::migrator(), &mut *tx).await?;
+    let report = run(sqlx::Sqlite::migrator(), &mut tx).await?;
     tx.commit()
         .await
         .map_err(|e| StoreError::from_sqlx("committing the migrations", e))?;
@@ -680,7 +769,9 @@ fn is_locked(err: &sqlx::Error) -> bool {
 
 /// The successfully applied versions and their checksums.
 #[cfg(feature = "sqlite")]
-async fn applied_checksums<C: Migrate>(conn: &mut C) -> Result<BTreeMap<i64, Vec<u8>>, StoreError> {
+async fn applied_checksums(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<BTreeMap<i64, Vec<u8>>, StoreError> {
     Ok(conn
         .list_applied_migrations()
         .await?

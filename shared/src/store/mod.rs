@@ -33,6 +33,7 @@ pub mod db;
 pub mod held;
 pub mod mail;
 pub mod migrations;
+mod repairs;
 pub mod sql;
 pub mod tasks;
 

@@ -290,12 +290,27 @@ impl TestDb {
 
     /// Applies the migrations up to `version` only, as an older release left the database.
     pub async fn migrate_to(&self, version: i64) {
+        self.migrate_to_text(version, None).await;
+    }
+
+    /// [`Self::migrate_to`], with migration `version` in an earlier text `text` (as a
+    /// database migrated before that migration was edited has it).
+    pub async fn migrate_to_text(&self, version: i64, text: Option<&str>) {
         let config = test_config(&self.url, &[]);
         let older = |embedded: &sqlx::migrate::Migrator| sqlx::migrate::Migrator {
             migrations: embedded
                 .iter()
                 .filter(|m| m.version <= version)
-                .cloned()
+                .map(|m| match text {
+                    Some(text) if m.version == version => sqlx::migrate::Migration::new(
+                        m.version,
+                        m.description.clone(),
+                        m.migration_type,
+                        text.to_owned().into(),
+                        text.starts_with("-- no-transaction"),
+                    ),
+                    _ => m.clone(),
+                })
                 .collect::<Vec<_>>()
                 .into(),
             ..*embedded

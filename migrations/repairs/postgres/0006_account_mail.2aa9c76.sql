@@ -1,0 +1,5 @@
+-- Repairs 0006_account_mail.sql as it was at 2aa9c76, whose text had this checksum:
+-- checksum: c92c8dd6a8fca221704ce7072f149abccc8e4bcb102bd317821a55034d3bcc29dc42d0a785fefd94cda321920adbb3bf
+--
+-- The edit changed a comment only: the schema is today's, and only the recorded checksum
+-- changes.

@@ -1,0 +1,5 @@
+-- Repairs 0008_list_indexes.sql as it was at 0b49ab7, whose text had this checksum:
+-- checksum: c0c02a0ccc896899be6f7aa3a920ac535fe7fedf38fd1d5cddb73375b93d45d3f6434d639a9987843f4622dec973df0c
+--
+-- The edit moved `DROP INDEX tasks_owner_due` after the builds: the schema is today's, and
+-- only the recorded checksum changes.
