@@ -33,7 +33,10 @@ pub struct DbConfig {
 
 impl DbConfig {
     /// The settings migrations run with: `MIGRATIONS_DATABASE_URL` when set, else
-    /// `DATABASE_URL`, with the same pool settings.
+    /// `DATABASE_URL`, with the same pool settings. `MIGRATIONS_DATABASE_URL` is taken for
+    /// the database's own address, with prepared statements whatever
+    /// `DB_STATEMENT_CACHE_CAPACITY` says for the proxy in front of `DATABASE_URL` (a URL
+    /// through a proxy too says so itself: `statement-cache-capacity=0`).
     pub fn for_migrations(&self) -> Self {
         match &self.migrations_url {
             // Its own credentials: DATABASE_PASSWORD is DATABASE_URL's.
@@ -41,6 +44,7 @@ impl DbConfig {
                 url: url.clone(),
                 password: None,
                 migrations_url: None,
+                statement_cache_capacity: None,
                 ..self.clone()
             },
             None => self.clone(),

@@ -323,6 +323,7 @@ mod tests {
         let base = [
             ("DATABASE_URL", proxy),
             ("DATABASE_PASSWORD", "proxy-pw"),
+            ("DB_STATEMENT_CACHE_CAPACITY", "0"),
             ("MIGRATIONS_DATABASE_URL", " "),
         ];
         let config = load(Runtime::Lambda, &[&base[..], SECRETS].concat()).unwrap();
@@ -333,14 +334,23 @@ mod tests {
             "unset (blank): DATABASE_URL"
         );
         assert_eq!(migrations.password.unwrap().expose_secret(), "proxy-pw");
+        assert_eq!(
+            migrations.statement_cache_capacity,
+            Some(0),
+            "through the proxy"
+        );
 
-        let with = [&base[..2], &[("MIGRATIONS_DATABASE_URL", direct)], SECRETS].concat();
+        let with = [&base[..3], &[("MIGRATIONS_DATABASE_URL", direct)], SECRETS].concat();
         let config = load(Runtime::Lambda, &with).unwrap();
         let migrations = config.db.for_migrations();
         assert_eq!(migrations.url.expose_secret(), direct);
         assert!(
             migrations.password.is_none(),
             "DATABASE_PASSWORD is DATABASE_URL's"
+        );
+        assert_eq!(
+            migrations.statement_cache_capacity, None,
+            "the database itself: prepared statements, and a session for a concurrent build"
         );
         let shown = format!("{:?}", config.db);
         assert!(
