@@ -140,11 +140,13 @@ pub struct Bounds {
 /// once, and a failing one leaves no trace. Statements are unnamed: nothing outlives a
 /// transaction on the server connection.
 ///
-/// A migration marked `-- no-transaction` (an index built `CONCURRENTLY`, so that writes to
-/// its table go on meanwhile) runs in a session instead ([`outside_a_transaction`]), which
+/// A migration marked `-- no-transaction` (indexes built `CONCURRENTLY`, so that writes to
+/// their table go on meanwhile) runs in a session instead ([`outside_a_transaction`]), which
 /// a proxy that pools by transaction cannot give: behind one (`statements` is
-/// [`Statements::Proxied`](super::db::Statements)) such a migration is refused, naming
-/// `MIGRATIONS_DATABASE_URL`.
+/// [`Statements::Proxied`](super::db::Statements)) its statements run in the migration's
+/// transaction without `CONCURRENTLY`, holding writes back while they build, with a warning
+/// that names `MIGRATIONS_DATABASE_URL`. Either way its statements must be of the forms
+/// [`super::concurrent`] allows, each safe to run again, or it is refused before any runs.
 #[cfg(feature = "postgres")]
 pub(crate) async fn postgres(
     pool: &sqlx::PgPool,
@@ -270,21 +272,44 @@ pub(crate) async fn postgres(
             }
         };
         if migration.no_tx {
+            let parsed = super::concurrent::parse(&migration.sql)
+                .ok_or(StoreError::Unsupported(super::concurrent::ALLOWED))?;
+            if statements == super::db::Statements::Proxied {
+                // No session to be had: built in this transaction instead, which holds writes
+                // to the table back until it commits.
+                tracing::warn!(
+                    version = migration.version,
+                    "building indexes in a transaction, holding writes to their tables back: \
+                     behind a proxy that pools by transaction there is no session for a \
+                     concurrent build (set MIGRATIONS_DATABASE_URL to the database itself)"
+                );
+                let started = std::time::Instant::now();
+                for statement in &parsed {
+                    // An invalid index a cancelled concurrent build left would pass for built.
+                    if let Some(index) = &statement.builds {
+                        drop_if_invalid(&mut tx, index, DropHow::InATransaction).await?;
+                    }
+                    tx.execute(statement.in_a_transaction.as_str())
+                        .await
+                        .map_err(|e| MigrateError::ExecuteMigration(e, migration.version))?;
+                }
+                record(&mut tx, migration, started).await?;
+                tx.commit()
+                    .await
+                    .map_err(failed("committing a migration"))?;
+                applied.push(migration.version);
+                database = Some(name);
+                continue;
+            }
             // The lock is taken again, for the session, by the run outside a transaction.
             tx.commit()
                 .await
                 .map_err(failed("ending a migration check"))?;
-            if statements == super::db::Statements::Proxied {
-                return Err(StoreError::Unsupported(
-                    "a migration that runs outside a transaction (-- no-transaction) needs a \
-                     session, which a proxy that pools by transaction cannot keep: set \
-                     MIGRATIONS_DATABASE_URL to the database itself",
-                ));
-            }
             // Closed rather than given back when done: a run cancelled mid-build (the
             // migrate function's time is up) must not return it holding the session lock.
             conn.close_on_drop();
-            if outside_a_transaction(&mut conn, migration, bounds, lock_key(&name)).await? {
+            if outside_a_transaction(&mut conn, migration, &parsed, bounds, lock_key(&name)).await?
+            {
                 applied.push(migration.version);
             }
             database = Some(name);
@@ -400,15 +425,15 @@ impl LockWait {
 
 /// Applies a `-- no-transaction` migration on `conn`, a session of its own (straight to
 /// Postgres): under the session-level migration lock (sqlx's, the same key), if it is still
-/// pending, its one statement, then its bookkeeping row. Its statement must be one statement
-/// and safe to run again (`CREATE INDEX CONCURRENTLY IF NOT EXISTS …`, [`concurrent_index`];
-/// anything else is refused before it runs). An index that a failed concurrent build leaves
+/// pending, its `statements` one by one ([`super::concurrent`]: each safe to run again),
+/// then its bookkeeping row. An index that a failed concurrent build leaves
 /// behind invalid is dropped, on failure and before a run, so that `IF NOT EXISTS` never
 /// takes it for built. Returns whether this run applied it.
 #[cfg(feature = "postgres")]
 async fn outside_a_transaction(
     conn: &mut sqlx::PgConnection,
     migration: &sqlx::migrate::Migration,
+    statements: &[super::concurrent::Statement],
     bounds: Option<Bounds>,
     key: i64,
 ) -> Result<bool, StoreError> {
@@ -442,7 +467,7 @@ async fn outside_a_transaction(
     };
     let outcome = match locked {
         Ok(_) => {
-            let outcome = apply_alone(conn, migration).await;
+            let outcome = apply_alone(conn, migration, statements).await;
             let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(key)
                 .persistent(false)
@@ -467,6 +492,7 @@ async fn outside_a_transaction(
 async fn apply_alone(
     conn: &mut sqlx::PgConnection,
     migration: &sqlx::migrate::Migration,
+    statements: &[super::concurrent::Statement],
 ) -> Result<bool, StoreError> {
     use sqlx::Executor as _;
     let failed = |doing| move |e| StoreError::from_sqlx(doing, e);
@@ -481,18 +507,22 @@ async fn apply_alone(
         // Applied by a run that held the lock before this one.
         return Ok(false);
     }
-    let index = concurrent_index(&migration.sql).ok_or(StoreError::Unsupported(
-        "a migration outside a transaction (-- no-transaction) must be one statement, \
-         CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS name ON table …, with plain names",
-    ))?;
-    drop_if_invalid(conn, &index).await?;
     let started = std::time::Instant::now();
-    if let Err(error) = conn.execute(&*migration.sql).await {
-        // The migration's error is the one to report; the next run drops the index anyway.
-        if let Err(cleanup) = drop_if_invalid(conn, &index).await {
-            tracing::warn!(error = %cleanup, index, "could not drop the invalid index");
+    // One at a time, each on its own: a run that fails half-way leaves what it built, and
+    // the next one goes through them all again (each is safe to run again).
+    for statement in statements {
+        if let Some(index) = &statement.builds {
+            drop_if_invalid(conn, index, DropHow::Concurrently).await?;
         }
-        return Err(MigrateError::ExecuteMigration(error, migration.version).into());
+        if let Err(error) = conn.execute(statement.sql.as_str()).await {
+            // The migration's error is the one to report; the next run drops the index anyway.
+            if let Some(index) = &statement.builds
+                && let Err(cleanup) = drop_if_invalid(conn, index, DropHow::Concurrently).await
+            {
+                tracing::warn!(error = %cleanup, index, "could not drop the invalid index");
+            }
+            return Err(MigrateError::ExecuteMigration(error, migration.version).into());
+        }
     }
     record(conn, migration, started).await?;
     Ok(true)
@@ -521,57 +551,22 @@ async fn record(
     Ok(())
 }
 
-/// The name of the index `sql` builds concurrently, when `sql` is exactly one
-/// `CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS name ON table …` statement (line
-/// comments allowed) with a plain, unqualified index and table name: what the runner can
-/// clean up after a failed build and run again. Anything else is `None`, and refused.
+/// How [`drop_if_invalid`] drops: in a session, or in the caller's transaction.
 #[cfg(feature = "postgres")]
-fn concurrent_index(sql: &str) -> Option<String> {
-    let code: String = sql
-        .lines()
-        .map(|line| line.split_once("--").map_or(line, |(code, _)| code))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let code = code.trim().trim_end_matches(';');
-    if code.contains(';') || code.contains("/*") || code.contains('"') {
-        return None;
-    }
-    let words: Vec<&str> = code.split_whitespace().collect();
-    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
-    let mut at = 0;
-    let expect = |word: &str, at: &mut usize| {
-        let found = upper.get(*at).is_some_and(|w| w == word);
-        *at += usize::from(found);
-        found
-    };
-    if !expect("CREATE", &mut at) {
-        return None;
-    }
-    expect("UNIQUE", &mut at);
-    for word in ["INDEX", "CONCURRENTLY", "IF", "NOT", "EXISTS"] {
-        if !expect(word, &mut at) {
-            return None;
-        }
-    }
-    let plain = |name: &str| {
-        name.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    };
-    let name = words.get(at)?;
-    let on = upper.get(at + 1).is_some_and(|w| w == "ON");
-    let table = words.get(at + 2)?;
-    let table = table.split('(').next().unwrap_or_default();
-    (plain(name) && on && plain(table)).then(|| (*name).to_owned())
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DropHow {
+    Concurrently,
+    InATransaction,
 }
 
 /// Drops index `name` if a failed concurrent build left it invalid (and no build of it is
 /// under way). The name dropped is the catalog's own, quoted by Postgres.
 #[cfg(feature = "postgres")]
-async fn drop_if_invalid(conn: &mut sqlx::PgConnection, name: &str) -> Result<(), StoreError> {
+async fn drop_if_invalid(
+    conn: &mut sqlx::PgConnection,
+    name: &str,
+    how: DropHow,
+) -> Result<(), StoreError> {
     use sqlx::Executor as _;
     let failed = |doing| move |e| StoreError::from_sqlx(doing, e);
     let invalid: Option<(String,)> = sqlx::query_as(
@@ -586,54 +581,16 @@ async fn drop_if_invalid(conn: &mut sqlx::PgConnection, name: &str) -> Result<()
     .await
     .map_err(failed("checking an index"))?;
     if let Some((qualified,)) = invalid {
-        conn.execute(format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}").as_str())
+        let concurrently = if how == DropHow::Concurrently {
+            "CONCURRENTLY "
+        } else {
+            ""
+        };
+        conn.execute(format!("DROP INDEX {concurrently}IF EXISTS {qualified}").as_str())
             .await
             .map_err(failed("dropping an invalid index"))?;
     }
     Ok(())
-}
-
-#[cfg(all(test, feature = "postgres"))]
-mod tests {
-    use super::concurrent_index;
-
-    #[test]
-    fn only_a_plain_concurrent_index_build_runs_outside_a_transaction() {
-        for (sql, name) in [
-            (
-                "-- no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS tasks_title ON tasks (title);\n",
-                Some("tasks_title"),
-            ),
-            (
-                "create unique index concurrently if not exists t_v_key on t(v)",
-                Some("t_v_key"),
-            ),
-            (
-                "CREATE INDEX CONCURRENTLY tasks_title ON tasks (title)",
-                None,
-            ),
-            (
-                "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"My Idx\" ON tasks (title)",
-                None,
-            ),
-            (
-                "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON audit.t (x)",
-                None,
-            ),
-            (
-                "/* first */ CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (x)",
-                None,
-            ),
-            (
-                "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (x); DROP TABLE t",
-                None,
-            ),
-            ("CREATE INDEX IF NOT EXISTS i ON t (x)", None),
-            ("ALTER TABLE t ADD COLUMN x int", None),
-        ] {
-            assert_eq!(concurrent_index(sql).as_deref(), name, "{sql}");
-        }
-    }
 }
 
 /// sqlx's bookkeeping table, as sqlx creates it.

@@ -29,6 +29,8 @@ use crate::{
 
 pub mod accounts;
 pub mod admin;
+#[cfg(feature = "postgres")]
+mod concurrent;
 pub mod db;
 pub mod held;
 pub mod mail;

@@ -208,8 +208,11 @@ impl TestDb {
                     Isolation::Schema => {
                         run_admin(&mut conn, &format!("CREATE SCHEMA {name}")).await;
                         ensure_trigram_extension(&mut conn).await;
-                        let url =
-                            with_param(&admin_url, "options", &format!("-c search_path={name}"));
+                        let url = with_param(
+                            &admin_url,
+                            "options",
+                            &format!("-c search_path={name},public"),
+                        );
                         Self {
                             url,
                             cleanup: Cleanup::Schema {
