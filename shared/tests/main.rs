@@ -3,4 +3,5 @@
 
 mod migrations;
 mod repairs;
+mod schema;
 mod stack;

@@ -179,7 +179,9 @@ async fn task_counts_are_backfilled_then_kept_by_the_database_postgres() {
 }
 
 /// A database that sqlx's own runner migrated (an earlier release, `sqlx migrate run`) is
-/// taken as it is: same bookkeeping table, same checksums, nothing applied again.
+/// taken as it is: same bookkeeping table, same checksums, nothing applied again. And the
+/// other way round, a database ours migrated, through the plans (`migrations/plans/`), has
+/// the schema the texts make, and sqlx's runner (as in every release) takes it for its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_migrated_by_sqlx_itself_is_up_to_date_postgres() {
     if !Backend::Postgres.available() {
@@ -197,6 +199,22 @@ async fn a_database_migrated_by_sqlx_itself_is_up_to_date_postgres() {
     let report = store_on(&db).migrate().await.unwrap();
     assert!(report.applied.is_empty(), "{report}");
     assert_eq!(report.version, migrator.iter().map(|m| m.version).max());
+
+    let ours = TestDb::new(Backend::Postgres).await;
+    let s = store_on(&ours);
+    s.migrate().await.unwrap();
+    s.close().await;
+    assert_eq!(
+        crate::schema::schema(&ours).await,
+        crate::schema::schema(&db).await,
+        "the plans make the texts' schema"
+    );
+    let pool = sqlx::PgPool::connect(&ours.url).await.unwrap();
+    migrator
+        .run(&pool)
+        .await
+        .expect("sqlx's runner takes a database migrated through the plans for its own");
+    pool.close().await;
 }
 
 /// Runs of sqlx's runner and of ours exclude each other: in a database's `public` schema,
@@ -363,6 +381,66 @@ async fn writes_go_on_while_an_index_builds_concurrently_postgres() {
         .rows("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('items_v')")
         .await;
     assert_eq!(valid, [(true,)]);
+}
+
+/// `0008`'s indexes on `tasks`, which has rows when it runs, build concurrently through its
+/// plan (`migrations/plans/`): tasks are written meanwhile, and afterwards every index is there and valid, the one it replaces
+/// gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_are_written_while_0008_builds_its_indexes_postgres() {
+    let Some(db) = direct_postgres().await else {
+        return;
+    };
+    db.migrate_to(7).await;
+    let owner = "'00000000-0000-0000-0000-000000000001'";
+    db.raw_statement(
+        "",
+        &format!(
+            "INSERT INTO users (id, email, name, password_hash, created_at, updated_at) \
+             VALUES ({owner}, 'a@example.com', 'A', 'x', now(), now())"
+        ),
+    )
+    .await;
+    let task = |title: &str| {
+        format!(
+            "INSERT INTO tasks (id, owner_id, title, title_folded, created_at, updated_at) \
+             VALUES (gen_random_uuid(), {owner}, '{title}', '{title}', now(), now())"
+        )
+    };
+    db.raw_statement("", &task("before")).await;
+    let store = store_on(&db);
+    let build = {
+        let store = store.clone();
+        async move { store.migrate().await }
+    };
+    let report = writes_go_on_while_it_builds(&db, "tasks", &task("during"), build).await;
+    assert_eq!(report.applied, [8]);
+    store.close().await;
+    let indexes: Vec<(String, bool)> = db
+        .rows(
+            "SELECT c.relname::text, i.indisvalid FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = to_regclass('tasks') \
+             AND (c.relname LIKE 'tasks_owner_d%' OR c.relname = 'tasks_title_trigrams') \
+             ORDER BY 1",
+        )
+        .await;
+    let valid = |name: &str| (name.to_owned(), true);
+    assert_eq!(
+        indexes,
+        [
+            valid("tasks_owner_done_created"),
+            valid("tasks_owner_done_due_first"),
+            valid("tasks_owner_done_due_last"),
+            valid("tasks_owner_done_title"),
+            valid("tasks_owner_due_first"),
+            valid("tasks_owner_due_last"),
+            valid("tasks_title_trigrams"),
+        ],
+        "every index built and valid; tasks_owner_due dropped"
+    );
+    let counted: Vec<(i64,)> = db.rows("SELECT task_count FROM users").await;
+    assert_eq!(counted, [(2,)], "both tasks written, and counted");
 }
 
 /// A concurrent build that fails leaves no invalid index behind (which `IF NOT EXISTS`

@@ -10,6 +10,8 @@ use shared::{
     testing::{Backend, TestDb, test_config},
 };
 
+use crate::schema::schema;
+
 fn store_on(db: &TestDb) -> DynStore {
     store::connect_lazy(&test_config(&db.url, &[]).db).unwrap()
 }
@@ -25,66 +27,6 @@ fn earlier_text(backend: Backend, file: &str) -> String {
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// Everything a migration makes, one line each, in an order of its own: tables' columns
-/// (not their order), indexes, constraints, triggers, functions, and the recorded
-/// migrations with their checksums.
-async fn schema(db: &TestDb) -> Vec<String> {
-    let lines: Vec<(String,)> = match Backend::of(&db.url) {
-        Backend::Postgres => {
-            db.rows(
-                "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type \
-                    || ' ' || is_nullable || ' ' || coalesce(column_default, '') \
-                 FROM information_schema.columns WHERE table_schema = current_schema() \
-                 UNION ALL \
-                 SELECT 'index ' || indexname || ' ' \
-                    || replace(indexdef, current_schema() || '.', '') \
-                 FROM pg_indexes WHERE schemaname = current_schema() \
-                 UNION ALL \
-                 SELECT 'constraint ' || c.conrelid::regclass::text || ' ' || c.conname \
-                    || ' ' || pg_get_constraintdef(c.oid) \
-                 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace \
-                 WHERE n.nspname = current_schema() \
-                 UNION ALL \
-                 SELECT 'trigger ' || t.tgname || ' ' \
-                    || replace(pg_get_triggerdef(t.oid), current_schema() || '.', '') \
-                 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = current_schema() AND NOT t.tgisinternal \
-                 UNION ALL \
-                 SELECT 'function ' || p.proname || ' ' || p.prosrc \
-                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-                 WHERE n.nspname = current_schema() \
-                 UNION ALL \
-                 SELECT 'migration ' || version || ' ' || encode(checksum, 'hex') \
-                 FROM _sqlx_migrations",
-            )
-            .await
-        }
-        // A rebuilt table's definition names it in quotes (`ALTER TABLE … RENAME TO`).
-        Backend::Sqlite => db
-            .rows::<(String,)>(
-                "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master \
-                 WHERE name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' \
-                 UNION ALL \
-                 SELECT 'migration ' || version || ' ' || lower(hex(checksum)) \
-                 FROM _sqlx_migrations",
-            )
-            .await
-            .into_iter()
-            .map(|(line,)| {
-                (line
-                    .replace('"', "")
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),)
-            })
-            .collect(),
-    };
-    let mut lines: Vec<String> = lines.into_iter().map(|(line,)| line).collect();
-    lines.sort();
-    lines
 }
 
 /// A user with a session of two refresh tokens, and a task, written as an older release

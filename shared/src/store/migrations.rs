@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use sqlx::migrate::Migrate;
 use sqlx::migrate::{MigrateError, Migrator};
 
-use super::{StoreError, repairs};
+use super::{StoreError, landed};
 
 /// What one migration run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,7 +82,7 @@ impl std::fmt::Display for MigrationReport {
 
 /// Applies `embedded`'s pending migrations on `conn` with sqlx's runner (SQLite's): each
 /// in a savepoint of [`sqlite`]'s transaction, so a failing one leaves no trace; a repair
-/// ([`repairs`]) runs in that transaction itself. Reports what this run did itself.
+/// ([`landed`]) runs in that transaction itself. Reports what this run did itself.
 /// Concurrent runs (instances starting together) are serialised by the write lock of that
 /// transaction; should a migration still fail because another run applied that same one
 /// meanwhile, the run moves on to the next one.
@@ -233,7 +233,7 @@ pub(crate) async fn postgres(
             .into_iter()
             .map(|(v, checksum, _)| (v, checksum))
             .collect();
-        let Some(next) = next_step(embedded, &in_database, repairs::POSTGRES)? else {
+        let Some(next) = next_step(embedded, &in_database, landed::REPAIRS_POSTGRES)? else {
             tx.commit()
                 .await
                 .map_err(failed("ending the migration run"))?;
@@ -271,8 +271,17 @@ pub(crate) async fn postgres(
                 continue;
             }
         };
-        if migration.no_tx {
-            let parsed = super::concurrent::parse(&migration.sql)
+        // A released migration that blocks writes goes through its plan, which builds the
+        // same schema concurrently (`migrations/plans/`); behind a proxy, where there is no
+        // session, the text runs itself, below.
+        let plan = landed::find(
+            landed::PLANS_POSTGRES,
+            migration.version,
+            &migration.checksum,
+        )
+        .filter(|_| statements != super::db::Statements::Proxied);
+        if migration.no_tx || plan.is_some() {
+            let parsed = super::concurrent::parse(plan.map_or(&*migration.sql, |plan| plan.sql))
                 .ok_or(StoreError::Unsupported(super::concurrent::ALLOWED))?;
             if statements == super::db::Statements::Proxied {
                 // No session to be had: built in this transaction instead, which holds writes
@@ -331,18 +340,18 @@ pub(crate) async fn postgres(
 /// What a run does next on a database that has `in_database` applied.
 enum Step<'m> {
     /// Repair a migration applied in a known earlier text.
-    Repair(&'m sqlx::migrate::Migration, &'static repairs::Repair),
+    Repair(&'m sqlx::migrate::Migration, &'static landed::Text),
     /// Apply a pending migration.
     Apply(&'m sqlx::migrate::Migration),
 }
 
 /// The first thing to do, in version order, or nothing. A migration applied in a text that
-/// is neither this build's nor a known earlier one (`repairs`) is an error, wherever it is:
-/// the schema is not what this build expects.
+/// is neither this build's nor a known earlier one (`repairs`, [`landed`]) is an error,
+/// wherever it is: the schema is not what this build expects.
 fn next_step<'m>(
     embedded: &'m Migrator,
     in_database: &BTreeMap<i64, Vec<u8>>,
-    repairs: &'static [repairs::Repair],
+    repairs: &'static [landed::Text],
 ) -> Result<Option<Step<'m>>, StoreError> {
     let mut next = None;
     for migration in embedded.iter() {
@@ -353,7 +362,7 @@ fn next_step<'m>(
             Some(checksum) if *checksum == *migration.checksum => None,
             Some(checksum) => Some(Step::Repair(
                 migration,
-                repairs::find(repairs, migration.version, checksum)
+                landed::find(repairs, migration.version, checksum)
                     .ok_or(MigrateError::VersionMismatch(migration.version))?,
             )),
             None => Some(Step::Apply(migration)),
@@ -627,7 +636,7 @@ async fn apply_pending(
     let mut applied = Vec::new();
     loop {
         let in_database = applied_checksums(conn).await?;
-        match next_step(embedded, &in_database, repairs::SQLITE)? {
+        match next_step(embedded, &in_database, landed::REPAIRS_SQLITE)? {
             None => return Ok((repaired, applied, in_database)),
             Some(Step::Repair(migration, repair)) => {
                 conn.execute(repair.sql)

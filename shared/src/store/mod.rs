@@ -33,9 +33,9 @@ pub mod admin;
 mod concurrent;
 pub mod db;
 pub mod held;
+mod landed;
 pub mod mail;
 pub mod migrations;
-mod repairs;
 pub mod sql;
 pub mod tasks;
 

@@ -98,7 +98,8 @@ enum Cleanup {
 /// How Postgres tests are kept apart on `TEST_DATABASE_URL`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Isolation {
-    /// A schema each, chosen by `search_path` in the startup `options`.
+    /// A schema each, chosen by `search_path` in the startup `options` (then `public`,
+    /// where pg_trgm is: [`ensure_trigram_extension`]).
     Schema,
     /// A database each: the server at the URL does not pass `options` on (a proxy).
     Database,
