@@ -3,5 +3,5 @@
 
 mod migrations;
 mod repairs;
-mod schema;
 mod stack;
+mod support;

@@ -5,35 +5,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use shared::{
-    store::{self, DynStore},
+    store,
     testing::{Backend, TestDb, test_config},
 };
 
-fn store_on(db: &TestDb) -> DynStore {
-    store::connect_lazy(&test_config(&db.url, &[]).db).unwrap()
-}
+use crate::support::store_on;
 
 async fn concurrent_runs_apply_each_migration_once(backend: Backend) {
     if !backend.available() {
         return;
     }
     let db = TestDb::new(backend).await;
-    // Four instances starting at once on an empty database, as containers of a rolling
-    // deploy do.
-    let stores: Vec<DynStore> = (0..4).map(|_| store_on(&db)).collect();
-    let runs: Vec<_> = stores
-        .iter()
-        .cloned()
-        .map(|s| tokio::spawn(async move { s.migrate().await }))
-        .collect();
-    let mut reports = Vec::new();
-    for run in runs {
-        reports.push(
-            run.await
-                .unwrap()
-                .unwrap_or_else(|e| panic!("{backend:?}: {e:?}")),
-        );
-    }
+    // Four instances starting at once on an empty database.
+    let reports = crate::support::migrate_at_once(&db, 4).await;
     let mut applied: Vec<i64> = reports.iter().flat_map(|r| r.applied.clone()).collect();
     applied.sort_unstable();
     let latest = reports[0].version.unwrap();
@@ -44,9 +28,6 @@ async fn concurrent_runs_apply_each_migration_once(backend: Backend) {
     );
     assert!(reports.iter().all(|r| r.version == Some(latest)));
     assert!(reports.iter().all(|r| r.unknown.is_empty()));
-    for s in &stores {
-        s.close().await;
-    }
 
     // Again: nothing to do, and it says so.
     let again = store_on(&db);
@@ -204,10 +185,10 @@ async fn a_database_migrated_by_sqlx_itself_is_up_to_date_postgres() {
     let s = store_on(&ours);
     s.migrate().await.unwrap();
     s.close().await;
-    assert_eq!(
-        crate::schema::schema(&ours).await,
-        crate::schema::schema(&db).await,
-        "the plans make the texts' schema"
+    crate::support::assert_same_schema(
+        &crate::support::schema(&ours).await,
+        &crate::support::schema(&db).await,
+        "the plans make the texts' schema",
     );
     let pool = sqlx::PgPool::connect(&ours.url).await.unwrap();
     migrator

@@ -6,15 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use shared::{
-    store::{self, DynStore, migrations::Repaired},
-    testing::{Backend, TestDb, test_config},
+    store::migrations::Repaired,
+    testing::{Backend, TestDb},
 };
 
-use crate::schema::schema;
-
-fn store_on(db: &TestDb) -> DynStore {
-    store::connect_lazy(&test_config(&db.url, &[]).db).unwrap()
-}
+use crate::support::{schema, store_on};
 
 /// The earlier text of a migration, as that commit had it (`tests/fixtures/`).
 fn earlier_text(backend: Backend, file: &str) -> String {
@@ -119,20 +115,7 @@ async fn repaired_from(backend: Backend, file: &'static str) {
         an_older_releases_rows(&db).await;
     }
 
-    let stores: Vec<DynStore> = (0..4).map(|_| store_on(&db)).collect();
-    let runs: Vec<_> = stores
-        .iter()
-        .cloned()
-        .map(|s| tokio::spawn(async move { s.migrate().await }))
-        .collect();
-    let mut reports = Vec::new();
-    for run in runs {
-        reports.push(
-            run.await
-                .unwrap()
-                .unwrap_or_else(|e| panic!("{file}: {e:?}")),
-        );
-    }
+    let reports = crate::support::migrate_at_once(&db, 4).await;
     let repaired: Vec<&Repaired> = reports.iter().flat_map(|r| &r.repaired).collect();
     assert_eq!(
         repaired,
@@ -153,13 +136,10 @@ async fn repaired_from(backend: Backend, file: &'static str) {
     applied.sort_unstable();
     let newest = reports[0].version.unwrap();
     assert_eq!(applied, (version + 1..=newest).collect::<Vec<_>>());
-    for s in &stores {
-        s.close().await;
-    }
-    assert_eq!(
-        schema(&db).await,
-        latest,
-        "{backend:?} {file}: a fresh database's schema"
+    crate::support::assert_same_schema(
+        &schema(&db).await,
+        &latest,
+        &format!("{backend:?} {file}: a fresh database's schema"),
     );
     if version == 5 {
         the_older_releases_rows_are_kept(&db).await;

@@ -33,14 +33,18 @@ pub(crate) fn parse(sql: &str) -> Option<Vec<Statement>> {
 }
 
 /// `sql` split into statements at the semicolons outside quotes, comments left out.
-/// `None` for what this does not read exactly: a block comment, a dollar quote, an
-/// unterminated quote.
+/// `None` for what this does not read exactly: a block comment, a dollar quote, a
+/// backslash, an unterminated quote.
 fn split(sql: &str) -> Option<Vec<String>> {
     let mut statements = Vec::new();
     let mut current = String::new();
     let mut chars = sql.chars().peekable();
     let mut quote = None;
     while let Some(c) = chars.next() {
+        // No backslash anywhere: an escape string (E'…\'…') would end elsewhere than here.
+        if c == '\\' {
+            return None;
+        }
         match quote {
             Some(q) => {
                 current.push(c);
@@ -216,6 +220,10 @@ mod tests {
                 None,
             ),
             ("-- nothing but a comment\n", None),
+            (
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t ((x || E'\\'; DROP TABLE t; --'))",
+                None,
+            ),
         ] {
             let parsed = parse(sql);
             let names = parsed

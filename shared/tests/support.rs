@@ -1,6 +1,36 @@
-//! What a database's schema is, to compare two databases migrated different ways.
+#![allow(clippy::unwrap_used)]
 
-use shared::testing::{Backend, TestDb};
+//! What the migration tests share: runs started at once, and a database's schema, to
+//! compare two databases migrated different ways.
+
+use shared::{
+    store::{self, DynStore, migrations::MigrationReport},
+    testing::{Backend, TestDb, test_config},
+};
+
+/// A store of its own on `db`, as each instance has.
+pub fn store_on(db: &TestDb) -> DynStore {
+    store::connect_lazy(&test_config(&db.url, &[]).db).unwrap()
+}
+
+/// `n` instances migrating `db` at once, as containers of a rolling deploy do: each one's
+/// report (every run must succeed).
+pub async fn migrate_at_once(db: &TestDb, n: usize) -> Vec<MigrationReport> {
+    let stores: Vec<DynStore> = (0..n).map(|_| store_on(db)).collect();
+    let runs: Vec<_> = stores
+        .iter()
+        .cloned()
+        .map(|s| tokio::spawn(async move { s.migrate().await }))
+        .collect();
+    let mut reports = Vec::new();
+    for run in runs {
+        reports.push(run.await.unwrap().unwrap_or_else(|e| panic!("{e:?}")));
+    }
+    for s in &stores {
+        s.close().await;
+    }
+    reports
+}
 
 /// Everything a migration makes, one line each, in an order of its own: tables' columns
 /// (not their order), indexes, constraints, triggers, functions, and the recorded
@@ -60,4 +90,14 @@ pub async fn schema(db: &TestDb) -> Vec<String> {
     let mut lines: Vec<String> = lines.into_iter().map(|(line,)| line).collect();
     lines.sort();
     lines
+}
+
+/// Fails, naming only the lines that differ, unless `got` and `want` are the same schema.
+pub fn assert_same_schema(got: &[String], want: &[String], what: &str) {
+    let missing: Vec<&String> = want.iter().filter(|l| !got.contains(l)).collect();
+    let extra: Vec<&String> = got.iter().filter(|l| !want.contains(l)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: missing {missing:#?}, and more than expected {extra:#?}"
+    );
 }
