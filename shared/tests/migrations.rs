@@ -424,6 +424,52 @@ async fn tasks_are_written_while_0008_builds_its_indexes_postgres() {
     assert_eq!(counted, [(2,)], "both tasks written, and counted");
 }
 
+/// A plan that fails half-way takes every index it built away again: the text it stands for
+/// is still pending, and a release with that text (0.1.0, which builds the same indexes in
+/// a transaction, without `IF NOT EXISTS`), or sqlx's runner, must still be able to apply
+/// it. Here 0008's plan fails at its last build, the trigram index, because pg_trgm's
+/// schema is not on the search path, after six indexes were built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_that_fails_half_way_leaves_the_text_applicable_postgres() {
+    let Some(db) = direct_postgres().await else {
+        return;
+    };
+    db.migrate_to(7).await;
+    let schema: Vec<(String,)> = db.rows("SELECT current_schema()::text").await;
+    let admin = std::env::var(shared::testing::POSTGRES_URL_VAR).unwrap();
+    let url = shared::testing::with_param(
+        &admin,
+        "options",
+        &format!("-c search_path={}", schema[0].0),
+    );
+    let store = store::connect_lazy(&test_config(&url, &[]).db).unwrap();
+    let err = store.migrate().await.unwrap_err();
+    store.close().await;
+    let reason = shared::error::chain(&err);
+    assert!(reason.contains("migration 8"), "{reason}");
+    assert!(reason.contains("gist_trgm_ops"), "{reason}");
+    let left: Vec<(String,)> = db
+        .rows(
+            "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = to_regclass('tasks') AND c.relname LIKE 'tasks_owner_d%' \
+             ORDER BY 1",
+        )
+        .await;
+    assert_eq!(
+        left,
+        [("tasks_owner_due".to_owned(),)],
+        "the six indexes built before the failure are gone, the old one kept"
+    );
+
+    // What 0.1.0 or `sqlx migrate run` does next: the text, in a transaction.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::migrate!("../migrations/postgres")
+        .run(&pool)
+        .await
+        .expect("the text applies after the failed plan");
+    pool.close().await;
+}
+
 /// A concurrent build that fails leaves no invalid index behind (which `IF NOT EXISTS`
 /// would take for built), and the migration is applied once the cause is fixed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,8 +33,8 @@ pub async fn migrate_at_once(db: &TestDb, n: usize) -> Vec<MigrationReport> {
 }
 
 /// Everything a migration makes, one line each, in an order of its own: tables' columns
-/// (not their order), indexes, constraints, triggers, functions, and the recorded
-/// migrations with their checksums.
+/// (not their order), indexes (and any invalid one), constraints, triggers, functions,
+/// statistics targets, and the recorded migrations with their checksums.
 pub async fn schema(db: &TestDb) -> Vec<String> {
     let lines: Vec<(String,)> = match Backend::of(&db.url) {
         Backend::Postgres => {
@@ -61,6 +61,18 @@ pub async fn schema(db: &TestDb) -> Vec<String> {
                  SELECT 'function ' || p.proname || ' ' || p.prosrc \
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
                  WHERE n.nspname = current_schema() \
+                 UNION ALL \
+                 SELECT 'statistics ' || a.attrelid::regclass::text || '.' || a.attname \
+                    || ' ' || a.attstattarget \
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND a.attnum > 0 \
+                    AND NOT a.attisdropped AND a.attstattarget >= 0 \
+                 UNION ALL \
+                 SELECT 'invalid index ' || i.indexrelid::regclass::text FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indexrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND NOT i.indisvalid \
                  UNION ALL \
                  SELECT 'migration ' || version || ' ' || encode(checksum, 'hex') \
                  FROM _sqlx_migrations",

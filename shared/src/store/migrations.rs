@@ -317,8 +317,11 @@ pub(crate) async fn postgres(
             // Closed rather than given back when done: a run cancelled mid-build (the
             // migrate function's time is up) must not return it holding the session lock.
             conn.close_on_drop();
-            if outside_a_transaction(&mut conn, migration, &parsed, bounds, lock_key(&name)).await?
-            {
+            let run = Outside {
+                statements: &parsed,
+                plan: plan.is_some(),
+            };
+            if outside_a_transaction(&mut conn, migration, run, bounds, lock_key(&name)).await? {
                 applied.push(migration.version);
             }
             database = Some(name);
@@ -432,17 +435,17 @@ impl LockWait {
     }
 }
 
-/// Applies a `-- no-transaction` migration on `conn`, a session of its own (straight to
-/// Postgres): under the session-level migration lock (sqlx's, the same key), if it is still
-/// pending, its `statements` one by one ([`super::concurrent`]: each safe to run again),
-/// then its bookkeeping row. An index that a failed concurrent build leaves
+/// Applies a `-- no-transaction` migration, or a migration through its plan, on `conn`, a
+/// session of its own (straight to Postgres): under the session-level migration lock
+/// (sqlx's, the same key), if it is still pending, `run`'s statements one by one
+/// ([`super::concurrent`]: each safe to run again), then its bookkeeping row. An index that a failed concurrent build leaves
 /// behind invalid is dropped, on failure and before a run, so that `IF NOT EXISTS` never
 /// takes it for built. Returns whether this run applied it.
 #[cfg(feature = "postgres")]
 async fn outside_a_transaction(
     conn: &mut sqlx::PgConnection,
     migration: &sqlx::migrate::Migration,
-    statements: &[super::concurrent::Statement],
+    run: Outside<'_>,
     bounds: Option<Bounds>,
     key: i64,
 ) -> Result<bool, StoreError> {
@@ -476,7 +479,7 @@ async fn outside_a_transaction(
     };
     let outcome = match locked {
         Ok(_) => {
-            let outcome = apply_alone(conn, migration, statements).await;
+            let outcome = apply_alone(conn, migration, run).await;
             let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(key)
                 .persistent(false)
@@ -496,13 +499,25 @@ async fn outside_a_transaction(
     outcome
 }
 
+/// The statements a migration runs outside a transaction: its own, or its plan's.
+#[cfg(feature = "postgres")]
+#[derive(Clone, Copy)]
+struct Outside<'a> {
+    statements: &'a [super::concurrent::Statement],
+    /// A plan stands for a text still pending, which builds the same indexes in a
+    /// transaction, without `IF NOT EXISTS`: a plan that fails takes every index it builds
+    /// away again, so that a release with that text (or sqlx's runner) can still apply it.
+    plan: bool,
+}
+
 /// [`outside_a_transaction`] with the lock held.
 #[cfg(feature = "postgres")]
 async fn apply_alone(
     conn: &mut sqlx::PgConnection,
     migration: &sqlx::migrate::Migration,
-    statements: &[super::concurrent::Statement],
+    run: Outside<'_>,
 ) -> Result<bool, StoreError> {
+    let statements = run.statements;
     use sqlx::Executor as _;
     let failed = |doing| move |e| StoreError::from_sqlx(doing, e);
     let done: Option<(i64,)> =
@@ -525,10 +540,19 @@ async fn apply_alone(
         }
         if let Err(error) = conn.execute(statement.sql.as_str()).await {
             // The migration's error is the one to report; the next run drops the index anyway.
-            if let Some(index) = &statement.builds
-                && let Err(cleanup) = drop_if_invalid(conn, index, DropHow::Concurrently).await
-            {
-                tracing::warn!(error = %cleanup, index, "could not drop the invalid index");
+            let built = if run.plan {
+                statements
+                    .iter()
+                    .filter_map(|s| s.builds.as_ref())
+                    .collect()
+            } else {
+                statement.builds.iter().collect::<Vec<_>>()
+            };
+            for index in built {
+                if let Err(cleanup) = drop_index(conn, index, DropHow::Concurrently, run.plan).await
+                {
+                    tracing::warn!(error = %cleanup, index, "could not drop the index");
+                }
             }
             return Err(MigrateError::ExecuteMigration(error, migration.version).into());
         }
@@ -569,22 +593,37 @@ enum DropHow {
 }
 
 /// Drops index `name` if a failed concurrent build left it invalid (and no build of it is
-/// under way). The name dropped is the catalog's own, quoted by Postgres.
+/// under way).
 #[cfg(feature = "postgres")]
 async fn drop_if_invalid(
     conn: &mut sqlx::PgConnection,
     name: &str,
     how: DropHow,
 ) -> Result<(), StoreError> {
+    drop_index(conn, name, how, false).await
+}
+
+/// Drops index `name` of the current schema (never one of another schema on the search
+/// path), if it is invalid or `valid_too`, and no build of it is under way. The name dropped
+/// is the catalog's own, quoted by Postgres.
+#[cfg(feature = "postgres")]
+async fn drop_index(
+    conn: &mut sqlx::PgConnection,
+    name: &str,
+    how: DropHow,
+    valid_too: bool,
+) -> Result<(), StoreError> {
     use sqlx::Executor as _;
     let failed = |doing| move |e| StoreError::from_sqlx(doing, e);
     let invalid: Option<(String,)> = sqlx::query_as(
         "SELECT i.indexrelid::regclass::text FROM pg_index i \
-         WHERE i.indexrelid = to_regclass($1) AND NOT i.indisvalid \
+         WHERE i.indexrelid = to_regclass(format('%I.%I', current_schema(), $1::text)) \
+         AND ($2 OR NOT i.indisvalid) \
          AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p \
                          WHERE p.index_relid = i.indexrelid)",
     )
     .bind(name)
+    .bind(valid_too)
     .persistent(false)
     .fetch_optional(&mut *conn)
     .await
@@ -597,7 +636,7 @@ async fn drop_if_invalid(
         };
         conn.execute(format!("DROP INDEX {concurrently}IF EXISTS {qualified}").as_str())
             .await
-            .map_err(failed("dropping an invalid index"))?;
+            .map_err(failed("dropping an index"))?;
     }
     Ok(())
 }
