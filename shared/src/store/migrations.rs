@@ -280,57 +280,62 @@ pub(crate) async fn postgres(
             &migration.checksum,
         )
         .filter(|_| statements != super::db::Statements::Proxied);
-        if migration.no_tx || plan.is_some() {
-            let parsed = super::concurrent::parse(plan.map_or(&*migration.sql, |plan| plan.sql))
-                .ok_or(StoreError::Unsupported(super::concurrent::ALLOWED))?;
-            if statements == super::db::Statements::Proxied {
-                // No session to be had: built in this transaction instead, which holds writes
-                // to the table back until it commits.
-                tracing::warn!(
-                    version = migration.version,
-                    "building indexes in a transaction, holding writes to their tables back: \
-                     behind a proxy that pools by transaction there is no session for a \
-                     concurrent build (set MIGRATIONS_DATABASE_URL to the database itself)"
-                );
-                let started = std::time::Instant::now();
-                for statement in &parsed {
-                    // An invalid index a cancelled concurrent build left would pass for built.
-                    if let Some(index) = &statement.builds {
-                        drop_if_invalid(&mut tx, index, DropHow::InATransaction).await?;
-                    }
-                    tx.execute(statement.in_a_transaction.as_str())
-                        .await
-                        .map_err(|e| MigrateError::ExecuteMigration(e, migration.version))?;
-                }
-                record(&mut tx, migration, started).await?;
+        // Statements to run one by one (a `-- no-transaction` migration, or a plan); refused
+        // before any runs unless each is of the forms `concurrent` allows.
+        let parsed = if migration.no_tx || plan.is_some() {
+            let sql = plan.map_or(&*migration.sql, |plan| plan.sql);
+            Some(
+                super::concurrent::parse(sql)
+                    .ok_or(StoreError::Unsupported(super::concurrent::ALLOWED))?,
+            )
+        } else {
+            None
+        };
+        if let Some(parsed) = &parsed {
+            if statements != super::db::Statements::Proxied {
+                // The lock is taken again, for the session, by the run outside a transaction.
                 tx.commit()
                     .await
-                    .map_err(failed("committing a migration"))?;
-                applied.push(migration.version);
+                    .map_err(failed("ending a migration check"))?;
+                // Closed rather than given back when done: a run cancelled mid-build (the
+                // migrate function's time is up) must not return it holding the session lock.
+                conn.close_on_drop();
+                let run = Outside {
+                    statements: parsed,
+                    plan: plan.is_some(),
+                };
+                if outside_a_transaction(&mut conn, migration, run, bounds, lock_key(&name)).await?
+                {
+                    applied.push(migration.version);
+                }
                 database = Some(name);
                 continue;
             }
-            // The lock is taken again, for the session, by the run outside a transaction.
-            tx.commit()
-                .await
-                .map_err(failed("ending a migration check"))?;
-            // Closed rather than given back when done: a run cancelled mid-build (the
-            // migrate function's time is up) must not return it holding the session lock.
-            conn.close_on_drop();
-            let run = Outside {
-                statements: &parsed,
-                plan: plan.is_some(),
-            };
-            if outside_a_transaction(&mut conn, migration, run, bounds, lock_key(&name)).await? {
-                applied.push(migration.version);
-            }
-            database = Some(name);
-            continue;
+            // No session to be had: built in this transaction instead, which holds writes to
+            // the table back until it commits.
+            tracing::warn!(
+                version = migration.version,
+                "building indexes in a transaction, holding writes to their tables back: \
+                 behind a proxy that pools by transaction there is no session for a \
+                 concurrent build (set MIGRATIONS_DATABASE_URL to the database itself)"
+            );
         }
         let started = std::time::Instant::now();
-        tx.execute(&*migration.sql)
-            .await
-            .map_err(|e| MigrateError::ExecuteMigration(e, migration.version))?;
+        if let Some(parsed) = &parsed {
+            for statement in parsed {
+                // An invalid index a cancelled concurrent build left would pass for built.
+                if let Some(index) = &statement.builds {
+                    drop_if_invalid(&mut tx, index, DropHow::InATransaction).await?;
+                }
+                tx.execute(statement.in_a_transaction.as_str())
+                    .await
+                    .map_err(|e| MigrateError::ExecuteMigration(e, migration.version))?;
+            }
+        } else {
+            tx.execute(&*migration.sql)
+                .await
+                .map_err(|e| MigrateError::ExecuteMigration(e, migration.version))?;
+        }
         record(&mut tx, migration, started).await?;
         tx.commit()
             .await
