@@ -216,9 +216,11 @@ pub async fn migrate_database(budget: Duration) -> Outcome {
     // Postgres cancels a statement at the bound, which rolls its migration back; the
     // client-side timeout is only the backstop for a database that does not answer at all.
     let statement_timeout = budget.saturating_sub(Duration::from_secs(5));
+    // A lock wait gives up with half the time still left at most, so that a short
+    // invocation answers with the lock, not the statement, as the cause.
     let run = store.migrate_bounded(shared::store::migrations::Bounds {
         statement_timeout,
-        lock_timeout: LOCK_TIMEOUT.min(statement_timeout),
+        lock_timeout: LOCK_TIMEOUT.min(statement_timeout / 2),
     });
     let outcome = match tokio::time::timeout(budget, run).await {
         Ok(Ok(report)) => Outcome::Migrated(report),
