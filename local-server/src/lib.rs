@@ -37,7 +37,11 @@ pub fn routes(state: AppState) -> Router {
 /// reach the API.
 pub fn metrics_app(state: AppState) -> Router {
     metrics::export(&state);
-    let stack_config = StackConfig::new(&state);
+    // A scrape every few seconds is no trace anyone wants.
+    let stack_config = StackConfig {
+        traces: false,
+        ..StackConfig::new(&state)
+    };
     let routes = Router::new()
         .route("/metrics", get(metrics))
         .with_state(state);

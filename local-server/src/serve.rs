@@ -85,6 +85,8 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     }
     let _ = mail.await;
     store.close().await;
+    // The spans of the last requests, if traces are exported.
+    shared::telemetry::otel::shutdown(Duration::from_secs(5)).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -7,7 +7,7 @@ use lambda_http::{RequestExt as _, request::RequestContext};
 
 use crate::{
     config::{Config, Runtime},
-    http::{PlatformSourceIp, StackConfig, UpstreamRequestId, stack},
+    http::{LambdaInvocation, PlatformSourceIp, StackConfig, UpstreamRequestId, stack},
     state::AppState,
     telemetry,
 };
@@ -49,6 +49,8 @@ pub fn init() -> Result<AppState, lambda_http::Error> {
         // registered): give the database its connections back, then leave.
         tracing::info!("SIGTERM: closing the database pool");
         store.close().await;
+        // Spans an invocation's bounded flush left behind, if traces are exported.
+        telemetry::otel::shutdown(std::time::Duration::from_millis(300)).await;
         std::process::exit(0);
     });
     Ok(state)
@@ -67,12 +69,20 @@ async fn shutdown_signal() {
     std::future::pending::<()>().await;
 }
 
-/// Serves an already-built app (the stack applied) under `lambda_http`.
+/// Serves an already-built app (the stack applied) under `lambda_http`. Each invocation's
+/// spans are handed to the trace collector after its response is complete and before it is
+/// posted ([`telemetry::otel::flush`]): once posted, the instance may be frozen.
 pub async fn run(app: Router) -> Result<(), lambda_http::Error> {
+    use tower::ServiceExt as _;
+
     let app = tower::ServiceBuilder::new()
         .map_request(adapt_request)
         .service(app);
-    lambda_http::run(app).await
+    let handler = lambda_http::Adapter::from(app).and_then(|response| async move {
+        telemetry::otel::flush().await;
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    lambda_runtime::run(handler).await
 }
 
 /// Makes a Lambda request look like the same request to the local server:
@@ -101,6 +111,12 @@ fn adapt_request(mut req: lambda_http::Request) -> lambda_http::Request {
     }
     if let Some(ip) = source_ip(&req) {
         req.extensions_mut().insert(PlatformSourceIp(ip));
+    }
+    let invocation = req
+        .lambda_context_ref()
+        .map(|ctx| LambdaInvocation::new(ctx.request_id.clone(), ctx.xray_trace_id.clone()));
+    if let Some(invocation) = invocation {
+        req.extensions_mut().insert(invocation);
     }
     req
 }
@@ -143,4 +159,29 @@ fn strip_stage(req: &mut lambda_http::Request, stage: &str) {
             *req.uri_mut() = uri;
         }
     }
+}
+
+/// The trace span of an invocation that is not an HTTP request (the `mail` function's runs):
+/// a root under the invocation's X-Ray context, as an HTTP request's server span is. Spans
+/// are recorded only while traces are exported; end it before [`telemetry::otel::flush`].
+pub fn invocation_span(name: &'static str, context: &lambda_runtime::Context) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    let invocation =
+        LambdaInvocation::new(context.request_id.clone(), context.xray_trace_id.clone());
+    let span = tracing::info_span!(
+        target: telemetry::otel::SPAN,
+        "invocation",
+        otel.name = name,
+        otel.kind = "server",
+        faas.invocation_id = invocation.request_id.as_str(),
+        faas.coldstart = invocation.coldstart,
+        faas.trigger = "timer",
+    );
+    if let Some(parent) =
+        telemetry::otel::parent(&http::HeaderMap::new(), invocation.xray.as_deref())
+    {
+        let _ = span.set_parent(parent);
+    }
+    span
 }

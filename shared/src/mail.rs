@@ -15,6 +15,7 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{
@@ -26,6 +27,7 @@ use crate::{
         DynStore,
         mail::{OutgoingMail, QueuedMail},
     },
+    telemetry::otel,
 };
 
 /// Older due messages one delivery also takes: the bounded share of retries a request
@@ -293,7 +295,27 @@ pub async fn deliver(
             }
             continue;
         };
-        let outcome = mailer.send(&mail).await;
+        // A delivery is traced inside a traced invocation (the `mail` function's runs), not
+        // as the local server's background work.
+        let attempt = if !otel::in_trace() {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(
+                target: otel::SPAN,
+                "mail delivery",
+                otel.kind = "client",
+                mail.id = %mail.id,
+                mail.attempt = mail.attempts,
+                otel.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            )
+        };
+        let outcome = mailer.send(&mail).instrument(attempt.clone()).await;
+        if outcome.is_err() {
+            attempt.record("otel.status_code", "error");
+            attempt.record("error.type", "delivery_failed");
+        }
+        drop(attempt);
         let at = now();
         let recorded = match &outcome {
             Ok(()) => store.mail().mail_sent(mail.id, mail.attempts, at).await,

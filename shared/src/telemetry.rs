@@ -1,36 +1,78 @@
-//! Tracing set-up: human-readable lines locally, one JSON object per line under Lambda or
-//! with `LOG_FORMAT=json`. Call once per process.
+//! Tracing set-up: logs as human-readable lines locally, one JSON object per line under
+//! Lambda or with `LOG_FORMAT=json`; traces over OTLP when an endpoint is configured
+//! ([`otel`]). Call once per process.
 
 mod json;
+pub mod otel;
 
-use tracing_subscriber::{filter::Targets, fmt, prelude::*};
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::{Layer as _, filter::Targets, fmt, prelude::*};
 
-pub use json::{JsonFields, JsonLines};
+pub use json::{JsonFields, JsonLines, LogTrace};
 
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, LogFormat, Runtime};
 
-/// Installs the global subscriber. A second call (tests) is a no-op.
+/// Installs the global subscriber, and the trace exporter when one is configured. A second
+/// call (tests) is a no-op. Call inside the tokio runtime.
 pub fn init(config: &Config) {
-    init_with(config.log_format, &config.log_filter);
+    let service = match config.runtime {
+        Runtime::Lambda => config.function_name.as_deref().unwrap_or("task-api"),
+        Runtime::LocalServer => "task-api",
+    };
+    let tracer = otel::install(&config.tracing, config.runtime, service);
+    install(config.log_format, &config.log_filter, tracer);
 }
 
+/// Logs only (no traces), for a process without a whole [`Config`] (the `migrate` function).
 pub fn init_with(format: LogFormat, filter: &str) {
+    install(format, filter, None);
+}
+
+fn install(format: LogFormat, filter: &str, tracer: Option<opentelemetry_sdk::trace::SdkTracer>) {
     // `Targets` reads what RUST_LOG is used for here (`warn`, `info,sqlx=warn`,
-    // `shared::http=debug`) without linking a regex engine, as `EnvFilter` would.
-    let filter = parse_filter(filter);
-    let registry = tracing_subscriber::registry().with(filter);
-    let _ = match format {
-        LogFormat::Json => registry
-            .with(fmt::layer().fmt_fields(JsonFields).event_format(JsonLines))
-            .try_init(),
-        LogFormat::Pretty => registry
-            .with(
-                fmt::layer()
-                    .compact()
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
-            )
-            .try_init(),
+    // `shared::http=debug`) without linking a regex engine, as `EnvFilter` would. Spans meant
+    // for traces are never logs.
+    let filter = parse_filter(filter).with_target(otel::SPAN, LevelFilter::OFF);
+    let Some(tracer) = tracer else {
+        // No traces: one global filter, as cheap as it gets, and every trace span is off at
+        // its call site.
+        let registry = tracing_subscriber::registry().with(filter);
+        let _ = match format {
+            LogFormat::Json => registry.with(json_layer()).try_init(),
+            LogFormat::Pretty => registry.with(pretty_layer()).try_init(),
+        };
+        return;
     };
+    // Traces: each layer filters for itself, so RUST_LOG never silences a trace, and the
+    // trace layer sees only the trace spans.
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_filter(Targets::new().with_target(otel::SPAN, LevelFilter::INFO));
+    let registry = tracing_subscriber::registry().with(traces);
+    let _ = match format {
+        LogFormat::Json => registry.with(json_layer().with_filter(filter)).try_init(),
+        LogFormat::Pretty => registry.with(pretty_layer().with_filter(filter)).try_init(),
+    };
+}
+
+fn json_layer<S>() -> fmt::Layer<S, JsonFields, JsonLines>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fmt::layer().fmt_fields(JsonFields).event_format(JsonLines)
+}
+
+fn pretty_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fmt::layer()
+        .compact()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
 }
 
 /// A `RUST_LOG`-style filter: a default level and `target=level` overrides. Unreadable input

@@ -57,6 +57,7 @@ fn app() -> Router {
             cors_allowed_origins: vec!["https://app.example".into()],
             limits: LimitsConfig::OFF,
             metrics: None,
+            traces: true,
         },
     )
 }
@@ -337,6 +338,7 @@ async fn development_allows_localhost_origins_and_production_allows_none_unconfi
                 cors_allowed_origins: Vec::new(),
                 limits: LimitsConfig::OFF,
                 metrics: None,
+                traces: true,
             },
         )
     };
@@ -383,6 +385,7 @@ fn limited_app(limits: LimitsConfig, gate: Arc<tokio::sync::Semaphore>) -> Route
             cors_allowed_origins: Vec::new(),
             limits,
             metrics: None,
+            traces: true,
         },
     )
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use shared::{AppState, mail};
+use tracing::Instrument as _;
 
 /// Messages one run attempts at most, so a large backlog is spread over several minutes
 /// rather than over one provider's sending quota.
@@ -35,7 +36,14 @@ async fn main() -> Result<(), Error> {
     let state = shared::lambda::init()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let state = state.clone();
-        async move { run(&state, &event.context).await }
+        async move {
+            let span = shared::lambda::invocation_span("mail run", &event.context);
+            let outcome = run(&state, &event.context).instrument(span).await;
+            // The run's spans reach the collector before the answer: then the instance may
+            // be frozen.
+            shared::telemetry::otel::flush().await;
+            outcome
+        }
     }))
     .await
 }

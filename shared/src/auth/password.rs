@@ -34,6 +34,7 @@ use tokio::sync::Semaphore;
 use crate::{
     config::Argon2Config,
     error::{ApiError, ErrorKind},
+    telemetry::otel,
 };
 
 /// Outcome of checking a password against a stored hash.
@@ -240,28 +241,53 @@ impl Workers {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let started = self.start();
-        let admitted = started
-            .admission
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| busy())?;
-        let permit = started
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(ApiError::internal)?;
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.jobs.fetch_add(1, Ordering::Relaxed);
-        let job: Job = Box::new(move || {
-            let _permits = (permit, admitted);
-            // The caller may have gone (a dropped request); the answer is then unwanted.
-            let _ = reply.send(work());
-        });
-        let lost = || ApiError::internal(std::io::Error::other("a password hashing job was lost"));
-        started.queue.send(job).map_err(|_| lost())?;
-        answer.await.map_err(|_| lost())
+        use tracing::Instrument as _;
+
+        // Traces (while exported) show the wait for a hashing thread apart from the hashing.
+        let span = if otel::in_trace() {
+            tracing::info_span!(target: otel::SPAN, "password hash")
+        } else {
+            tracing::Span::none()
+        };
+        async {
+            let started = self.start();
+            let admitted = started
+                .admission
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| busy())?;
+            let permit = started
+                .permits
+                .clone()
+                .acquire_owned()
+                .instrument(tracing::info_span!(target: otel::SPAN, "password hash queue"))
+                .await
+                .map_err(ApiError::internal)?;
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            self.jobs.fetch_add(1, Ordering::Relaxed);
+            let parent = span.clone();
+            let job: Job = Box::new(move || {
+                let _permits = (permit, admitted);
+                let done = {
+                    let _hashing = (!parent.is_disabled()).then(|| {
+                        tracing::info_span!(target: otel::SPAN, parent: &parent, "password hashing")
+                            .entered()
+                    });
+                    work()
+                };
+                // The spans end before the answer goes: a request that flushes its trace
+                // once answered (Lambda) must find them ended.
+                drop(parent);
+                // The caller may have gone (a dropped request); the answer is then unwanted.
+                let _ = reply.send(done);
+            });
+            let lost =
+                || ApiError::internal(std::io::Error::other("a password hashing job was lost"));
+            started.queue.send(job).map_err(|_| lost())?;
+            answer.await.map_err(|_| lost())
+        }
+        .instrument(span.clone())
+        .await
     }
 
     fn start(&self) -> &Started {

@@ -27,7 +27,7 @@ pub use dev_secrets::persist_dev_secrets;
 pub use http::{HttpConfig, LimitsConfig, MetricsListener, RateLimit};
 pub use mail::{MailConfig, MailDelivery, SmtpSettings, SmtpTls};
 pub use passwords::{Argon2Config, AuthRateLimit, LoginThrottle};
-pub use telemetry::{LogFormat, log_filter};
+pub use telemetry::{LogFormat, OtlpExport, Propagator, Sampler, TracingConfig, log_filter};
 pub use tokens::JwtConfig;
 pub use values::MIN_SECRET_BYTES;
 use values::{Lookup, Secrets, parse_num};
@@ -66,6 +66,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub log_format: LogFormat,
     pub log_filter: String,
+    pub tracing: TracingConfig,
     /// CloudWatch namespace of the metrics a Lambda function writes (`METRICS_NAMESPACE`).
     pub metrics_namespace: String,
     /// `AWS_LAMBDA_FUNCTION_NAME`, set by Lambda; the `Function` dimension of its metrics.
@@ -138,6 +139,7 @@ impl Config {
             mail: mail::parse(env == AppEnv::Production, &get)?,
             log_format: telemetry::parse_format(runtime, &get)?,
             log_filter: log_filter(get),
+            tracing: telemetry::parse_tracing(&get)?,
             metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "TaskApi".to_owned()),
             function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
             generated_secrets: secrets.generated,

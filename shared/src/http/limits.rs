@@ -269,8 +269,12 @@ impl std::fmt::Display for ClientAddr {
     }
 }
 
-fn client_ip(request: &Request, hops: usize) -> Option<IpAddr> {
-    client_ip_of(request.headers(), request.extensions(), hops)
+/// The platform's source IP under Lambda, else [`client_ip_of`].
+pub(super) fn client_ip(request: &Request, hops: usize) -> Option<IpAddr> {
+    match request.extensions().get::<PlatformSourceIp>() {
+        Some(PlatformSourceIp(ip)) => Some(*ip),
+        None => client_ip_of(request.headers(), request.extensions(), hops),
+    }
 }
 
 /// The client's address: the peer, or with `hops` trusted proxies in front, the entry that

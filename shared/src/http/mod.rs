@@ -1,7 +1,8 @@
 //! The middleware stack every deployment shape applies to its routes, and nothing else.
 //!
 //! Outermost first: request id (set, then copied to the response) → security headers →
-//! problem rendering → metrics → trace span + access log → panic catcher (500) → timeout
+//! problem rendering → metrics → the trace's server span (only while traces are exported) →
+//! the access log's span + access log → panic catcher (500) → timeout
 //! (504) → CORS → body limit (413) → rate and concurrency limits (429 / 503; local server
 //! and container only) → routes. Security headers and the problem layer sit outside the
 //! panic catcher and the timeout (the README's "Request pipeline" says why) so that the 500
@@ -9,6 +10,7 @@
 //! answer is counted under its final status.
 
 mod limits;
+mod spans;
 
 use std::{
     any::Any,
@@ -47,6 +49,7 @@ use crate::{
 };
 
 pub use limits::{ClientAddr, Limiter, PlatformSourceIp};
+pub use spans::LambdaInvocation;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Request bodies larger than this are refused with 413.
@@ -62,6 +65,8 @@ pub struct StackConfig {
     pub limits: LimitsConfig,
     /// Where request measurements go; `None` records nothing.
     pub metrics: Option<Arc<Metrics>>,
+    /// A server span per request while traces are exported (not for the metrics listener).
+    pub traces: bool,
 }
 
 impl StackConfig {
@@ -73,6 +78,7 @@ impl StackConfig {
             cors_allowed_origins: config.http.cors_allowed_origins.clone(),
             limits: config.http.limits,
             metrics: Some(state.metrics.clone()),
+            traces: true,
         }
     }
 }
@@ -108,6 +114,15 @@ pub fn stack(routes: Router, config: &StackConfig) -> Router {
         .layer(FinishLayer {
             metrics: config.metrics.clone(),
         })
+        .map_response(into_axum_response)
+        // Only while traces are exported: a server span per request, around the access log's.
+        .option_layer(
+            (config.traces && crate::telemetry::otel::enabled()).then_some(
+                spans::ServerSpanLayer {
+                    trusted_proxy_hops: config.limits.trusted_proxy_hops,
+                },
+            ),
+        )
         .map_response(into_axum_response)
         .layer(
             TraceLayer::new_for_http()
@@ -316,7 +331,7 @@ fn make_span(request: &http::Request<Body>) -> Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or("<unmatched>", MatchedPath::as_str);
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
         request_id = %request_id_of(request),
         method = %request.method(),
@@ -324,7 +339,11 @@ fn make_span(request: &http::Request<Body>) -> Span {
         status = Empty,
         latency_ms = Empty,
         user_id = Empty,
-    )
+    );
+    if let Some(trace) = spans::log_trace(request, &span) {
+        trace.attach(&span);
+    }
+    span
 }
 
 /// The access log: one line per request with id, method, route template, status and

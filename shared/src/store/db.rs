@@ -28,7 +28,7 @@ use super::{
     migrations,
     sql::{Param, Sql},
 };
-use crate::config::Backend;
+use crate::{config::Backend, telemetry::otel};
 
 /// What only a backend knows. Implemented once per backend, in `postgres.rs` and
 /// `sqlite.rs`.
@@ -170,23 +170,111 @@ impl Run {
         conn: &mut D::Connection,
         sql: &Sql,
     ) -> Result<Vec<T>, sqlx::Error> {
-        if !self.own_transaction() {
-            return D::fetch_all(conn, sql, self.named()).await;
-        }
-        let mut tx = conn.begin().await?;
-        let rows = D::fetch_all(&mut tx, sql, false).await;
-        end(tx, rows).await
+        traced(D::KIND, sql, async {
+            if !self.own_transaction() {
+                return D::fetch_all(conn, sql, self.named()).await;
+            }
+            let mut tx = conn.begin().await?;
+            let rows = D::fetch_all(&mut tx, sql, false).await;
+            end(tx, rows).await
+        })
+        .await
     }
 
     /// Runs `sql` on `conn`; how many rows it changed.
     async fn execute<D: Db>(self, conn: &mut D::Connection, sql: &Sql) -> Result<u64, sqlx::Error> {
-        if !self.own_transaction() {
-            return D::execute(conn, sql, self.named()).await;
-        }
-        let mut tx = conn.begin().await?;
-        let done = D::execute(&mut tx, sql, false).await;
-        end(tx, done).await
+        traced(D::KIND, sql, async {
+            if !self.own_transaction() {
+                return D::execute(conn, sql, self.named()).await;
+            }
+            let mut tx = conn.begin().await?;
+            let done = D::execute(&mut tx, sql, false).await;
+            end(tx, done).await
+        })
+        .await
     }
+}
+
+/// Runs one statement inside its trace span (while traces are exported): named
+/// `{operation} {table}`, with the database semantic conventions' attributes and the SQL
+/// text with its placeholders; the values bound to them never reach a span.
+async fn traced<R>(
+    kind: Backend,
+    sql: &Sql,
+    statement: impl Future<Output = Result<R, sqlx::Error>>,
+) -> Result<R, sqlx::Error> {
+    use tracing::Instrument as _;
+
+    if !otel::in_trace() {
+        return statement.await;
+    }
+    let summary = || otel::statement_summary(&sql.text);
+    let span = tracing::info_span!(
+        target: otel::SPAN,
+        "statement",
+        otel.name = match summary() {
+            (operation, Some(table)) => format!("{operation} {table}"),
+            (operation, None) => operation.to_owned(),
+        },
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        db.system.name = db_system(kind),
+        db.operation.name = summary().0,
+        db.collection.name = summary().1,
+        db.query.text = sql.text.as_str(),
+        error.type = tracing::field::Empty,
+    );
+    let outcome = statement.instrument(span.clone()).await;
+    if let Err(error) = &outcome {
+        mark_failed(&span, error);
+    }
+    outcome
+}
+
+/// A transaction's span: from `BEGIN` to its commit, or to its end unfinished (rolled back).
+fn transaction_span(kind: Backend) -> tracing::Span {
+    if !otel::in_trace() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        target: otel::SPAN,
+        "transaction",
+        otel.name = "transaction",
+        db.system.name = db_system(kind),
+        otel.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// `db.system.name`.
+fn db_system(kind: Backend) -> &'static str {
+    match kind {
+        Backend::Postgres => "postgresql",
+        Backend::Sqlite => "sqlite",
+    }
+}
+
+/// A span whose work failed with `error`: status Error, `error.type` the SQLSTATE when the
+/// database answered with one, else what kind of failure it was.
+fn mark_failed(span: &tracing::Span, error: &sqlx::Error) {
+    if span.is_disabled() {
+        return;
+    }
+    let kind = match error {
+        sqlx::Error::Database(e) => e
+            .code()
+            .map_or_else(|| "database".into(), |c| c.into_owned()),
+        sqlx::Error::PoolTimedOut => "pool_timed_out".into(),
+        sqlx::Error::PoolClosed => "pool_closed".into(),
+        sqlx::Error::Io(_) => "io".into(),
+        sqlx::Error::Tls(_) => "tls".into(),
+        sqlx::Error::Protocol(_) => "protocol".into(),
+        sqlx::Error::RowNotFound => "row_not_found".into(),
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => "decode".into(),
+        _ => "other".into(),
+    };
+    span.record("otel.status_code", "error");
+    span.record("error.type", kind.as_str());
 }
 
 /// Commits a statement's own transaction, or rolls it back at once when the statement
@@ -299,6 +387,7 @@ impl<D: Db> SqlStore<D> {
         Ok(Conn {
             conn,
             run: self.run(false),
+            span: tracing::Span::none(),
             backend: PhantomData,
         })
     }
@@ -314,8 +403,7 @@ impl<D: Db> SqlStore<D> {
     async fn lease(&self, pool: &Pool<D>) -> Result<Lease<D>, StoreError> {
         let conn = match self.holds.and_then(held::take::<PoolConnection<D>>) {
             Some(conn) => conn,
-            None => pool
-                .acquire()
+            None => acquire(pool)
                 .await
                 .map_err(|error| StoreError::from_sqlx(acquiring(pool, &error), error))?,
         };
@@ -368,6 +456,27 @@ impl<D: Db> SqlStore<D> {
     ) -> Result<Option<T>, StoreError> {
         at_most_one(self.read(sql, doing).await?)
     }
+}
+
+/// A connection from `pool`; the wait is a span of the request's trace, if it has one.
+async fn acquire<D: Db>(pool: &Pool<D>) -> Result<PoolConnection<D>, sqlx::Error> {
+    use tracing::Instrument as _;
+
+    if !otel::in_trace() {
+        return pool.acquire().await;
+    }
+    let span = tracing::info_span!(
+        target: otel::SPAN,
+        "acquire",
+        otel.name = "acquire connection",
+        db.system.name = db_system(D::KIND),
+        otel.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    pool.acquire()
+        .instrument(span.clone())
+        .await
+        .inspect_err(|error| mark_failed(&span, error))
 }
 
 /// What an acquire that failed was waiting for, for the log: a pool whose connections were
@@ -438,6 +547,10 @@ impl<D: Database> Drop for Lease<D> {
 pub(super) struct Conn<D: Db, C> {
     conn: C,
     run: Run,
+    /// A transaction's trace span (while traces are exported), from `BEGIN` to its end,
+    /// beside its statements' spans (which stay children of the request's server span).
+    /// Disabled on a plain connection.
+    span: tracing::Span,
     backend: PhantomData<D>,
 }
 
@@ -503,27 +616,42 @@ impl<D: Db> Conn<D, Lease<D>> {
         &mut self,
         doing: &'static str,
     ) -> Result<Tx<'_, D>, StoreError> {
+        use tracing::Instrument as _;
         let run = self.run;
-        let tx = D::begin_writer(&mut self.conn).await.context(doing)?;
-        Ok(Conn::within(run, tx))
+        let span = transaction_span(D::KIND);
+        let tx = D::begin_writer(&mut self.conn)
+            .instrument(span.clone())
+            .await
+            .inspect_err(|error| mark_failed(&span, error))
+            .context(doing)?;
+        Ok(Conn::within(run, tx, span))
     }
 
     /// A transaction whose first statement writes (or that needs no lock before it).
     pub(super) async fn begin(&mut self, doing: &'static str) -> Result<Tx<'_, D>, StoreError> {
+        use tracing::Instrument as _;
         let run = self.run;
-        let tx = self.conn.begin().await.context(doing)?;
-        Ok(Conn::within(run, tx))
+        let span = transaction_span(D::KIND);
+        let tx = self
+            .conn
+            .begin()
+            .instrument(span.clone())
+            .await
+            .inspect_err(|error| mark_failed(&span, error))
+            .context(doing)?;
+        Ok(Conn::within(run, tx, span))
     }
 }
 
 impl<'c, D: Db> Tx<'c, D> {
-    fn within(run: Run, tx: Transaction<'c, D>) -> Self {
+    fn within(run: Run, tx: Transaction<'c, D>, span: tracing::Span) -> Self {
         Conn {
             conn: tx,
             run: Run {
                 in_transaction: true,
                 ..run
             },
+            span,
             backend: PhantomData,
         }
     }
@@ -531,7 +659,13 @@ impl<'c, D: Db> Tx<'c, D> {
 
 impl<D: Db> Tx<'_, D> {
     pub(super) async fn commit(self, doing: &'static str) -> Result<(), StoreError> {
-        self.conn.commit().await.context(doing)
+        use tracing::Instrument as _;
+        let span = self.span;
+        let done = self.conn.commit().instrument(span.clone()).await;
+        if let Err(error) = &done {
+            mark_failed(&span, error);
+        }
+        done.context(doing)
     }
 }
 

@@ -12,7 +12,9 @@
 //!
 //! A line: `{"timestamp":…,"level":…,<event fields>,"target":…,"span":{<fields>,"name":…}}`,
 //! with `span` the innermost span, as `fmt::layer().json().flatten_event(true)
-//! .with_current_span(true)` writes it.
+//! .with_current_span(true)` writes it. A line inside a request that is part of a trace also
+//! carries `trace_id`, `span_id` and, under Lambda, `xray_trace_id` ([`LogTrace`]), so logs
+//! and traces join.
 
 use std::fmt::{self, Write as _};
 
@@ -27,6 +29,31 @@ use tracing_subscriber::{
     fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, format::Writer},
     registry::LookupSpan,
 };
+
+/// The trace a request's log lines belong to: kept on its span (an extension) by the HTTP
+/// stack, written by [`JsonLines`] on every line inside it.
+#[derive(Debug, Clone, Default)]
+pub struct LogTrace {
+    /// 32 hex digits.
+    pub trace_id: Option<String>,
+    /// 16 hex digits: the request's server span, when traces are exported.
+    pub span_id: Option<String>,
+    /// The invocation's X-Ray trace header root, `1-5759e988-bd862e3fe1be46a994272793`.
+    pub xray_trace_id: Option<String>,
+}
+
+impl LogTrace {
+    /// Keeps `self` on `span`, for the lines logged inside it.
+    pub fn attach(self, span: &tracing::Span) {
+        span.with_subscriber(|(id, dispatch)| {
+            if let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>()
+                && let Some(span) = registry.span(id)
+            {
+                span.extensions_mut().insert(self);
+            }
+        });
+    }
+}
 
 /// Span fields as a JSON object's members, without the braces.
 #[derive(Debug, Default, Clone, Copy)]
@@ -74,6 +101,25 @@ where
             Err(_) => write!(writer, "{}", now.unix_timestamp())?,
         }
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
+        if let Some(span) = ctx.lookup_current() {
+            for span in span.scope() {
+                let extensions = span.extensions();
+                let Some(trace) = extensions.get::<LogTrace>() else {
+                    continue;
+                };
+                for (name, value) in [
+                    ("trace_id", &trace.trace_id),
+                    ("span_id", &trace.span_id),
+                    ("xray_trace_id", &trace.xray_trace_id),
+                ] {
+                    if let Some(value) = value {
+                        write!(writer, ",\"{name}\":")?;
+                        string(&mut writer, value)?;
+                    }
+                }
+                break;
+            }
+        }
         let mut members = Members::new(&mut writer, false);
         members.skip_log_fields = normalized.is_some();
         event.record(&mut members);
