@@ -10,3 +10,4 @@ mod openapi;
 mod slow_clients;
 mod storm;
 mod support;
+mod traces;

@@ -26,6 +26,7 @@ use tower::ServiceExt as _;
 
 pub mod lambda;
 mod logs;
+pub mod otlp;
 mod request;
 pub mod smtp;
 pub mod template;

@@ -36,8 +36,13 @@ struct Pending {
     event: Bytes,
     /// The invocation's time: its deadline is this long after the function takes it.
     budget: Duration,
+    /// `Lambda-Runtime-Trace-Id`.
+    trace: String,
     reply: oneshot::Sender<Outcome>,
 }
+
+/// The X-Ray trace header of an invocation that names no trace (not sampled).
+pub const UNTRACED: &str = "Root=1-00000000-000000000000000000000000;Sampled=0";
 
 #[derive(Default)]
 struct Timeline {
@@ -147,18 +152,32 @@ impl RuntimeEmulator {
 
     /// [`invoke`](Self::invoke), with `None` when the function did not answer in time.
     pub async fn try_invoke(&self, event: &Value, timeout: Duration) -> Option<Outcome> {
-        self.send(event, INVOCATION_BUDGET, timeout).await
+        self.send(event, INVOCATION_BUDGET, UNTRACED, timeout).await
+    }
+
+    /// [`invoke`](Self::invoke) as part of the X-Ray trace `trace` (the
+    /// `Lambda-Runtime-Trace-Id` the function gets with the event).
+    pub async fn invoke_traced(&self, event: &Value, trace: &str, timeout: Duration) -> Outcome {
+        self.send(event, INVOCATION_BUDGET, trace, timeout)
+            .await
+            .expect("the function answered within the timeout")
     }
 
     /// [`invoke`](Self::invoke) with a deadline `budget` after the function takes the
     /// event (a function's Timeout), instead of the default 30 s.
     pub async fn invoke_within(&self, event: &Value, budget: Duration) -> Outcome {
-        self.send(event, budget, budget + Duration::from_secs(5))
+        self.send(event, budget, UNTRACED, budget + Duration::from_secs(5))
             .await
             .expect("the function answered within its deadline")
     }
 
-    async fn send(&self, event: &Value, budget: Duration, timeout: Duration) -> Option<Outcome> {
+    async fn send(
+        &self,
+        event: &Value,
+        budget: Duration,
+        trace: &str,
+        timeout: Duration,
+    ) -> Option<Outcome> {
         let id = format!(
             "emulated-{}-{}",
             std::process::id(),
@@ -170,6 +189,7 @@ impl RuntimeEmulator {
                 id,
                 event: Bytes::from(event.to_string()),
                 budget,
+                trace: trace.to_owned(),
                 reply,
             })
             .expect("the emulator is running");
@@ -245,10 +265,7 @@ async fn next(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
         "lambda-runtime-invoked-function-arn",
         "arn:aws:lambda:us-east-1:123456789012:function:emulated".to_owned(),
     );
-    put(
-        "lambda-runtime-trace-id",
-        "Root=1-00000000-000000000000000000000000;Sampled=0".to_owned(),
-    );
+    put("lambda-runtime-trace-id", pending.trace.clone());
     put("content-type", "application/json".to_owned());
     (StatusCode::OK, headers, pending.event)
 }

@@ -15,7 +15,7 @@ mod emulator;
 mod events;
 mod process;
 
-pub use emulator::{Outcome, RuntimeEmulator};
+pub use emulator::{Outcome, RuntimeEmulator, UNTRACED};
 pub use events::{HttpRequestSpec, LambdaResponse, http_api_event};
 pub use process::FunctionProcess;
 
@@ -110,6 +110,15 @@ impl LambdaFunction {
     /// Sends any event through the function and reads its HTTP answer.
     pub async fn invoke(&self, event: &Value) -> LambdaResponse {
         LambdaResponse::from_outcome(self.emulator.invoke(event, Duration::from_secs(30)).await)
+    }
+
+    /// [`invoke`](Self::invoke) in the X-Ray trace `trace` (`Lambda-Runtime-Trace-Id`).
+    pub async fn invoke_traced(&self, event: &Value, trace: &str) -> LambdaResponse {
+        LambdaResponse::from_outcome(
+            self.emulator
+                .invoke_traced(event, trace, Duration::from_secs(30))
+                .await,
+        )
     }
 }
 
