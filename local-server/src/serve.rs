@@ -49,6 +49,7 @@ impl ConnectionLimits {
 }
 
 pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
+    let signalled = shutdown_signal();
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -75,7 +76,7 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     let mail = tokio::spawn(retry_mail(state, stopped()));
     let api = serve_app(listener, app, limits, stopped());
     let signal = async {
-        shutdown_signal().await;
+        signalled.await;
         let _ = stop.send(true);
     };
     let (served, ()) = tokio::join!(api, signal);
@@ -199,25 +200,42 @@ pub async fn serve_app(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// SIGTERM or SIGINT (Ctrl-C). Registered when called, not when first awaited: `serve` calls
+/// it before it says it listens, so a signal that comes once a client can know the port is
+/// always a graceful shutdown, never the signal's default action (exit on the spot).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            let terminate = async {
+                match terminate {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            let interrupt = async {
+                match interrupt {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = terminate => {},
+                () = interrupt => {},
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
