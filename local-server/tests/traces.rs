@@ -281,10 +281,11 @@ fn without_an_endpoint_nothing_is_exported_and_no_exporter_runs() {
         "an export thread runs without an endpoint"
     );
     server.sigterm();
-    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    let status = server.wait_exit(Duration::from_secs(20));
+    let lines: Vec<String> = server.log.try_iter().collect();
+    assert!(status.success(), "{status:?}: {lines:#?}");
 
     // The log still names the caller's trace, so logs join the caller's traces.
-    let lines: Vec<String> = server.log.try_iter().collect();
     let logged = request_lines(&lines);
     assert_eq!(logged.len(), 1, "{lines:#?}");
     assert_eq!(logged[0]["trace_id"], TRACE, "{}", logged[0]);
@@ -358,7 +359,7 @@ async fn a_lambda_invocation_continues_its_xray_trace_and_exports_before_answeri
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             // The spans must be there with the answer; a loaded machine gets time for that.
-            ("OTEL_LAMBDA_FLUSH_TIMEOUT_MS", "10000"),
+            ("OTEL_LAMBDA_FLUSH_TIMEOUT_MS", "5000"),
             ("RUST_LOG", "info"),
         ],
     )
@@ -430,6 +431,26 @@ async fn a_lambda_invocation_continues_its_xray_trace_and_exports_before_answeri
         .expect("the traceparent's trace");
     assert_eq!(third.parent_span_id, CALLER_SPAN);
     assert_eq!(third.name, "GET /v1/auth/me");
+
+    // A login for an unknown address answers 401 right after its (dummy) hash: the hashing
+    // thread's spans have ended by then, and are at the collector with the answer.
+    let unknown = "Root=1-6759e988-0000000000000000000000cc;Parent=3333333333333333;Sampled=1";
+    let body = json!({"email": "nobody@example.com", "password": PASSWORD}).to_string();
+    let login = http_api_event(
+        "POST",
+        "/v1/auth/login",
+        &[("content-type", "application/json")],
+        Some(&body),
+    );
+    let r = auth.invoke_traced(&login, unknown).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let spans: Vec<ReceivedSpan> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == "6759e9880000000000000000000000cc")
+        .collect();
+    let root = one(&spans, "the login's server span", |s| s.kind == 2);
+    assert_hashing(&spans, root);
 }
 
 /// A 5xx marks the server span as an error; a sampled-out X-Ray context exports nothing.
@@ -447,7 +468,7 @@ async fn a_server_error_marks_the_span_and_an_unsampled_invocation_exports_nothi
             ("DATABASE_URL", database.as_str()),
             ("DB_ACQUIRE_TIMEOUT_MS", "300"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_LAMBDA_FLUSH_TIMEOUT_MS", "10000"),
+            ("OTEL_LAMBDA_FLUSH_TIMEOUT_MS", "5000"),
         ],
     );
     let ready = http_api_event("GET", "/ready", &[], None);
@@ -560,7 +581,7 @@ async fn a_mail_run_is_a_span_in_its_invocations_trace() {
         &emulator,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_LAMBDA_FLUSH_TIMEOUT_MS", "10000"),
+            ("OTEL_LAMBDA_FLUSH_TIMEOUT_MS", "5000"),
         ],
     );
     let outcome = emulator

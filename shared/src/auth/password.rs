@@ -242,9 +242,11 @@ impl Workers {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         use tracing::Instrument as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
         // Traces (while exported) show the wait for a hashing thread apart from the hashing.
-        let span = if otel::in_trace() {
+        let traced = otel::in_trace();
+        let span = if traced {
             tracing::info_span!(target: otel::SPAN, "password hash")
         } else {
             tracing::Span::none()
@@ -256,28 +258,37 @@ impl Workers {
                 .clone()
                 .try_acquire_owned()
                 .map_err(|_| busy())?;
+            let queue = if traced {
+                tracing::info_span!(target: otel::SPAN, "password hash queue")
+            } else {
+                tracing::Span::none()
+            };
             let permit = started
                 .permits
                 .clone()
                 .acquire_owned()
-                .instrument(tracing::info_span!(target: otel::SPAN, "password hash queue"))
+                .instrument(queue)
                 .await
                 .map_err(ApiError::internal)?;
             let (reply, answer) = tokio::sync::oneshot::channel();
             self.jobs.fetch_add(1, Ordering::Relaxed);
-            let parent = span.clone();
+            // The hashing thread gets the trace's context, not a handle on the request's
+            // spans: a handle would keep them open until the hash is done, even for a request
+            // that was dropped meanwhile (a 504, a client gone), and its trace would end late.
+            let parent = traced.then(|| span.context());
             let job: Job = Box::new(move || {
                 let _permits = (permit, admitted);
                 let done = {
-                    let _hashing = (!parent.is_disabled()).then(|| {
-                        tracing::info_span!(target: otel::SPAN, parent: &parent, "password hashing")
-                            .entered()
+                    // Ends (even in a panic, as a local) before the answer goes: a request
+                    // that flushes its trace once answered (Lambda) finds it ended.
+                    let _hashing = parent.map(|parent| {
+                        let hashing =
+                            tracing::info_span!(target: otel::SPAN, parent: None, "password hashing");
+                        let _ = hashing.set_parent(parent);
+                        hashing.entered()
                     });
                     work()
                 };
-                // The spans end before the answer goes: a request that flushes its trace
-                // once answered (Lambda) must find them ended.
-                drop(parent);
                 // The caller may have gone (a dropped request); the answer is then unwanted.
                 let _ = reply.send(done);
             });

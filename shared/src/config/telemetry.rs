@@ -109,6 +109,7 @@ pub enum Sampler {
 }
 
 pub(super) fn parse_tracing(get: &impl Lookup) -> Result<TracingConfig, ConfigError> {
+    check_sdk_settings(get)?;
     Ok(TracingConfig {
         export: parse_export(get)?,
         propagators: parse_propagators(get)?,
@@ -126,13 +127,51 @@ pub(super) fn parse_tracing(get: &impl Lookup) -> Result<TracingConfig, ConfigEr
                             .into_owned()
                     })
             }),
+        // The SDK's own flush gives up after 5 s.
         flush_timeout: Duration::from_millis(parse_num(
             get,
             "OTEL_LAMBDA_FLUSH_TIMEOUT_MS",
             50u64,
-            1..=10_000,
+            1..=5_000,
         )?),
     })
+}
+
+/// What the OpenTelemetry SDK and exporter read from the environment themselves, checked
+/// here so that a value they would misuse (a queue of a billion spans, a timer of zero, a
+/// protocol or compression this build cannot speak) stops the process naming it.
+fn check_sdk_settings(get: &impl Lookup) -> Result<(), ConfigError> {
+    for (name, max) in [
+        ("OTEL_BSP_SCHEDULE_DELAY", 600_000u64),
+        ("OTEL_BSP_EXPORT_TIMEOUT", 600_000),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", 65_536),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 65_536),
+    ] {
+        parse_num(get, name, 1, 1..=max)?;
+    }
+    for name in [
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    ] {
+        if get(name).is_some_and(|p| p.trim() != "http/protobuf") {
+            return Err(ConfigError::new(
+                name,
+                "must be `http/protobuf`: the only protocol this build exports with",
+            ));
+        }
+    }
+    for name in [
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    ] {
+        if get(name).is_some_and(|c| c.trim() != "none") {
+            return Err(ConfigError::new(
+                name,
+                "must be `none`: this build does not compress exports",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_export(get: &impl Lookup) -> Result<Option<OtlpExport>, ConfigError> {
@@ -400,8 +439,24 @@ mod tests {
                 "OTEL_TRACES_SAMPLER_ARG",
             ),
             (
-                vec![("OTEL_LAMBDA_FLUSH_TIMEOUT_MS", "100000")],
+                vec![("OTEL_LAMBDA_FLUSH_TIMEOUT_MS", "5001")],
                 "OTEL_LAMBDA_FLUSH_TIMEOUT_MS",
+            ),
+            (
+                vec![("OTEL_BSP_SCHEDULE_DELAY", "0")],
+                "OTEL_BSP_SCHEDULE_DELAY",
+            ),
+            (
+                vec![("OTEL_BSP_MAX_QUEUE_SIZE", "4000000000")],
+                "OTEL_BSP_MAX_QUEUE_SIZE",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip")],
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
             ),
         ] {
             let err = tracing_of(&vars).expect_err(&format!("{vars:?} was accepted"));

@@ -32,7 +32,7 @@ use http::HeaderMap;
 use opentelemetry::{
     Context, KeyValue,
     propagation::{TextMapCompositePropagator, TextMapPropagator},
-    trace::{TraceContextExt as _, TracerProvider as _},
+    trace::{SpanContext, TraceContextExt as _, TraceState, TracerProvider as _},
 };
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
@@ -104,10 +104,11 @@ fn provider(
         runtime: tokio::runtime::Handle::current(),
         timeout: export.timeout,
     };
+    // The exporter percent-decodes what it is given; ours are decoded already.
     let headers = export
         .headers
         .iter()
-        .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+        .map(|(k, v)| (k.clone(), v.expose_secret().replace('%', "%25")))
         .collect();
     let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
@@ -187,26 +188,32 @@ const MAX_TRACE_STATE: usize = 512;
 /// the runtime handed it over with this invocation). `None` when there is neither.
 pub fn parent(headers: &HeaderMap, xray: Option<&str>) -> Option<Context> {
     let tracing = TRACING.get()?;
-    let oversized = headers
-        .get("tracestate")
-        .is_some_and(|state| state.len() > MAX_TRACE_STATE);
-    let from_headers = if oversized {
-        // Every span of the trace would carry it: the trace goes on without it.
-        let mut headers = headers.clone();
-        headers.remove("tracestate");
-        tracing
-            .propagator
-            .extract(&opentelemetry_http::HeaderExtractor(&headers))
-    } else {
-        tracing
-            .propagator
-            .extract(&opentelemetry_http::HeaderExtractor(headers))
-    };
-    if from_headers.span().span_context().is_valid() {
-        return Some(from_headers);
+    let from_headers = tracing
+        .propagator
+        .extract(&opentelemetry_http::HeaderExtractor(headers));
+    let remote = from_headers.span().span_context().clone();
+    if remote.is_valid() {
+        return Some(bounded(from_headers, remote));
     }
     let remote = xray.and_then(opentelemetry_aws::trace::xray_propagator::span_context_from_str)?;
-    Some(from_headers.with_remote_span_context(remote))
+    Some(bounded(from_headers, remote))
+}
+
+/// `cx` continuing `remote`, without its trace state when that is longer than
+/// [`MAX_TRACE_STATE`]: every span of the trace would carry it, and a client writes it
+/// (`tracestate`, or the extra fields of `X-Amzn-Trace-Id`).
+fn bounded(cx: Context, remote: SpanContext) -> Context {
+    if remote.trace_state().header().len() <= MAX_TRACE_STATE {
+        return cx.with_remote_span_context(remote);
+    }
+    let remote = SpanContext::new(
+        remote.trace_id(),
+        remote.span_id(),
+        remote.trace_flags(),
+        true,
+        TraceState::NONE,
+    );
+    cx.with_remote_span_context(remote)
 }
 
 /// A span was recorded (sampled) and ended since the last [`flush`].
@@ -223,8 +230,9 @@ impl<P: SpanProcessor> SpanProcessor for Noting<P> {
     }
 
     fn on_end(&self, span: SpanData) {
-        ENDED.store(true, Ordering::Release);
+        // Queued first: a flush that sees the flag finds the span in the queue.
         self.0.on_end(span);
+        ENDED.store(true, Ordering::Release);
     }
 
     fn force_flush(&self) -> OTelSdkResult {

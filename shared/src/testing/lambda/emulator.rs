@@ -41,7 +41,8 @@ struct Pending {
     reply: oneshot::Sender<Outcome>,
 }
 
-/// The X-Ray trace header of an invocation that names no trace (not sampled).
+/// An X-Ray trace header that names no trace: its root is not a valid trace id, so a
+/// function that exports traces starts a trace of its own.
 pub const UNTRACED: &str = "Root=1-00000000-000000000000000000000000;Sampled=0";
 
 #[derive(Default)]
