@@ -39,7 +39,7 @@ use tower_http::{
     timeout::TimeoutLayer,
     trace::TraceLayer,
 };
-use tracing::{Span, field::Empty};
+use tracing::{Instrument as _, Span, field::Empty};
 
 use crate::{
     config::{AppEnv, LimitsConfig},
@@ -113,16 +113,11 @@ pub fn stack(routes: Router, config: &StackConfig) -> Router {
         ))
         .layer(FinishLayer {
             metrics: config.metrics.clone(),
+            // Only while traces are exported: a server span per request, around the access
+            // log's.
+            traces: (config.traces && crate::telemetry::otel::enabled())
+                .then_some(config.limits.trusted_proxy_hops),
         })
-        .map_response(into_axum_response)
-        // Only while traces are exported: a server span per request, around the access log's.
-        .option_layer(
-            (config.traces && crate::telemetry::otel::enabled()).then_some(
-                spans::ServerSpanLayer {
-                    trusted_proxy_hops: config.limits.trusted_proxy_hops,
-                },
-            ),
-        )
         .map_response(into_axum_response)
         .layer(
             TraceLayer::new_for_http()
@@ -221,6 +216,8 @@ pub(crate) type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, In
 #[derive(Clone)]
 struct FinishLayer {
     metrics: Option<Arc<Metrics>>,
+    /// The trusted proxy hops for `client.address`, when each request gets a server span.
+    traces: Option<usize>,
 }
 
 impl<S> Layer<S> for FinishLayer {
@@ -230,6 +227,7 @@ impl<S> Layer<S> for FinishLayer {
         Finish {
             inner,
             metrics: self.metrics.clone(),
+            traces: self.traces,
         }
     }
 }
@@ -238,6 +236,7 @@ impl<S> Layer<S> for FinishLayer {
 struct Finish<S> {
     inner: S,
     metrics: Option<Arc<Metrics>>,
+    traces: Option<usize>,
 }
 
 impl<S> Service<Request> for Finish<S>
@@ -261,11 +260,23 @@ where
             let route = request.extensions().get::<MatchedPath>().cloned();
             (metrics, method, route, Instant::now())
         });
-        let response = self.inner.call(request);
+        let span = self.traces.map(|hops| spans::server_span(&request, hops));
+        // The layers inside (the access log's span) open their spans under the server span.
+        let response = match &span {
+            Some(span) => span.in_scope(|| self.inner.call(request)),
+            None => self.inner.call(request),
+        };
         Box::pin(async move {
             let in_flight = measuring.as_ref().map(|(metrics, ..)| metrics.start());
             // The request keeps the connection its first statement takes for the rest.
-            let Ok(response) = crate::store::held::scope(response).await;
+            let response = crate::store::held::scope(response);
+            let Ok(response) = match &span {
+                Some(span) => response.instrument(span.clone()).await,
+                None => response.await,
+            };
+            if let Some(span) = &span {
+                spans::record_status(span, response.status());
+            }
             drop(in_flight);
             if let Some((metrics, method, route, started)) = &measuring {
                 metrics.record(Sample {

@@ -1,22 +1,15 @@
-//! A request's place in a trace: its server span ([`ServerSpanLayer`], only while traces are
-//! exported), and the trace ids its log lines carry ([`log_trace`], always).
+//! A request's place in a trace: its server span ([`server_span`], opened by the stack's
+//! `Finish` service while traces are exported), and the trace ids its log lines carry
+//! ([`log_trace`], always).
 
-use std::{
-    convert::Infallible,
-    sync::atomic::{AtomicBool, Ordering},
-    task::{Context, Poll},
-};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::{
-    extract::{MatchedPath, Request},
-    response::Response,
-};
+use axum::extract::{MatchedPath, Request};
 use opentelemetry::trace::TraceContextExt as _;
-use tower::{Layer, Service};
-use tracing::{Instrument as _, Span, field::Empty};
+use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use super::{ResponseFuture, limits};
+use super::limits;
 use crate::telemetry::{LogTrace, otel};
 
 /// What the Lambda adapter knows of the invocation a request came in: read per invocation
@@ -42,71 +35,14 @@ impl LambdaInvocation {
     }
 }
 
-/// One server span per request, named `{method} {route template}`, with the HTTP semantic
-/// conventions' attributes, continuing the trace the request brings ([`otel::parent`]). A 5xx
-/// answer marks it as an error; a 4xx does not (the client's error, not ours).
-#[derive(Clone)]
-pub(super) struct ServerSpanLayer {
-    pub trusted_proxy_hops: usize,
-}
-
-impl<S> Layer<S> for ServerSpanLayer {
-    type Service = ServerSpan<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ServerSpan {
-            inner,
-            trusted_proxy_hops: self.trusted_proxy_hops,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(super) struct ServerSpan<S> {
-    inner: S,
-    trusted_proxy_hops: usize,
-}
-
-impl<S> Service<Request> for ServerSpan<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let span = server_span(&request, self.trusted_proxy_hops);
-        // The layers inside (the access log's span) open their spans under this one.
-        let response = span.in_scope(|| self.inner.call(request));
-        Box::pin(
-            async move {
-                let Ok(response) = response.await;
-                let span = Span::current();
-                let status = response.status();
-                span.record("http.response.status_code", status.as_u16());
-                if status.is_server_error() {
-                    span.record("otel.status_code", "error");
-                    span.record("error.type", status.as_str());
-                }
-                Ok(response)
-            }
-            .instrument(span),
-        )
-    }
-}
-
 /// The longest `user_agent.original` and `url.path` a span keeps: a request head may be far
 /// larger, and up to `OTEL_BSP_MAX_QUEUE_SIZE` spans wait in memory for the collector.
 const MAX_USER_AGENT: usize = 256;
 const MAX_PATH: usize = 1024;
 
-fn server_span(request: &Request, hops: usize) -> Span {
+/// One server span per request, named `{method} {route template}`, with the HTTP semantic
+/// conventions' attributes, continuing the trace the request brings ([`otel::parent`]).
+pub(super) fn server_span(request: &Request, hops: usize) -> Span {
     // A method a client invents would otherwise name spans: the conventions' `_OTHER`.
     let method = match *request.method() {
         http::Method::GET
@@ -156,6 +92,16 @@ fn server_span(request: &Request, hops: usize) -> Span {
         let _ = span.set_parent(parent);
     }
     span
+}
+
+/// The answer's status on its server span: a 5xx marks it as an error; a 4xx does not (the
+/// client's error, not ours).
+pub(super) fn record_status(span: &Span, status: http::StatusCode) {
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+        span.record("error.type", status.as_str());
+    }
 }
 
 /// `text` cut to at most `max` bytes, at a character boundary.

@@ -616,36 +616,33 @@ impl<D: Db> Conn<D, Lease<D>> {
         &mut self,
         doing: &'static str,
     ) -> Result<Tx<'_, D>, StoreError> {
-        use tracing::Instrument as _;
         let run = self.run;
-        let span = transaction_span(D::KIND);
-        let tx = D::begin_writer(&mut self.conn)
-            .instrument(span.clone())
-            .await
-            .inspect_err(|error| mark_failed(&span, error))
-            .context(doing)?;
-        Ok(Conn::within(run, tx, span))
+        Tx::begun(run, D::begin_writer(&mut self.conn), doing).await
     }
 
     /// A transaction whose first statement writes (or that needs no lock before it).
     pub(super) async fn begin(&mut self, doing: &'static str) -> Result<Tx<'_, D>, StoreError> {
-        use tracing::Instrument as _;
         let run = self.run;
-        let span = transaction_span(D::KIND);
-        let tx = self
-            .conn
-            .begin()
-            .instrument(span.clone())
-            .await
-            .inspect_err(|error| mark_failed(&span, error))
-            .context(doing)?;
-        Ok(Conn::within(run, tx, span))
+        Tx::begun(run, self.conn.begin(), doing).await
     }
 }
 
 impl<'c, D: Db> Tx<'c, D> {
-    fn within(run: Run, tx: Transaction<'c, D>, span: tracing::Span) -> Self {
-        Conn {
+    /// The transaction `begin` starts, inside its trace span from `BEGIN` on (marked when
+    /// `BEGIN` fails).
+    async fn begun(
+        run: Run,
+        begin: impl Future<Output = Result<Transaction<'c, D>, sqlx::Error>>,
+        doing: &'static str,
+    ) -> Result<Self, StoreError> {
+        use tracing::Instrument as _;
+        let span = transaction_span(D::KIND);
+        let tx = begin
+            .instrument(span.clone())
+            .await
+            .inspect_err(|error| mark_failed(&span, error))
+            .context(doing)?;
+        Ok(Conn {
             conn: tx,
             run: Run {
                 in_transaction: true,
@@ -653,7 +650,7 @@ impl<'c, D: Db> Tx<'c, D> {
             },
             span,
             backend: PhantomData,
-        }
+        })
     }
 }
 
