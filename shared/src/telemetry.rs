@@ -51,6 +51,10 @@ fn install(format: LogFormat, filter: &str, tracer: Option<opentelemetry_sdk::tr
         .with_threads(false)
         .with_target(false)
         .with_tracked_inactivity(false)
+        // Nothing here reads OpenTelemetry's current context (the spans' parents come from
+        // `tracing`, and `OpenTelemetrySpanExt::context` reads the span itself), so entering a
+        // span, at every poll of an instrumented future, need not attach one.
+        .with_context_activation(false)
         .with_filter(Targets::new().with_target(otel::SPAN, LevelFilter::INFO));
     let registry = tracing_subscriber::registry().with(traces);
     let _ = match format {

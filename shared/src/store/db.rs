@@ -198,36 +198,39 @@ impl Run {
 /// Runs one statement inside its trace span (while traces are exported): named
 /// `{operation} {table}`, with the database semantic conventions' attributes and the SQL
 /// text with its placeholders; the values bound to them never reach a span.
+///
+/// The span lives from before the statement to after it, and is never entered: nothing
+/// inside it is traced, and entering it would cost a registry lookup per layer at every poll
+/// of the statement (on SQLite, once per row its worker thread hands over).
 async fn traced<R>(
     kind: Backend,
     sql: &Sql,
     statement: impl Future<Output = Result<R, sqlx::Error>>,
 ) -> Result<R, sqlx::Error> {
-    use tracing::Instrument as _;
-
     if !otel::in_trace() {
         return statement.await;
     }
-    let summary = || otel::statement_summary(&sql.text);
+    let (operation, table) = otel::statement_summary(&sql.text);
     let span = tracing::info_span!(
         target: otel::SPAN,
         "statement",
-        otel.name = match summary() {
-            (operation, Some(table)) => format!("{operation} {table}"),
-            (operation, None) => operation.to_owned(),
+        otel.name = match table {
+            Some(table) => format!("{operation} {table}"),
+            None => operation.to_owned(),
         },
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
         db.system.name = db_system(kind),
-        db.operation.name = summary().0,
-        db.collection.name = summary().1,
+        db.operation.name = operation,
+        db.collection.name = table,
         db.query.text = sql.text.as_str(),
         error.type = tracing::field::Empty,
     );
-    let outcome = statement.instrument(span.clone()).await;
+    let outcome = statement.await;
     if let Err(error) = &outcome {
         mark_failed(&span, error);
     }
+    drop(span);
     outcome
 }
 
@@ -460,8 +463,6 @@ impl<D: Db> SqlStore<D> {
 
 /// A connection from `pool`; the wait is a span of the request's trace, if it has one.
 async fn acquire<D: Db>(pool: &Pool<D>) -> Result<PoolConnection<D>, sqlx::Error> {
-    use tracing::Instrument as _;
-
     if !otel::in_trace() {
         return pool.acquire().await;
     }
@@ -473,10 +474,9 @@ async fn acquire<D: Db>(pool: &Pool<D>) -> Result<PoolConnection<D>, sqlx::Error
         otel.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
     );
-    pool.acquire()
-        .instrument(span.clone())
-        .await
-        .inspect_err(|error| mark_failed(&span, error))
+    // Not entered, as a statement's span is not ([`traced`]).
+    let acquired = pool.acquire().await;
+    acquired.inspect_err(|error| mark_failed(&span, error))
 }
 
 /// What an acquire that failed was waiting for, for the log: a pool whose connections were
@@ -635,10 +635,9 @@ impl<'c, D: Db> Tx<'c, D> {
         begin: impl Future<Output = Result<Transaction<'c, D>, sqlx::Error>>,
         doing: &'static str,
     ) -> Result<Self, StoreError> {
-        use tracing::Instrument as _;
+        // Never entered, as a statement's span is not ([`traced`]).
         let span = transaction_span(D::KIND);
         let tx = begin
-            .instrument(span.clone())
             .await
             .inspect_err(|error| mark_failed(&span, error))
             .context(doing)?;
@@ -656,12 +655,12 @@ impl<'c, D: Db> Tx<'c, D> {
 
 impl<D: Db> Tx<'_, D> {
     pub(super) async fn commit(self, doing: &'static str) -> Result<(), StoreError> {
-        use tracing::Instrument as _;
         let span = self.span;
-        let done = self.conn.commit().instrument(span.clone()).await;
+        let done = self.conn.commit().await;
         if let Err(error) = &done {
             mark_failed(&span, error);
         }
+        drop(span);
         done.context(doing)
     }
 }

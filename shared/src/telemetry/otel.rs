@@ -17,13 +17,12 @@
 //! Under Lambda an instance is frozen as soon as it has answered, so [`flush`] hands an
 //! invocation's spans to the collector before its answer goes, waiting at most
 //! `OTEL_LAMBDA_FLUSH_TIMEOUT_MS`: a collector that is down or hangs costs an invocation that
-//! much, never its answer.
+//! much, never its answer. There is no export thread under Lambda ([`Pending`]): ended spans
+//! wait in memory and [`flush`] exports them on the invocation's own task, which spares a cold
+//! start the thread and each invocation two hand-overs between threads.
 
 use std::{
-    sync::{
-        OnceLock,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -42,7 +41,7 @@ use opentelemetry_sdk::{
     propagation::{BaggagePropagator, TraceContextPropagator},
     trace::{
         BatchSpanProcessor, Sampler as SdkSampler, SdkTracer, SdkTracerProvider, SpanData,
-        SpanProcessor,
+        SpanExporter as _, SpanProcessor,
     },
 };
 use secrecy::ExposeSecret as _;
@@ -56,6 +55,8 @@ pub const SPAN: &str = "otel::span";
 struct Tracing {
     /// `None` when no endpoint is configured.
     provider: Option<SdkTracerProvider>,
+    /// Under Lambda, the spans waiting for [`flush`] and the exporter it sends them with.
+    pending: Option<Arc<Pending>>,
     propagator: TextMapCompositePropagator,
     flush_timeout: Duration,
 }
@@ -74,9 +75,9 @@ pub(super) fn install(
 ) -> Option<SdkTracer> {
     let mut installed = None;
     TRACING.get_or_init(|| {
-        let provider = config.export.as_ref().and_then(|export| {
+        let built = config.export.as_ref().and_then(|export| {
             match provider(config, export, runtime, default_service) {
-                Ok(provider) => Some(provider),
+                Ok(built) => Some(built),
                 Err(error) => {
                     // Traces are not worth refusing to serve for: say so and go on without.
                     eprintln!("traces are off: building the OTLP exporter failed: {error}");
@@ -84,9 +85,11 @@ pub(super) fn install(
                 }
             }
         });
+        let (provider, pending) = built.unzip();
         installed = provider.as_ref().map(|p| p.tracer("task-api"));
         Tracing {
             provider,
+            pending: pending.flatten(),
             propagator: propagator(&config.propagators),
             flush_timeout: config.flush_timeout,
         }
@@ -99,7 +102,7 @@ fn provider(
     export: &crate::config::OtlpExport,
     runtime: Runtime,
     default_service: &str,
-) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+) -> Result<(SdkTracerProvider, Option<Arc<Pending>>), opentelemetry_otlp::ExporterBuildError> {
     let client = Client {
         runtime: tokio::runtime::Handle::current(),
         timeout: export.timeout,
@@ -134,11 +137,22 @@ fn provider(
             KeyValue::new("cloud.platform", "aws_lambda"),
         ]);
     }
-    Ok(SdkTracerProvider::builder()
-        .with_span_processor(Noting(BatchSpanProcessor::builder(exporter).build()))
+    let builder = SdkTracerProvider::builder()
         .with_sampler(sampler(config.sampler))
-        .with_resource(resource.build())
-        .build())
+        .with_resource(resource.build());
+    Ok(if runtime == Runtime::Lambda {
+        let pending = Arc::new(Pending {
+            spans: Mutex::new(Vec::new()),
+            exporter: tokio::sync::Mutex::new(exporter),
+        });
+        let provider = builder.with_span_processor(Queue(pending.clone())).build();
+        (provider, Some(pending))
+    } else {
+        let provider = builder
+            .with_span_processor(BatchSpanProcessor::builder(exporter).build())
+            .build();
+        (provider, None)
+    })
 }
 
 fn sampler(choice: Sampler) -> SdkSampler {
@@ -216,35 +230,60 @@ fn bounded(cx: Context, remote: SpanContext) -> Context {
     cx.with_remote_span_context(remote)
 }
 
-/// A span was recorded (sampled) and ended since the last [`flush`].
-static ENDED: AtomicBool = AtomicBool::new(false);
+/// The most spans an invocation keeps for its flush (the batch processor's default queue):
+/// past it, a span is dropped rather than memory grown.
+const MAX_PENDING: usize = 2048;
 
-/// The batch processor, noting each span it is handed ([`ENDED`]): an invocation that
-/// recorded nothing (X-Ray sampled it out, as it does most) does not wait on the export thread.
+/// Under Lambda: the spans ended since the last [`flush`], and the exporter that sends them.
 #[derive(Debug)]
-struct Noting<P>(P);
+struct Pending {
+    spans: Mutex<Vec<SpanData>>,
+    /// Locked for an export: the SDK's exporter must not export two batches at once.
+    exporter: tokio::sync::Mutex<opentelemetry_otlp::SpanExporter>,
+}
 
-impl<P: SpanProcessor> SpanProcessor for Noting<P> {
-    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
-        self.0.on_start(span, cx);
+impl Pending {
+    /// Exports every span ended so far; an invocation that recorded nothing (X-Ray sampled
+    /// it out, as it does most) sends nothing.
+    async fn export(&self) {
+        let exporter = self.exporter.lock().await;
+        let batch = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(error) = exporter.export(batch).await {
+            tracing::debug!(%error, "the trace collector refused this invocation's spans");
+        }
     }
+}
+
+/// The span processor under Lambda: keeps each ended span for the invocation's [`flush`].
+#[derive(Debug)]
+struct Queue(Arc<Pending>);
+
+impl SpanProcessor for Queue {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        // Queued first: a flush that sees the flag finds the span in the queue.
-        self.0.on_end(span);
-        ENDED.store(true, Ordering::Release);
+        let mut spans = self.0.spans.lock().unwrap_or_else(|e| e.into_inner());
+        if spans.len() < MAX_PENDING {
+            spans.push(span);
+        }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.0.force_flush()
+        Ok(())
     }
 
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.0.set_resource(resource);
+        // Called once, while the provider is built: nothing else holds the lock yet.
+        if let Ok(mut exporter) = self.0.exporter.try_lock() {
+            exporter.set_resource(resource);
+        }
     }
 }
 
@@ -254,16 +293,10 @@ pub async fn flush() {
     let Some(tracing) = TRACING.get() else {
         return;
     };
-    let Some(provider) = tracing.provider.clone() else {
+    let Some(pending) = &tracing.pending else {
         return;
     };
-    if !ENDED.swap(false, Ordering::AcqRel) {
-        return;
-    }
-    // The SDK's flush blocks until the export thread has sent the batch; that thread's
-    // request runs on this runtime (`Client`), so the wait must not block it.
-    let flushing = tokio::task::spawn_blocking(move || provider.force_flush());
-    if tokio::time::timeout(tracing.flush_timeout, flushing)
+    if tokio::time::timeout(tracing.flush_timeout, pending.export())
         .await
         .is_err()
     {
@@ -276,7 +309,14 @@ pub async fn flush() {
 
 /// Exports what is left and stops the exporter (the local server's shutdown), within `bound`.
 pub async fn shutdown(bound: Duration) {
-    let Some(provider) = TRACING.get().and_then(|t| t.provider.clone()) else {
+    let Some(tracing) = TRACING.get() else {
+        return;
+    };
+    if let Some(pending) = &tracing.pending {
+        let _ = tokio::time::timeout(bound, pending.export()).await;
+        return;
+    }
+    let Some(provider) = tracing.provider.clone() else {
         return;
     };
     let stopping = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(bound));
@@ -296,12 +336,18 @@ struct Client {
 impl HttpClient for Client {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let timeout = self.timeout;
-        let sending = self.runtime.spawn(async move {
+        let sending = async move {
             match tokio::time::timeout(timeout, send(request)).await {
                 Ok(answer) => answer,
                 Err(_) => Err(format!("no answer within {} ms", timeout.as_millis()).into()),
             }
-        });
+        };
+        // Lambda's flush exports on the runtime already; the batch processor's thread is
+        // outside it and has the request run there.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return sending.await;
+        }
+        let sending = self.runtime.spawn(sending);
         sending.await.map_err(|e| -> HttpError { Box::new(e) })?
     }
 }
