@@ -18,11 +18,14 @@
 //! invocation's spans to the collector before its answer goes, waiting at most
 //! `OTEL_LAMBDA_FLUSH_TIMEOUT_MS`: a collector that is down or hangs costs an invocation that
 //! much, never its answer. There is no export thread under Lambda ([`Pending`]): ended spans
-//! wait in memory and [`flush`] exports them on the invocation's own task, which spares a cold
+//! wait in memory and [`flush`] exports them from the function's own runtime, which spares a cold
 //! start the thread and each invocation two hand-overs between threads.
 
 use std::{
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -144,6 +147,9 @@ fn provider(
         let pending = Arc::new(Pending {
             spans: Mutex::new(Vec::new()),
             exporter: tokio::sync::Mutex::new(exporter),
+            runtime: tokio::runtime::Handle::current(),
+            draining: AtomicBool::new(false),
+            dropped: AtomicUsize::new(0),
         });
         let provider = builder.with_span_processor(Queue(pending.clone())).build();
         (provider, Some(pending))
@@ -230,16 +236,27 @@ fn bounded(cx: Context, remote: SpanContext) -> Context {
     cx.with_remote_span_context(remote)
 }
 
-/// The most spans an invocation keeps for its flush (the batch processor's default queue):
-/// past it, a span is dropped rather than memory grown.
+/// The most spans kept for a flush (the batch processor's default queue): past it, a span is
+/// dropped, and counted, rather than memory grown.
 const MAX_PENDING: usize = 2048;
 
-/// Under Lambda: the spans ended since the last [`flush`], and the exporter that sends them.
+/// Spans that, pending, are exported at once, without waiting for the flush (the batch
+/// processor's default batch): an invocation that records more than [`MAX_PENDING`] (a
+/// `mail` run with a backlog) sends them as it goes.
+const EXPORT_BATCH: usize = 512;
+
+/// Under Lambda: the spans ended since the last export, and the exporter that sends them.
 #[derive(Debug)]
 struct Pending {
     spans: Mutex<Vec<SpanData>>,
     /// Locked for an export: the SDK's exporter must not export two batches at once.
     exporter: tokio::sync::Mutex<opentelemetry_otlp::SpanExporter>,
+    /// Where a full batch's export runs: the function's runtime.
+    runtime: tokio::runtime::Handle,
+    /// A full batch's export has been started and has not taken its spans yet.
+    draining: AtomicBool,
+    /// Spans dropped because [`MAX_PENDING`] were waiting; reported by the next export.
+    dropped: AtomicUsize,
 }
 
 impl Pending {
@@ -248,12 +265,29 @@ impl Pending {
     async fn export(&self) {
         let exporter = self.exporter.lock().await;
         let batch = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()));
+        self.draining.store(false, Ordering::Release);
+        let dropped = self.dropped.swap(0, Ordering::AcqRel);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "trace spans dropped: more ended than could wait for export"
+            );
+        }
         if batch.is_empty() {
             return;
         }
         if let Err(error) = exporter.export(batch).await {
-            tracing::debug!(%error, "the trace collector refused this invocation's spans");
+            tracing::debug!(%error, "the trace collector refused spans");
         }
+    }
+
+    /// Exports what is pending on a task of its own, waiting for it at most `bound`: an
+    /// export still running then goes on (its spans are not lost; it is bounded by the
+    /// export timeout), and the next one waits for it.
+    async fn export_within(self: &Arc<Self>, bound: Duration) -> bool {
+        let pending = self.clone();
+        let exporting = self.runtime.spawn(async move { pending.export().await });
+        tokio::time::timeout(bound, exporting).await.is_ok()
     }
 }
 
@@ -265,9 +299,18 @@ impl SpanProcessor for Queue {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        let mut spans = self.0.spans.lock().unwrap_or_else(|e| e.into_inner());
-        if spans.len() < MAX_PENDING {
-            spans.push(span);
+        let full = {
+            let mut spans = self.0.spans.lock().unwrap_or_else(|e| e.into_inner());
+            if spans.len() < MAX_PENDING {
+                spans.push(span);
+            } else {
+                self.0.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            spans.len() >= EXPORT_BATCH
+        };
+        if full && !self.0.draining.swap(true, Ordering::AcqRel) {
+            let pending = self.0.clone();
+            self.0.runtime.spawn(async move { pending.export().await });
         }
     }
 
@@ -280,7 +323,7 @@ impl SpanProcessor for Queue {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        // Called once, while the provider is built: nothing else holds the lock yet.
+        // Called once, while the provider is built, before anything else can lock it.
         if let Ok(mut exporter) = self.0.exporter.try_lock() {
             exporter.set_resource(resource);
         }
@@ -296,10 +339,7 @@ pub async fn flush() {
     let Some(pending) = &tracing.pending else {
         return;
     };
-    if tokio::time::timeout(tracing.flush_timeout, pending.export())
-        .await
-        .is_err()
-    {
+    if !pending.export_within(tracing.flush_timeout).await {
         tracing::debug!(
             timeout_ms = tracing.flush_timeout.as_millis() as u64,
             "the trace collector did not take this invocation's spans in time"
@@ -313,7 +353,7 @@ pub async fn shutdown(bound: Duration) {
         return;
     };
     if let Some(pending) = &tracing.pending {
-        let _ = tokio::time::timeout(bound, pending.export()).await;
+        pending.export_within(bound).await;
         return;
     }
     let Some(provider) = tracing.provider.clone() else {
@@ -426,6 +466,64 @@ pub fn statement_summary(sql: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Under Lambda, a full batch is exported without waiting for the flush, and past
+    /// [`MAX_PENDING`] spans are dropped and counted rather than memory grown.
+    #[tokio::test]
+    async fn a_lambda_queue_exports_full_batches_and_bounds_what_waits() {
+        use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+
+        let config = TracingConfig {
+            // The discard port: whether an export succeeds or not, it takes its spans first.
+            export: Some(crate::config::OtlpExport {
+                traces_url: "http://127.0.0.1:9/v1/traces".to_owned(),
+                headers: Vec::new(),
+                timeout: Duration::from_secs(1),
+            }),
+            propagators: Vec::new(),
+            sampler: Sampler::AlwaysOn,
+            service_name: None,
+            flush_timeout: Duration::from_millis(50),
+        };
+        let export = config.export.clone().expect("an endpoint");
+        let (provider, pending) =
+            provider(&config, &export, Runtime::Lambda, "test").expect("the provider");
+        let pending = pending.expect("a queue under Lambda");
+        let tracer = provider.tracer("test");
+        let waiting = || pending.spans.lock().expect("the queue").len();
+
+        for _ in 0..EXPORT_BATCH - 1 {
+            drop(tracer.start("span"));
+        }
+        assert_eq!(
+            waiting(),
+            EXPORT_BATCH - 1,
+            "below a batch, spans wait for the flush"
+        );
+        drop(tracer.start("span"));
+        // The batch's export runs on this runtime as soon as this test yields.
+        for _ in 0..100 {
+            if waiting() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(waiting(), 0, "a full batch is exported without a flush");
+
+        // Without yielding, nothing exports: the queue stops at its bound and counts the rest.
+        for _ in 0..MAX_PENDING + 10 {
+            drop(tracer.start("span"));
+        }
+        assert_eq!(waiting(), MAX_PENDING);
+        assert_eq!(pending.dropped.load(Ordering::Acquire), 10);
+        assert!(pending.export_within(Duration::from_secs(5)).await);
+        assert_eq!(waiting(), 0);
+        assert_eq!(
+            pending.dropped.load(Ordering::Acquire),
+            0,
+            "reported, then reset"
+        );
+    }
 
     #[test]
     fn statements_are_named_by_operation_and_table() {
