@@ -201,7 +201,7 @@ impl Run {
 ///
 /// The span lives from before the statement to after it, and is never entered: nothing
 /// inside it is traced, and entering it would cost a registry lookup per layer at every poll
-/// of the statement (on SQLite, once per row its worker thread hands over).
+/// of the statement (on SQLite, up to once per row its worker thread hands over).
 async fn traced<R>(
     kind: Backend,
     sql: &Sql,

@@ -148,7 +148,8 @@ fn provider(
             spans: Mutex::new(Vec::new()),
             exporter: tokio::sync::Mutex::new(exporter),
             runtime: tokio::runtime::Handle::current(),
-            draining: AtomicBool::new(false),
+            sending: AtomicBool::new(false),
+            sent: tokio::sync::Notify::new(),
             dropped: AtomicUsize::new(0),
         });
         let provider = builder.with_span_processor(Queue(pending.clone())).build();
@@ -253,8 +254,11 @@ struct Pending {
     exporter: tokio::sync::Mutex<opentelemetry_otlp::SpanExporter>,
     /// Where a full batch's export runs: the function's runtime.
     runtime: tokio::runtime::Handle,
-    /// A full batch's export has been started and has not taken its spans yet.
-    draining: AtomicBool,
+    /// An export task is queued or running. One at a time: a collector that hangs holds
+    /// one task, not one per invocation.
+    sending: AtomicBool,
+    /// Told when an export task ends.
+    sent: tokio::sync::Notify,
     /// Spans dropped because [`MAX_PENDING`] were waiting; reported by the next export.
     dropped: AtomicUsize,
 }
@@ -265,7 +269,6 @@ impl Pending {
     async fn export(&self) {
         let exporter = self.exporter.lock().await;
         let batch = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()));
-        self.draining.store(false, Ordering::Release);
         let dropped = self.dropped.swap(0, Ordering::AcqRel);
         if dropped > 0 {
             tracing::warn!(
@@ -281,13 +284,38 @@ impl Pending {
         }
     }
 
-    /// Exports what is pending on a task of its own, waiting for it at most `bound`: an
-    /// export still running then goes on (its spans are not lost; it is bounded by the
-    /// export timeout), and the next one waits for it.
+    /// Exports what is pending on a task of its own, waiting at most `bound` for an export
+    /// already running to end and for this one: an export still running then goes on (its
+    /// spans are not lost; it is bounded by the export timeout), and a later one waits for it.
     async fn export_within(self: &Arc<Self>, bound: Duration) -> bool {
-        let pending = self.clone();
-        let exporting = self.runtime.spawn(async move { pending.export().await });
+        let exporting = async {
+            loop {
+                let ended = self.sent.notified();
+                tokio::pin!(ended);
+                // Registered before the flag is read: an end between the two is not missed.
+                ended.as_mut().enable();
+                if !self.sending.swap(true, Ordering::AcqRel) {
+                    break;
+                }
+                ended.await;
+            }
+            let _ = self.spawn_export().await;
+        };
         tokio::time::timeout(bound, exporting).await.is_ok()
+    }
+
+    /// Starts an export task; the caller has set [`Pending::sending`], which the task clears
+    /// when it ends, however it ends.
+    fn spawn_export(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        struct Ended(Arc<Pending>);
+        impl Drop for Ended {
+            fn drop(&mut self) {
+                self.0.sending.store(false, Ordering::Release);
+                self.0.sent.notify_waiters();
+            }
+        }
+        let ended = Ended(self.clone());
+        self.runtime.spawn(async move { ended.0.export().await })
     }
 }
 
@@ -308,9 +336,9 @@ impl SpanProcessor for Queue {
             }
             spans.len() >= EXPORT_BATCH
         };
-        if full && !self.0.draining.swap(true, Ordering::AcqRel) {
-            let pending = self.0.clone();
-            self.0.runtime.spawn(async move { pending.export().await });
+        if full && !self.0.sending.swap(true, Ordering::AcqRel) {
+            // Not awaited: it runs on the runtime, and clears `sending` when it ends.
+            drop(self.0.spawn_export());
         }
     }
 
@@ -509,6 +537,23 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(waiting(), 0, "a full batch is exported without a flush");
+        // And the next full batch too, once that export has ended.
+        for _ in 0..100 {
+            if !pending.sending.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for _ in 0..EXPORT_BATCH {
+            drop(tracer.start("span"));
+        }
+        for _ in 0..100 {
+            if waiting() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(waiting(), 0, "every full batch is exported without a flush");
 
         // Without yielding, nothing exports: the queue stops at its bound and counts the rest.
         for _ in 0..MAX_PENDING + 10 {
