@@ -495,6 +495,16 @@ pub fn statement_summary(sql: &str) -> (&str, Option<&str>) {
 mod tests {
     use super::*;
 
+    /// Yields to the runtime until `done`, for at most 5 s (the caller asserts what it waited for).
+    async fn until(done: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Under Lambda, a full batch is exported without waiting for the flush, and past
     /// [`MAX_PENDING`] spans are dropped and counted rather than memory grown.
     #[tokio::test]
@@ -530,29 +540,14 @@ mod tests {
         );
         drop(tracer.start("span"));
         // The batch's export runs on this runtime as soon as this test yields.
-        for _ in 0..100 {
-            if waiting() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until(|| waiting() == 0).await;
         assert_eq!(waiting(), 0, "a full batch is exported without a flush");
-        // And the next full batch too, once that export has ended.
-        for _ in 0..100 {
-            if !pending.sending.load(Ordering::Acquire) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        // And the next full batch too, once that export has ended (within its 1 s timeout).
+        until(|| !pending.sending.load(Ordering::Acquire)).await;
         for _ in 0..EXPORT_BATCH {
             drop(tracer.start("span"));
         }
-        for _ in 0..100 {
-            if waiting() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until(|| waiting() == 0).await;
         assert_eq!(waiting(), 0, "every full batch is exported without a flush");
 
         // Without yielding, nothing exports: the queue stops at its bound and counts the rest.
