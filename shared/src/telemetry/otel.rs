@@ -367,6 +367,16 @@ pub async fn flush() {
     let Some(pending) = &tracing.pending else {
         return;
     };
+    // An invocation that recorded nothing (X-Ray sampled it out, as it does most) starts no
+    // task and waits for none.
+    if pending
+        .spans
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_empty()
+    {
+        return;
+    }
     if !pending.export_within(tracing.flush_timeout).await {
         tracing::debug!(
             timeout_ms = tracing.flush_timeout.as_millis() as u64,
