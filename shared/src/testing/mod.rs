@@ -561,13 +561,46 @@ impl TestApp {
     }
 }
 
-/// Creates a user with [`TEST_PASSWORD`] through `state`'s store and signs a token for them.
-pub async fn create_user(state: &AppState, email: &str, role: crate::models::Role) -> TestUser {
+/// [`TEST_PASSWORD`] hashed by `state`'s hasher, once per test process for each pepper and
+/// set of Argon2 parameters: a PHC string carries its own salt and parameters, so one hash
+/// verifies for every user that shares them. Made users are fixtures, not what a test
+/// checks; hashing each one anew was over a third of the suite's CPU time.
+async fn test_password_hash(state: &AppState) -> String {
+    use secrecy::ExposeSecret as _;
+    type Key = (String, u32, u32, u32);
+    static HASHES: std::sync::Mutex<Vec<(Key, String)>> = std::sync::Mutex::new(Vec::new());
+    let argon2 = &state.config.argon2;
+    let key = (
+        state.config.password_pepper.expose_secret().to_owned(),
+        argon2.memory_kib,
+        argon2.iterations,
+        argon2.parallelism,
+    );
+    let known = |hashes: &[(Key, String)]| {
+        hashes
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, hash)| hash.clone())
+    };
+    if let Some(hash) = known(&HASHES.lock().unwrap()) {
+        return hash;
+    }
     let hash = state
         .passwords
         .hash(TEST_PASSWORD)
         .await
         .expect("hashing a test password");
+    let mut hashes = HASHES.lock().unwrap();
+    if let Some(first) = known(&hashes) {
+        return first;
+    }
+    hashes.push((key, hash.clone()));
+    hash
+}
+
+/// Creates a user with [`TEST_PASSWORD`] through `state`'s store and signs a token for them.
+pub async fn create_user(state: &AppState, email: &str, role: crate::models::Role) -> TestUser {
+    let hash = test_password_hash(state).await;
     let now = crate::models::now();
     let user = state
         .store
