@@ -4,6 +4,7 @@
 mod access_log;
 mod blackbox;
 mod hostile;
+mod keys;
 mod lambda;
 mod observability;
 mod openapi;

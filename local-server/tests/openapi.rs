@@ -61,8 +61,8 @@ fn the_document_is_openapi_3_1_with_unique_operation_ids_and_a_bearer_scheme() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), count, "operationIds must be unique");
-    // The API's 24 operations plus /openapi.json (/metrics is not on the API's port).
-    assert_eq!(count, 25);
+    // The API's 26 operations plus /openapi.json (/metrics is not on the API's port).
+    assert_eq!(count, 27);
 }
 
 #[tokio::test]
@@ -178,4 +178,57 @@ fn the_readme_maps_every_route_to_its_handler_store_methods_and_a_test() {
             file.display()
         );
     }
+}
+
+/// `GatewayAuthorizer`'s JWT authorizer sits on exactly the template routes whose
+/// operations need a bearer token: every such operation is guarded (a forged token never
+/// invokes a function), and no public one is (nobody needs a token to log in).
+#[test]
+fn the_gateway_authorizer_guards_exactly_the_operations_that_need_a_bearer_token() {
+    use shared::testing::template::{HttpApiRoutes, template};
+    let template = template();
+    let body = &template["Resources"]["HttpApi"]["Properties"]["DefinitionBody"];
+    let mut guarded = std::collections::BTreeSet::new();
+    for (path, item) in body["paths"].as_hash().unwrap() {
+        for (method, operation) in item.as_hash().unwrap() {
+            assert!(
+                !operation["security"].is_badvalue(),
+                "{path:?} {method:?} is in the DefinitionBody without the authorizer"
+            );
+            let method = match method.as_str().unwrap() {
+                "x-amazon-apigateway-any-method" => "ANY".to_owned(),
+                other => other.to_uppercase(),
+            };
+            guarded.insert(format!("{method} {}", path.as_str().unwrap()));
+        }
+    }
+    let routes = HttpApiRoutes::from_workspace_template();
+    let doc: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
+    let (mut public, mut bearer) = (0, 0);
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+        for (method, operation) in item.as_object().unwrap() {
+            let needs_token = operation["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            let Some(selected) = routes.select(&method.to_uppercase(), &concrete) else {
+                panic!("{method} {path} has no route");
+            };
+            assert_eq!(
+                guarded.contains(&selected.route_key),
+                needs_token,
+                "{method} {path} (route {}) needs a token: {needs_token}",
+                selected.route_key
+            );
+            if needs_token {
+                bearer += 1
+            } else {
+                public += 1
+            }
+        }
+    }
+    assert!(
+        bearer >= 10 && public >= 10,
+        "{bearer} bearer, {public} public"
+    );
 }

@@ -255,6 +255,7 @@ async fn forged_tokens_are_refused_and_a_previous_key_still_verifies(backend: Ba
         let keys = shared::auth::JwtKeys::new(&shared::config::JwtConfig {
             secret: REMOVED_SECRET.to_owned().into(),
             previous_secrets: vec![],
+            keys: None,
             issuer: "task-api".into(),
             audience: "task-api".into(),
             access_ttl: Duration::from_secs(900),
@@ -297,16 +298,18 @@ async fn forged_tokens_are_refused_and_a_previous_key_still_verifies(backend: Ba
     for (what, token) in &forgeries {
         let response = me(&app, token).await;
         response.assert_problem(401, "unauthorized");
+        // RFC 6750 §3.1: a token was presented and is refused.
         assert_eq!(
             response.header("www-authenticate"),
-            Some("Bearer"),
+            Some(r#"Bearer error="invalid_token""#),
             "{what}"
         );
     }
     for header_value in ["Bearer ", "Bearer", "Basic dXNlcjpwYXNz", "Token abc", ""] {
-        me_with_header(&app, header_value)
-            .await
-            .assert_problem(401, "unauthorized");
+        let response = me_with_header(&app, header_value).await;
+        response.assert_problem(401, "unauthorized");
+        // No token was presented: the challenge names no error.
+        assert_eq!(response.header("www-authenticate"), Some("Bearer"));
     }
     let no_header = app.get("/v1/auth/me").await;
     no_header.assert_problem(401, "unauthorized");
@@ -315,6 +318,7 @@ async fn forged_tokens_are_refused_and_a_previous_key_still_verifies(backend: Ba
     let old_keys = shared::auth::JwtKeys::new(&shared::config::JwtConfig {
         secret: OLD_SECRET.to_owned().into(),
         previous_secrets: vec![],
+        keys: None,
         issuer: "task-api".into(),
         audience: "task-api".into(),
         access_ttl: Duration::from_secs(900),

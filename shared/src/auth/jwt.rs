@@ -1,11 +1,14 @@
-//! Access tokens: JWT, HS256 only, with `typ: at+jwt` so no other kind of JWT signed with
-//! the same key can pass as one, and a `kid` naming the key so secrets can rotate: the
-//! current secret signs; it and every `JWT_PREVIOUS_SECRETS` entry verify.
+//! Access tokens: JWT with `typ: at+jwt` so no other kind of JWT signed with the same key
+//! can pass as one, and a `kid` naming the key so keys can rotate: the current key signs;
+//! it and the previous ones verify. One algorithm at a time (`JWT_ALGORITHM`): HS256 with
+//! `JWT_SECRET` (and `JWT_PREVIOUS_SECRETS`), or EdDSA / ES256 with `JWT_SIGNING_KEY` (and
+//! `JWT_VERIFY_KEYS`), whose public keys [`JwtKeys::jwks`] publishes. A token of any other
+//! algorithm is refused before its signature is looked at.
 //!
 //! `jsonwebtoken` is built without its crypto backends: both link RSA, ECDSA and EdDSA
 //! (the algorithm is chosen at run time, so none of it is dropped), which was most of a
-//! Lambda binary's size over the floor. [`hs256::PROVIDER`], HMAC-SHA256 on `hmac`/`sha2`,
-//! is installed instead and refuses every other algorithm.
+//! Lambda binary's size over the floor. [`provider::PROVIDER`] is installed instead:
+//! HMAC-SHA256 on `hmac`/`sha2`, and EdDSA and ES256 on ring, which rustls links anyway.
 
 use std::time::Duration;
 
@@ -17,6 +20,7 @@ use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::keys::KeyAlgorithm;
 use crate::{config::JwtConfig, error::ApiError, models::Role};
 
 /// The `typ` header of our access tokens (RFC 9068).
@@ -65,6 +69,8 @@ struct VerifyingKey {
 }
 
 pub struct JwtKeys {
+    /// The one algorithm tokens are signed and accepted with.
+    algorithm: Algorithm,
     signing: EncodingKey,
     signing_kid: String,
     verifying: Vec<VerifyingKey>,
@@ -72,11 +78,14 @@ pub struct JwtKeys {
     issuer: String,
     audience: String,
     ttl: Duration,
+    /// The JWKS document (RFC 7517) of the public keys that verify: `{"keys":[]}` with HS256.
+    jwks: serde_json::Value,
 }
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtKeys")
+            .field("algorithm", &self.algorithm)
             .field("signing_kid", &self.signing_kid)
             .field(
                 "verifying_kids",
@@ -96,16 +105,54 @@ fn kid_of(secret: &SecretString) -> String {
 
 impl JwtKeys {
     pub fn new(config: &JwtConfig) -> Self {
-        hs256::install();
-        let verifying = std::iter::once(&config.secret)
-            .chain(&config.previous_secrets)
-            .map(|secret| VerifyingKey {
-                kid: kid_of(secret),
-                key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
-            })
-            .collect();
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
+        provider::install();
+        let (algorithm, signing, signing_kid, verifying, published) = match &config.keys {
+            None => (
+                Algorithm::HS256,
+                EncodingKey::from_secret(config.secret.expose_secret().as_bytes()),
+                kid_of(&config.secret),
+                std::iter::once(&config.secret)
+                    .chain(&config.previous_secrets)
+                    .map(|secret| VerifyingKey {
+                        kid: kid_of(secret),
+                        key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+                    })
+                    .collect(),
+                Vec::new(),
+            ),
+            Some(keys) => {
+                let ed25519 = keys.algorithm() == KeyAlgorithm::EdDsa;
+                type Decoding = fn(&[u8]) -> DecodingKey;
+                type Encoding = fn(&[u8]) -> EncodingKey;
+                let (algorithm, encoding, decoding): (_, Encoding, Decoding) = if ed25519 {
+                    (
+                        Algorithm::EdDSA,
+                        EncodingKey::from_ed_der,
+                        DecodingKey::from_ed_der,
+                    )
+                } else {
+                    (
+                        Algorithm::ES256,
+                        EncodingKey::from_ec_der,
+                        DecodingKey::from_ec_der,
+                    )
+                };
+                (
+                    algorithm,
+                    encoding(keys.signing.pkcs8()),
+                    keys.signing.public().kid().to_owned(),
+                    keys.public_keys()
+                        .map(|key| VerifyingKey {
+                            kid: key.kid().to_owned(),
+                            key: decoding(key.raw()),
+                        })
+                        .collect(),
+                    keys.public_keys().map(|key| key.jwk()).collect(),
+                )
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.algorithms = vec![algorithm];
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
         // RFC 7519 §4.1.5: a token must not be accepted before its `nbf` (when present).
@@ -114,14 +161,36 @@ impl JwtKeys {
         validation.set_audience(&[&config.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         Self {
-            signing: EncodingKey::from_secret(config.secret.expose_secret().as_bytes()),
-            signing_kid: kid_of(&config.secret),
+            algorithm,
+            signing,
+            signing_kid,
             verifying,
             validation,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             ttl: config.access_ttl,
+            jwks: serde_json::json!({ "keys": published }),
         }
+    }
+
+    /// The JWKS document: the public keys that verify access tokens, the signing key's
+    /// first (`{"keys":[]}` with HS256, whose key is secret).
+    pub fn jwks(&self) -> &serde_json::Value {
+        &self.jwks
+    }
+
+    /// The JOSE name of the one algorithm tokens are signed and accepted with.
+    pub fn algorithm_name(&self) -> &'static str {
+        match self.algorithm {
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+            _ => "HS256",
+        }
+    }
+
+    /// The `iss` of the tokens this issues and accepts.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// Lifetime of the tokens this issues, in seconds.
@@ -148,7 +217,7 @@ impl JwtKeys {
             jti: Uuid::now_v7(),
             sid: Some(session_id),
         };
-        let mut header = Header::new(Algorithm::HS256);
+        let mut header = Header::new(self.algorithm);
         header.typ = Some(TOKEN_TYPE.to_owned());
         header.kid = Some(self.signing_kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.signing).map_err(ApiError::internal)
@@ -162,7 +231,7 @@ impl JwtKeys {
 
     fn verify_at(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Header)?;
-        if header.alg != Algorithm::HS256 {
+        if header.alg != self.algorithm {
             return Err(TokenError::Algorithm(header.alg));
         }
         if header.typ.as_deref() != Some(TOKEN_TYPE) {
@@ -187,16 +256,18 @@ impl JwtKeys {
     }
 }
 
-/// The only cryptography `jsonwebtoken` gets: HMAC-SHA256.
-mod hs256 {
+/// The only cryptography `jsonwebtoken` gets: HMAC-SHA256, Ed25519 and ECDSA P-256.
+mod provider {
     use hmac::{Hmac, Mac as _};
     use jsonwebtoken::{
-        Algorithm, DecodingKey, EncodingKey,
+        Algorithm, AlgorithmFamily, DecodingKey, EncodingKey,
         crypto::{CryptoProvider, JwkUtils, JwtSigner, JwtVerifier},
         errors::{Error, ErrorKind},
         signature,
     };
     use sha2::Sha256;
+
+    use crate::auth::keys::{self, KeyAlgorithm, KeyPair};
 
     pub(super) static PROVIDER: CryptoProvider = CryptoProvider {
         signer_factory: signer,
@@ -208,6 +279,43 @@ mod hs256 {
     /// Makes [`PROVIDER`] the process default. Idempotent: a second call finds it set.
     pub(super) fn install() {
         let _ = PROVIDER.install_default();
+    }
+
+    /// The asymmetric algorithm `algorithm` names, if it is one we sign with, and the key
+    /// family it needs.
+    fn asymmetric(algorithm: Algorithm) -> Option<(KeyAlgorithm, AlgorithmFamily)> {
+        match algorithm {
+            Algorithm::EdDSA => Some((KeyAlgorithm::EdDsa, AlgorithmFamily::Ed)),
+            Algorithm::ES256 => Some((KeyAlgorithm::Es256, AlgorithmFamily::Ec)),
+            _ => None,
+        }
+    }
+
+    fn signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
+        if *algorithm == Algorithm::HS256 {
+            return Ok(Box::new(Hs256::new(*algorithm, key.try_get_hmac_secret())?));
+        }
+        let (which, family) = asymmetric(*algorithm).ok_or(ErrorKind::InvalidAlgorithm)?;
+        if key.family() != family {
+            return Err(ErrorKind::InvalidKeyFormat.into());
+        }
+        let pair = KeyPair::from_pkcs8(which, key.inner()).ok_or(ErrorKind::InvalidKeyFormat)?;
+        Ok(Box::new(Asymmetric(pair, *algorithm)))
+    }
+
+    fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, Error> {
+        if *algorithm == Algorithm::HS256 {
+            return Ok(Box::new(Hs256::new(*algorithm, key.try_get_hmac_secret())?));
+        }
+        let (which, family) = asymmetric(*algorithm).ok_or(ErrorKind::InvalidAlgorithm)?;
+        if key.family() != family {
+            return Err(ErrorKind::InvalidKeyFormat.into());
+        }
+        Ok(Box::new(PublicKey(
+            which,
+            key.as_bytes().to_vec(),
+            *algorithm,
+        )))
     }
 
     /// A MAC keyed with one secret; cloned per use, so the key schedule runs once.
@@ -228,14 +336,6 @@ mod hs256 {
             mac.update(message);
             mac
         }
-    }
-
-    fn signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
-        Ok(Box::new(Hs256::new(*algorithm, key.try_get_hmac_secret())?))
-    }
-
-    fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, Error> {
-        Ok(Box::new(Hs256::new(*algorithm, key.try_get_hmac_secret())?))
     }
 
     impl signature::Signer<Vec<u8>> for Hs256 {
@@ -264,6 +364,40 @@ mod hs256 {
             Algorithm::HS256
         }
     }
+
+    /// An Ed25519 or P-256 private key.
+    struct Asymmetric(KeyPair, Algorithm);
+
+    impl signature::Signer<Vec<u8>> for Asymmetric {
+        fn try_sign(&self, message: &[u8]) -> Result<Vec<u8>, signature::Error> {
+            self.0.sign(message).ok_or_else(signature::Error::new)
+        }
+    }
+
+    impl JwtSigner for Asymmetric {
+        fn algorithm(&self) -> Algorithm {
+            self.1
+        }
+    }
+
+    /// An Ed25519 or P-256 public key, raw (32 bytes; a 65-byte uncompressed point).
+    struct PublicKey(KeyAlgorithm, Vec<u8>, Algorithm);
+
+    impl signature::Verifier<Vec<u8>> for PublicKey {
+        fn verify(&self, message: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
+            if keys::verify(self.0, &self.1, message, signature) {
+                Ok(())
+            } else {
+                Err(signature::Error::new())
+            }
+        }
+    }
+
+    impl JwtVerifier for PublicKey {
+        fn algorithm(&self) -> Algorithm {
+            self.2
+        }
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +411,7 @@ mod tests {
                 .iter()
                 .map(|s| SecretString::from((*s).to_owned()))
                 .collect(),
+            keys: None,
             issuer: "task-api".into(),
             audience: "task-api".into(),
             access_ttl: Duration::from_secs(900),
@@ -382,9 +517,9 @@ mod tests {
     }
 
     #[test]
-    fn the_provider_is_hmac_sha256_and_nothing_else() {
+    fn a_secret_key_serves_hs256_and_no_other_algorithm() {
         use jsonwebtoken::{DecodingKey, EncodingKey, crypto};
-        hs256::install();
+        provider::install();
         let (message, secret) = (b"what do ya want for nothing?", b"Jefe");
         // RFC 4231, test case 2.
         let tag =

@@ -21,7 +21,12 @@ pub fn persist_dev_secrets(config: &mut Config, dir: &Path) -> std::io::Result<(
         Err(e) => return Err(e),
     };
     let mut stored = stored;
-    for name in &config.generated_secrets {
+    for name in config.generated_secrets.clone() {
+        let name = &name;
+        if *name == "JWT_SIGNING_KEY" {
+            keep_signing_key(config, &mut stored);
+            continue;
+        }
         let slot = match *name {
             "JWT_SECRET" => &mut config.jwt.secret,
             "PASSWORD_PEPPER" => &mut config.password_pepper,
@@ -36,6 +41,26 @@ pub fn persist_dev_secrets(config: &mut Config, dir: &Path) -> std::io::Result<(
     }
     let text = serde_json::to_vec_pretty(&stored).map_err(std::io::Error::other)?;
     write_private(&path, &text)
+}
+
+/// The generated `JWT_SIGNING_KEY`: the stored one if it is a key of the configured
+/// algorithm (switching algorithms replaces it), else the new one, stored.
+fn keep_signing_key(config: &mut Config, stored: &mut serde_json::Map<String, serde_json::Value>) {
+    let Some(keys) = config.jwt.keys.as_mut() else {
+        return;
+    };
+    let algorithm = keys.algorithm();
+    match stored
+        .get("JWT_SIGNING_KEY")
+        .and_then(|v| v.as_str())
+        .and_then(|pem| crate::auth::keys::parse_signing_key(algorithm, pem).ok())
+    {
+        Some(key) => keys.signing = key,
+        None => {
+            let pem = crate::auth::keys::pkcs8_pem(&keys.signing);
+            stored.insert("JWT_SIGNING_KEY".to_owned(), pem.into());
+        }
+    }
 }
 
 #[cfg(unix)]

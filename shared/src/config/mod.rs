@@ -28,7 +28,7 @@ pub use http::{HttpConfig, LimitsConfig, MetricsListener, RateLimit};
 pub use mail::{MailConfig, MailDelivery, SmtpSettings, SmtpTls};
 pub use passwords::{Argon2Config, AuthRateLimit, LoginThrottle};
 pub use telemetry::{LogFormat, OtlpExport, Propagator, Sampler, TracingConfig, log_filter};
-pub use tokens::JwtConfig;
+pub use tokens::{AsymmetricKeys, JwtConfig};
 pub use values::MIN_SECRET_BYTES;
 use values::{Lookup, Secrets, parse_num};
 
@@ -115,7 +115,7 @@ impl Config {
         let url = database::parse_url(runtime, &get)?;
         let jwt_secret = secrets.read(&get, "JWT_SECRET")?;
         let pepper = secrets.read(&get, "PASSWORD_PEPPER")?;
-        let jwt = tokens::parse(jwt_secret, &get)?;
+        let jwt = tokens::parse(jwt_secret, &mut secrets, &get)?;
         let db = database::parse(url, runtime, &get)?;
         let passwords = passwords::parse(pepper, &get)?;
         Ok(Self {
@@ -530,6 +530,83 @@ mod tests {
             load(Runtime::LocalServer, &[]).unwrap().log_format,
             LogFormat::Pretty
         );
+    }
+
+    #[test]
+    fn asymmetric_algorithms_need_their_key_in_production_and_refuse_a_key_they_cannot_use() {
+        use crate::auth::keys::{KeyAlgorithm, SigningKey};
+        let production = |extra: &[(&str, &str)]| {
+            let mut vars = vec![("APP_ENV", "production")];
+            vars.extend_from_slice(SECRETS);
+            vars.extend_from_slice(extra);
+            load(Runtime::LocalServer, &vars)
+        };
+        assert!(
+            production(&[]).unwrap().jwt.keys.is_none(),
+            "HS256 by default"
+        );
+        let missing = production(&[("JWT_ALGORITHM", "EdDSA")]).unwrap_err();
+        assert_eq!(missing.variable, "JWT_SIGNING_KEY");
+        let ed = SigningKey::generate(KeyAlgorithm::EdDsa);
+        let config = production(&[("JWT_ALGORITHM", "EdDSA"), ("JWT_SIGNING_KEY", &ed)]).unwrap();
+        let keys = config.jwt.keys.as_ref().unwrap();
+        assert_eq!(keys.algorithm(), KeyAlgorithm::EdDsa);
+        assert!(
+            !format!("{config:?}").contains(&ed[40..70]),
+            "the private key reached Debug output"
+        );
+        let wrong =
+            production(&[("JWT_ALGORITHM", "ES256"), ("JWT_SIGNING_KEY", &ed)]).unwrap_err();
+        assert_eq!(wrong.variable, "JWT_SIGNING_KEY");
+        assert!(!wrong.to_string().contains(&ed[40..70]), "{wrong}");
+        for (variable, extra) in [
+            ("JWT_ALGORITHM", vec![("JWT_ALGORITHM", "RS256")]),
+            ("JWT_ALGORITHM", vec![("JWT_ALGORITHM", "none")]),
+            ("JWT_SIGNING_KEY", vec![("JWT_SIGNING_KEY", ed.as_str())]),
+            (
+                "JWT_VERIFY_KEYS",
+                vec![("JWT_VERIFY_KEYS", "-----BEGIN PUBLIC KEY-----")],
+            ),
+            (
+                "JWT_PREVIOUS_SECRETS",
+                vec![
+                    ("JWT_ALGORITHM", "EdDSA"),
+                    ("JWT_SIGNING_KEY", ed.as_str()),
+                    ("JWT_PREVIOUS_SECRETS", GOOD),
+                ],
+            ),
+            (
+                "JWT_VERIFY_KEYS",
+                vec![
+                    ("JWT_ALGORITHM", "EdDSA"),
+                    ("JWT_SIGNING_KEY", ed.as_str()),
+                    ("JWT_VERIFY_KEYS", "not a key"),
+                ],
+            ),
+        ] {
+            assert_eq!(
+                production(&extra).unwrap_err().variable,
+                variable,
+                "{extra:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_generated_signing_key_survives_a_restart_and_a_new_algorithm_gets_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = |algorithm: &str| {
+            let mut config = load(Runtime::LocalServer, &[("JWT_ALGORITHM", algorithm)]).unwrap();
+            assert!(config.generated_secrets.contains(&"JWT_SIGNING_KEY"));
+            persist_dev_secrets(&mut config, dir.path()).unwrap();
+            let keys = config.jwt.keys.unwrap();
+            (keys.algorithm(), keys.signing.public().kid().to_owned())
+        };
+        let first = start("EdDSA");
+        assert_eq!(start("EdDSA"), first);
+        let other = start("ES256");
+        assert_ne!(other.1, first.1);
+        assert_eq!(start("ES256"), other);
     }
 
     #[test]

@@ -142,6 +142,15 @@ impl Gateway {
     /// Starts every function `template.yaml` routes to, on `db`; `binary` gives the path
     /// of a function's compiled binary from its name.
     pub async fn start_on(db: Arc<super::TestDb>, binary: impl Fn(&str) -> PathBuf) -> Self {
+        Self::start_with(db, binary, &[]).await
+    }
+
+    /// [`Self::start_on`], every function with the extra variables `env`.
+    pub async fn start_with(
+        db: Arc<super::TestDb>,
+        binary: impl Fn(&str) -> PathBuf,
+        env: &[(&str, &str)],
+    ) -> Self {
         let routes = super::template::HttpApiRoutes::from_workspace_template();
         let routed: BTreeSet<String> = routes
             .routes()
@@ -151,7 +160,7 @@ impl Gateway {
             .collect();
         let mut functions = BTreeMap::new();
         for name in routed {
-            let function = LambdaFunction::start_on(db.clone(), &binary(&name), &name, &[]).await;
+            let function = LambdaFunction::start_on(db.clone(), &binary(&name), &name, env).await;
             functions.insert(name, function);
         }
         Self { routes, functions }
