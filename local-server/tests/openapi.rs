@@ -191,9 +191,19 @@ fn the_gateway_authorizer_guards_exactly_the_operations_that_need_a_bearer_token
     let mut guarded = std::collections::BTreeSet::new();
     for (path, item) in body["paths"].as_hash().unwrap() {
         for (method, operation) in item.as_hash().unwrap() {
-            assert!(
-                !operation["security"].is_badvalue(),
-                "{path:?} {method:?} is in the DefinitionBody without the authorizer"
+            // `!If [UseGatewayAuthorizer, [{BearerToken: []}], !Ref AWS::NoValue]`, the tag
+            // dropped by the reader: the condition, then the requirement when it holds.
+            let security = operation["security"].as_vec();
+            let condition = security.and_then(|s| s.first()).and_then(|c| c.as_str());
+            let scheme = security
+                .and_then(|s| s.get(1))
+                .and_then(|r| r[0].as_hash())
+                .and_then(|r| r.keys().next())
+                .and_then(|k| k.as_str());
+            assert_eq!(
+                (condition, scheme),
+                (Some("UseGatewayAuthorizer"), Some("BearerToken")),
+                "{path:?} {method:?}: the DefinitionBody route without the authorizer"
             );
             let method = match method.as_str().unwrap() {
                 "x-amazon-apigateway-any-method" => "ANY".to_owned(),
@@ -202,7 +212,23 @@ fn the_gateway_authorizer_guards_exactly_the_operations_that_need_a_bearer_token
             guarded.insert(format!("{method} {}", path.as_str().unwrap()));
         }
     }
+    let scheme = &body["components"]["securitySchemes"];
+    assert_eq!(
+        scheme
+            .as_vec()
+            .and_then(|s| s[1]["BearerToken"]["x-amazon-apigateway-authorizer"]["type"].as_str()),
+        Some("jwt")
+    );
     let routes = HttpApiRoutes::from_workspace_template();
+    // Each guarded route is also a function's event (which gives it its integration).
+    let events: std::collections::BTreeSet<_> =
+        routes.routes().iter().map(|r| r.key.clone()).collect();
+    for key in &guarded {
+        assert!(
+            events.contains(key),
+            "{key} is guarded but no function's event"
+        );
+    }
     let doc: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
     let (mut public, mut bearer) = (0, 0);
     for (path, item) in doc["paths"].as_object().unwrap() {

@@ -276,9 +276,6 @@ pub struct ApiError {
     extensions: serde_json::Map<String, serde_json::Value>,
     /// Server-side cause, logged and never shown.
     source: Option<Box<dyn StdError + Send + Sync>>,
-    /// A 401 for a bearer token that was presented and refused: the challenge says
-    /// `error="invalid_token"` (RFC 6750 §3.1), which a missing token's does not.
-    token_refused: bool,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -292,7 +289,6 @@ impl ApiError {
             retry_after: None,
             extensions: serde_json::Map::new(),
             source: None,
-            token_refused: false,
         }
     }
 
@@ -348,15 +344,6 @@ impl ApiError {
 
     pub fn unauthorized() -> Self {
         Self::new(ErrorKind::Unauthorized).with_detail("a valid bearer token is required")
-    }
-
-    /// [`Self::unauthorized`] for a token that was presented: the same problem, and the
-    /// `WWW-Authenticate` challenge adds `error="invalid_token"`.
-    pub fn invalid_token() -> Self {
-        Self {
-            token_refused: true,
-            ..Self::unauthorized()
-        }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -437,15 +424,7 @@ impl IntoResponse for ApiError {
         let mut response = problem_response(&problem);
         let headers = response.headers_mut();
         if self.kind == ErrorKind::Unauthorized {
-            let challenge = if self.token_refused {
-                r#"Bearer error="invalid_token""#
-            } else {
-                "Bearer"
-            };
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -14,19 +14,21 @@ use serde::Serialize;
 use shared::auth::JwtKeys;
 use utoipa::ToSchema;
 
-/// How long a client may cache either document: well under the access-token lifetime, so
-/// a key published ahead of a rotation (in `JWT_VERIFY_KEYS`) reaches every cache before
-/// it signs.
+/// How long a client may cache either document. A rotation waits this long between
+/// publishing the next key (in `JWT_VERIFY_KEYS`) and signing with it, and keeps the old
+/// key for the access-token lifetime plus this before removing it (README, "Tokens other
+/// services can check").
 pub const MAX_AGE_SECS: u32 = 300;
 
 /// The path of the key set (the router's route).
 const JWKS_PATH: &str = "/.well-known/jwks.json";
 
-fn cached(body: impl IntoResponse) -> Response {
+/// `body` with `Cache-Control: {scope}, max-age=`[`MAX_AGE_SECS`].
+fn cached(body: impl IntoResponse, scope: &str) -> Response {
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_str(&format!("public, max-age={MAX_AGE_SECS}"))
+        HeaderValue::from_str(&format!("{scope}, max-age={MAX_AGE_SECS}"))
             .unwrap_or(HeaderValue::from_static("no-store")),
     );
     response
@@ -39,7 +41,7 @@ fn cached(body: impl IntoResponse) -> Response {
     responses((status = 200, description = "The public keys that verify access tokens.",
         body = Object, headers(("Cache-Control" = String, description = "`public, max-age=300`.")))))]
 pub async fn jwks(State(keys): State<Arc<JwtKeys>>) -> Response {
-    cached(Json(keys.jwks().clone()))
+    cached(Json(keys.jwks().clone()), "public")
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,22 +59,28 @@ pub struct Discovery {
 #[utoipa::path(get, path = "/.well-known/openid-configuration", operation_id = "openid_configuration",
     tag = "health",
     responses((status = 200, description = "`issuer` and `jwks_uri`.", body = Discovery,
-        headers(("Cache-Control" = String, description = "`public, max-age=300`.")))))]
+        headers(("Cache-Control" = String,
+            description = "`public, max-age=300`; `private` when `jwks_uri` is built from the request.")))))]
 pub async fn openid_configuration(
     State(keys): State<Arc<JwtKeys>>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let base = if keys.issuer().starts_with("https://") || keys.issuer().starts_with("http://") {
-        keys.issuer().trim_end_matches('/').to_owned()
+    let issuer = keys.issuer();
+    let (base, scope) = if issuer.starts_with("https://") || issuer.starts_with("http://") {
+        (issuer.trim_end_matches('/').to_owned(), "public")
     } else {
-        request_origin(&uri, &headers)
+        // Built from what the client sent: for this client only, never a shared cache's.
+        (request_origin(&uri, &headers), "private")
     };
-    cached(Json(Discovery {
-        issuer: keys.issuer().to_owned(),
-        jwks_uri: format!("{base}{JWKS_PATH}"),
-        id_token_signing_alg_values_supported: [keys.algorithm_name()],
-    }))
+    cached(
+        Json(Discovery {
+            issuer: issuer.to_owned(),
+            jwks_uri: format!("{base}{JWKS_PATH}"),
+            id_token_signing_alg_values_supported: [keys.algorithm_name()],
+        }),
+        scope,
+    )
 }
 
 /// `scheme://host` of this request: the absolute URI's (Lambda's requests carry one), else

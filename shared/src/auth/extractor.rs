@@ -37,10 +37,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let token = bearer_token(parts).ok_or_else(|| {
-            tracing::debug!("bearer token missing or malformed");
-            ApiError::unauthorized()
-        })?;
+        let token = bearer_token(parts).ok_or_else(|| refuse("missing or malformed bearer"))?;
         let claims = state
             .jwt
             .verify(token)
@@ -66,11 +63,10 @@ where
     }
 }
 
-/// Every refusal of a presented token looks the same to the client (401 `unauthorized`,
-/// challenge `error="invalid_token"`); the reason goes to the debug log.
+/// Every refusal looks the same to the client; the reason goes to the debug log.
 fn refuse(reason: &str) -> ApiError {
     tracing::debug!(reason, "bearer token refused");
-    ApiError::invalid_token()
+    ApiError::unauthorized()
 }
 
 fn bearer_token(parts: &Parts) -> Option<&str> {

@@ -1,14 +1,15 @@
 //! Access tokens: JWT with `typ: at+jwt` so no other kind of JWT signed with the same key
 //! can pass as one, and a `kid` naming the key so keys can rotate: the current key signs;
 //! it and the previous ones verify. One algorithm at a time (`JWT_ALGORITHM`): HS256 with
-//! `JWT_SECRET` (and `JWT_PREVIOUS_SECRETS`), or EdDSA / ES256 with `JWT_SIGNING_KEY` (and
+//! `JWT_SECRET` (and `JWT_PREVIOUS_SECRETS`), or EdDSA / ES256 / RS256 with `JWT_SIGNING_KEY` (and
 //! `JWT_VERIFY_KEYS`), whose public keys [`JwtKeys::jwks`] publishes. A token of any other
 //! algorithm is refused before its signature is looked at.
 //!
 //! `jsonwebtoken` is built without its crypto backends: both link RSA, ECDSA and EdDSA
 //! (the algorithm is chosen at run time, so none of it is dropped), which was most of a
 //! Lambda binary's size over the floor. [`provider::PROVIDER`] is installed instead:
-//! HMAC-SHA256 on `hmac`/`sha2`, and EdDSA and ES256 on ring, which rustls links anyway.
+//! HMAC-SHA256 on `hmac`/`sha2`, and EdDSA, ES256 and RS256 on ring, which rustls links
+//! anyway.
 
 use std::time::Duration;
 
@@ -121,22 +122,26 @@ impl JwtKeys {
                 Vec::new(),
             ),
             Some(keys) => {
-                let ed25519 = keys.algorithm() == KeyAlgorithm::EdDsa;
                 type Decoding = fn(&[u8]) -> DecodingKey;
                 type Encoding = fn(&[u8]) -> EncodingKey;
-                let (algorithm, encoding, decoding): (_, Encoding, Decoding) = if ed25519 {
-                    (
-                        Algorithm::EdDSA,
-                        EncodingKey::from_ed_der,
-                        DecodingKey::from_ed_der,
-                    )
-                } else {
-                    (
-                        Algorithm::ES256,
-                        EncodingKey::from_ec_der,
-                        DecodingKey::from_ec_der,
-                    )
-                };
+                let (algorithm, encoding, decoding): (_, Encoding, Decoding) =
+                    match keys.algorithm() {
+                        KeyAlgorithm::EdDsa => (
+                            Algorithm::EdDSA,
+                            EncodingKey::from_ed_der,
+                            DecodingKey::from_ed_der,
+                        ),
+                        KeyAlgorithm::Es256 => (
+                            Algorithm::ES256,
+                            EncodingKey::from_ec_der,
+                            DecodingKey::from_ec_der,
+                        ),
+                        KeyAlgorithm::Rs256 => (
+                            Algorithm::RS256,
+                            EncodingKey::from_rsa_der,
+                            DecodingKey::from_rsa_der,
+                        ),
+                    };
                 (
                     algorithm,
                     encoding(keys.signing.pkcs8()),
@@ -184,6 +189,7 @@ impl JwtKeys {
         match self.algorithm {
             Algorithm::EdDSA => "EdDSA",
             Algorithm::ES256 => "ES256",
+            Algorithm::RS256 => "RS256",
             _ => "HS256",
         }
     }
@@ -256,7 +262,8 @@ impl JwtKeys {
     }
 }
 
-/// The only cryptography `jsonwebtoken` gets: HMAC-SHA256, Ed25519 and ECDSA P-256.
+/// The only cryptography `jsonwebtoken` gets: HMAC-SHA256, Ed25519, ECDSA P-256 and
+/// RSASSA-PKCS1-v1_5 with SHA-256.
 mod provider {
     use hmac::{Hmac, Mac as _};
     use jsonwebtoken::{
@@ -281,24 +288,26 @@ mod provider {
         let _ = PROVIDER.install_default();
     }
 
-    /// The asymmetric algorithm `algorithm` names, if it is one we sign with, and the key
-    /// family it needs.
-    fn asymmetric(algorithm: Algorithm) -> Option<(KeyAlgorithm, AlgorithmFamily)> {
-        match algorithm {
-            Algorithm::EdDSA => Some((KeyAlgorithm::EdDsa, AlgorithmFamily::Ed)),
-            Algorithm::ES256 => Some((KeyAlgorithm::Es256, AlgorithmFamily::Ec)),
-            _ => None,
+    /// The asymmetric algorithm `algorithm` names, if it is one we sign with and `family`
+    /// (the key's) is the one it needs.
+    fn asymmetric(algorithm: Algorithm, family: AlgorithmFamily) -> Result<KeyAlgorithm, Error> {
+        let (which, needed) = match algorithm {
+            Algorithm::EdDSA => (KeyAlgorithm::EdDsa, AlgorithmFamily::Ed),
+            Algorithm::ES256 => (KeyAlgorithm::Es256, AlgorithmFamily::Ec),
+            Algorithm::RS256 => (KeyAlgorithm::Rs256, AlgorithmFamily::Rsa),
+            _ => return Err(ErrorKind::InvalidAlgorithm.into()),
+        };
+        if family != needed {
+            return Err(ErrorKind::InvalidKeyFormat.into());
         }
+        Ok(which)
     }
 
     fn signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
         if *algorithm == Algorithm::HS256 {
             return Ok(Box::new(Hs256::new(*algorithm, key.try_get_hmac_secret())?));
         }
-        let (which, family) = asymmetric(*algorithm).ok_or(ErrorKind::InvalidAlgorithm)?;
-        if key.family() != family {
-            return Err(ErrorKind::InvalidKeyFormat.into());
-        }
+        let which = asymmetric(*algorithm, key.family())?;
         let pair = KeyPair::from_pkcs8(which, key.inner()).ok_or(ErrorKind::InvalidKeyFormat)?;
         Ok(Box::new(Asymmetric(pair, *algorithm)))
     }
@@ -307,10 +316,7 @@ mod provider {
         if *algorithm == Algorithm::HS256 {
             return Ok(Box::new(Hs256::new(*algorithm, key.try_get_hmac_secret())?));
         }
-        let (which, family) = asymmetric(*algorithm).ok_or(ErrorKind::InvalidAlgorithm)?;
-        if key.family() != family {
-            return Err(ErrorKind::InvalidKeyFormat.into());
-        }
+        let which = asymmetric(*algorithm, key.family())?;
         Ok(Box::new(PublicKey(
             which,
             key.as_bytes().to_vec(),
@@ -365,7 +371,7 @@ mod provider {
         }
     }
 
-    /// An Ed25519 or P-256 private key.
+    /// An Ed25519, P-256 or RSA private key.
     struct Asymmetric(KeyPair, Algorithm);
 
     impl signature::Signer<Vec<u8>> for Asymmetric {
@@ -380,7 +386,7 @@ mod provider {
         }
     }
 
-    /// An Ed25519 or P-256 public key, raw (32 bytes; a 65-byte uncompressed point).
+    /// An Ed25519, P-256 or RSA public key, as ring takes it.
     struct PublicKey(KeyAlgorithm, Vec<u8>, Algorithm);
 
     impl signature::Verifier<Vec<u8>> for PublicKey {

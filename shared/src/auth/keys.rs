@@ -1,4 +1,4 @@
-//! Asymmetric access-token keys (`JWT_ALGORITHM` = `EdDSA` or `ES256`): reading them from
+//! Asymmetric access-token keys (`JWT_ALGORITHM` = `EdDSA`, `ES256` or `RS256`): reading them from
 //! PEM, their public halves as JWKs (RFC 7517) and their key ids (RFC 7638 thumbprints).
 //!
 //! The cryptography is ring's, already linked into every function by rustls; PEM armour is
@@ -10,10 +10,11 @@ use ring::{
     rand::SystemRandom,
     signature::{
         ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
-        Ed25519KeyPair, KeyPair as _, UnparsedPublicKey,
+        Ed25519KeyPair, KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair,
+        UnparsedPublicKey,
     },
 };
-use rustls_pki_types::{PrivatePkcs8KeyDer, SubjectPublicKeyInfoDer, pem::PemObject as _};
+use rustls_pki_types::pem::SectionKind;
 use secrecy::{ExposeSecret as _, SecretSlice};
 use sha2::{Digest as _, Sha256};
 
@@ -24,6 +25,9 @@ pub enum KeyAlgorithm {
     EdDsa,
     /// ECDSA on P-256 with SHA-256, signatures as `r ‖ s` (RFC 7518 §3.4).
     Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, keys of 2048 to 4096 bits: the one family API
+    /// Gateway's HTTP API JWT authorizer verifies.
+    Rs256,
 }
 
 impl KeyAlgorithm {
@@ -32,6 +36,7 @@ impl KeyAlgorithm {
         match self {
             Self::EdDsa => "EdDSA",
             Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
         }
     }
 
@@ -39,14 +44,16 @@ impl KeyAlgorithm {
         match self {
             Self::EdDsa => "an Ed25519 key",
             Self::Es256 => "a P-256 key",
+            Self::Rs256 => "an RSA key of 2048 to 4096 bits",
         }
     }
 
     /// The DER that precedes the key in a SubjectPublicKeyInfo of this algorithm, and the
     /// key's length: the SPKI of each is fixed apart from the key (RFC 8410 §4; RFC 5480,
-    /// uncompressed points only).
+    /// uncompressed points only). RSA's is not: [`rsa_spki`].
     fn spki_prefix(self) -> (&'static [u8], usize) {
         match self {
+            Self::Rs256 => (&[], 0),
             Self::EdDsa => (
                 &[
                     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
@@ -65,7 +72,7 @@ impl KeyAlgorithm {
 }
 
 /// A public key that verifies tokens: the key as ring takes it (Ed25519: 32 bytes; P-256:
-/// the 65-byte uncompressed point) and its thumbprint.
+/// the 65-byte uncompressed point; RSA: the DER RSAPublicKey) and its thumbprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey {
     pub algorithm: KeyAlgorithm,
@@ -90,6 +97,10 @@ impl PublicKey {
                 key.x(),
                 key.y().unwrap_or_default()
             ),
+            KeyAlgorithm::Rs256 => {
+                let (n, e) = key.rsa();
+                format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#)
+            }
         };
         key.kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
         key
@@ -110,14 +121,22 @@ impl PublicKey {
         match self.algorithm {
             KeyAlgorithm::EdDsa => URL_SAFE_NO_PAD.encode(&self.raw),
             KeyAlgorithm::Es256 => URL_SAFE_NO_PAD.encode(&self.raw[1..33]),
+            KeyAlgorithm::Rs256 => String::new(),
         }
     }
 
     fn y(&self) -> Option<String> {
         match self.algorithm {
-            KeyAlgorithm::EdDsa => None,
             KeyAlgorithm::Es256 => Some(URL_SAFE_NO_PAD.encode(&self.raw[33..65])),
+            KeyAlgorithm::EdDsa | KeyAlgorithm::Rs256 => None,
         }
+    }
+
+    /// An RSA key's modulus and exponent, base64url (its `n` and `e`).
+    fn rsa(&self) -> (String, String) {
+        rsa_components(&self.raw).map_or_else(Default::default, |(n, e)| {
+            (URL_SAFE_NO_PAD.encode(n), URL_SAFE_NO_PAD.encode(e))
+        })
     }
 
     /// The key as a JWK (RFC 7517), for the JWKS document.
@@ -128,6 +147,10 @@ impl PublicKey {
             }
             KeyAlgorithm::Es256 => {
                 serde_json::json!({"kty": "EC", "crv": "P-256", "x": self.x(), "y": self.y()})
+            }
+            KeyAlgorithm::Rs256 => {
+                let (n, e) = self.rsa();
+                serde_json::json!({"kty": "RSA", "n": n, "e": e})
             }
         };
         jwk["kid"] = self.kid.clone().into();
@@ -147,14 +170,16 @@ pub fn verify(algorithm: KeyAlgorithm, raw: &[u8], message: &[u8], signature: &[
     let algorithm: &dyn ring::signature::VerificationAlgorithm = match algorithm {
         KeyAlgorithm::EdDsa => &ED25519,
         KeyAlgorithm::Es256 => &ECDSA_P256_SHA256_FIXED,
+        KeyAlgorithm::Rs256 => &RSA_PKCS1_2048_8192_SHA256,
     };
     UnparsedPublicKey::new(algorithm, raw)
         .verify(message, signature)
         .is_ok()
 }
 
-/// The private key that signs tokens: its PKCS#8 DER (kept secret, wiped when dropped)
-/// and its public half.
+/// The private key that signs tokens: its PKCS#8 DER (never in `Debug` output) and its
+/// public half. The process holds it for its whole life (jsonwebtoken's `EncodingKey`
+/// keeps a copy), as it does `JWT_SECRET`.
 #[derive(Clone)]
 pub struct SigningKey {
     pkcs8: std::sync::Arc<SecretSlice<u8>>,
@@ -181,17 +206,19 @@ impl SigningKey {
     }
 
     /// A fresh key, as a PKCS#8 PEM (development mode generates one when none is set).
-    pub fn generate(algorithm: KeyAlgorithm) -> String {
+    /// `None` for RSA, which ring does not generate.
+    pub fn generate(algorithm: KeyAlgorithm) -> Option<String> {
         let rng = SystemRandom::new();
         let document = match algorithm {
             KeyAlgorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng),
             KeyAlgorithm::Es256 => {
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             }
+            KeyAlgorithm::Rs256 => return None,
         }
         // ring fails only when the system's random source does.
         .unwrap_or_else(|_| panic!("the system's random source failed"));
-        pem("PRIVATE KEY", document.as_ref())
+        Some(pem("PRIVATE KEY", document.as_ref()))
     }
 }
 
@@ -199,6 +226,7 @@ impl SigningKey {
 pub enum KeyPair {
     EdDsa(Ed25519KeyPair),
     Es256(EcdsaKeyPair, SystemRandom),
+    Rs256(RsaKeyPair, SystemRandom),
 }
 
 impl KeyPair {
@@ -214,6 +242,19 @@ impl KeyPair {
                     .ok()
                     .map(|pair| Self::Es256(pair, rng))
             }
+            KeyAlgorithm::Rs256 => RsaKeyPair::from_pkcs8(pkcs8)
+                .ok()
+                .filter(|pair| (256..=512).contains(&pair.public().modulus_len()))
+                .map(|pair| Self::Rs256(pair, SystemRandom::new())),
+        }
+    }
+
+    /// The public key, as [`PublicKey`] holds it.
+    fn public_key(&self) -> Vec<u8> {
+        match self {
+            Self::EdDsa(pair) => pair.public_key().as_ref().to_vec(),
+            Self::Es256(pair, _) => pair.public_key().as_ref().to_vec(),
+            Self::Rs256(pair, _) => pair.public_key().as_ref().to_vec(),
         }
     }
 
@@ -221,15 +262,23 @@ impl KeyPair {
         match self {
             Self::EdDsa(_) => KeyAlgorithm::EdDsa,
             Self::Es256(..) => KeyAlgorithm::Es256,
+            Self::Rs256(..) => KeyAlgorithm::Rs256,
         }
     }
 
-    /// The signature of `message` (Ed25519: 64 bytes; ES256: `r ‖ s`, 64 bytes). `None`
-    /// only when the system's random source fails (ECDSA's nonce).
+    /// The signature of `message` (Ed25519: 64 bytes; ES256: `r ‖ s`, 64 bytes; RS256:
+    /// the modulus's length). `None` only when the system's random source fails (ECDSA's
+    /// nonce, RSA's blinding).
     pub fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
         match self {
             Self::EdDsa(pair) => Some(pair.sign(message).as_ref().to_vec()),
             Self::Es256(pair, rng) => pair.sign(rng, message).ok().map(|s| s.as_ref().to_vec()),
+            Self::Rs256(pair, rng) => {
+                let mut signature = vec![0; pair.public().modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, rng, message, &mut signature)
+                    .ok()
+                    .map(|()| signature)
+            }
         }
     }
 }
@@ -237,30 +286,20 @@ impl KeyPair {
 /// Reads `JWT_SIGNING_KEY`: one PKCS#8 PEM private key of `algorithm`. `Err` says what is
 /// wrong without quoting the key.
 pub fn parse_signing_key(algorithm: KeyAlgorithm, text: &str) -> Result<SigningKey, String> {
-    let text = unescape_newlines(text);
-    let der = PrivatePkcs8KeyDer::from_pem_slice(text.as_bytes()).map_err(|_| {
-        "must be a PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----; \
-         `openssl pkcs8 -topk8 -nocrypt` converts other forms)"
-            .to_owned()
-    })?;
-    let der = der.secret_pkcs8_der();
-    let wrong = || format!("must be {} for {}", algorithm.key_kind(), algorithm.name());
-    let public = match algorithm {
-        KeyAlgorithm::EdDsa => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
-            .map_err(|_| wrong())?
-            .public_key()
-            .as_ref()
-            .to_vec(),
-        KeyAlgorithm::Es256 => {
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &SystemRandom::new())
-                .map_err(|_| wrong())?
-                .public_key()
-                .as_ref()
-                .to_vec()
-        }
+    let convert = "must be one PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----; \
+                   `openssl pkcs8 -topk8 -nocrypt` converts other forms)";
+    let mut sections = pem_sections(&unescape_newlines(text))?;
+    let der = match (sections.pop(), sections.is_empty()) {
+        (Some((SectionKind::PrivateKey, der)), true) => der,
+        _ => return Err(convert.to_owned()),
     };
+    let der = SecretSlice::from(der);
+    let wrong = || format!("must be {} for {}", algorithm.key_kind(), algorithm.name());
+    let public = KeyPair::from_pkcs8(algorithm, der.expose_secret())
+        .ok_or_else(wrong)?
+        .public_key();
     Ok(SigningKey {
-        pkcs8: std::sync::Arc::new(SecretSlice::from(der.to_vec())),
+        pkcs8: std::sync::Arc::new(der),
         public: PublicKey::new(algorithm, public),
     })
 }
@@ -271,38 +310,133 @@ pub fn parse_public_keys(algorithm: KeyAlgorithm, text: &str) -> Result<Vec<Publ
     // A PEM has no commas: each separates two keys, as a line break does.
     let text = unescape_newlines(text).replace(',', "\n");
     let mut keys = Vec::new();
-    for block in SubjectPublicKeyInfoDer::pem_slice_iter(text.as_bytes()) {
-        let der = block.map_err(|_| "holds a PEM block that cannot be read".to_owned())?;
+    for (kind, der) in pem_sections(&text)? {
+        let number = keys.len() + 1;
+        match kind {
+            SectionKind::PublicKey => {}
+            SectionKind::PrivateKey | SectionKind::EcPrivateKey | SectionKind::RsaPrivateKey => {
+                return Err(format!(
+                    "holds a private key (key {number}): list public keys only \
+                     (`openssl pkey -pubout` makes one), and treat that private key as exposed"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "must hold public keys only (key {number} is not one)"
+                ));
+            }
+        }
         let (prefix, len) = algorithm.spki_prefix();
-        match der.strip_prefix(prefix) {
-            Some(raw) if raw.len() == len && (algorithm == KeyAlgorithm::EdDsa || raw[0] == 4) => {
+        let raw = match algorithm {
+            KeyAlgorithm::Rs256 => rsa_spki(&der),
+            _ => der.strip_prefix(prefix).filter(|raw| raw.len() == len),
+        };
+        match raw {
+            Some(raw) if algorithm != KeyAlgorithm::Es256 || raw[0] == 4 => {
                 keys.push(PublicKey::new(algorithm, raw.to_vec()));
             }
             _ => {
                 return Err(format!(
-                    "must hold public keys of {} for {} (key {} is not)",
+                    "must hold public keys of {} for {} (key {number} is not)",
                     algorithm.key_kind(),
                     algorithm.name(),
-                    keys.len() + 1
                 ));
             }
         }
     }
-    // Text outside the PEM blocks is a key that was not read: refuse it rather than skip it.
+    Ok(keys)
+}
+
+/// Every PEM section of `text`, with nothing left out: a block of a kind the reader does
+/// not know, or any text outside the blocks, is an error rather than skipped (it would be
+/// a key silently not read).
+fn pem_sections(text: &str) -> Result<Vec<(SectionKind, Vec<u8>)>, String> {
+    let unreadable = || "holds a PEM block that cannot be read".to_owned();
+    let mut rest = text.as_bytes();
+    let mut sections = Vec::new();
+    while let Some(section) =
+        rustls_pki_types::pem::from_buf(&mut rest).map_err(|_| unreadable())?
+    {
+        sections.push(section);
+    }
     let mut inside = false;
+    let mut begins = 0;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if line.starts_with("-----BEGIN ") {
             inside = true;
+            begins += 1;
         } else if line.starts_with("-----END ") {
             inside = false;
         } else if !inside {
-            return Err(
-                "must be PEM public keys (-----BEGIN PUBLIC KEY-----), separated by commas"
-                    .to_owned(),
-            );
+            return Err("must be PEM (-----BEGIN …-----), keys separated by commas".to_owned());
         }
     }
-    Ok(keys)
+    if begins != sections.len() {
+        return Err(unreadable());
+    }
+    Ok(sections)
+}
+
+/// The rsaEncryption algorithm identifier's contents: its OID and a NULL.
+const RSA_ENCRYPTION: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+];
+
+/// One DER element at the start of `input`: its tag, its contents and what follows.
+/// Definite lengths of up to two bytes, in their shortest form (DER's rule).
+fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = match first {
+        0..=0x7f => (usize::from(first), rest),
+        0x81 => {
+            let (&len, rest) = rest.split_first()?;
+            (len >= 0x80).then_some((usize::from(len), rest))?
+        }
+        0x82 => {
+            let (len, rest) = rest.split_at_checked(2)?;
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            (len >= 0x100).then_some((len, rest))?
+        }
+        _ => return None,
+    };
+    let (contents, rest) = rest.split_at_checked(len)?;
+    Some((tag, contents, rest))
+}
+
+/// The RSAPublicKey inside an RSA SubjectPublicKeyInfo (RFC 3279 §2.3.1), checked whole:
+/// the rsaEncryption algorithm with its NULL, a modulus of 2048 to 4096 bits, nothing after.
+fn rsa_spki(spki: &[u8]) -> Option<&[u8]> {
+    let (0x30, body, []) = der(spki)? else {
+        return None;
+    };
+    let (0x30, RSA_ENCRYPTION, rest) = der(body)? else {
+        return None;
+    };
+    let (0x03, [0, key @ ..], []) = der(rest)? else {
+        return None;
+    };
+    let (n, _) = rsa_components(key)?;
+    (256..=512).contains(&n.len()).then_some(key)
+}
+
+/// The modulus and exponent of a DER RSAPublicKey, without their sign bytes.
+fn rsa_components(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (0x30, body, []) = der(key)? else {
+        return None;
+    };
+    let (0x02, n, rest) = der(body)? else {
+        return None;
+    };
+    let (0x02, e, []) = der(rest)? else {
+        return None;
+    };
+    Some((unsigned(n), unsigned(e)))
+}
+
+/// A DER INTEGER's magnitude: without the zero byte that keeps a positive one positive.
+fn unsigned(integer: &[u8]) -> &[u8] {
+    integer.strip_prefix(&[0]).unwrap_or(integer)
 }
 
 /// A PEM's line breaks written as `\n`, as one-line settings (a `.env` file, a console
@@ -330,8 +464,30 @@ pub fn pkcs8_pem(key: &SigningKey) -> String {
 
 /// The public half of `key` as a PEM SubjectPublicKeyInfo, as `JWT_VERIFY_KEYS` takes it.
 pub fn public_pem(key: &PublicKey) -> String {
-    let (prefix, _) = key.algorithm.spki_prefix();
-    pem("PUBLIC KEY", &[prefix, &key.raw].concat())
+    let spki = match key.algorithm {
+        KeyAlgorithm::Rs256 => {
+            let bits = der_element(0x03, &[&[0], key.raw.as_slice()].concat());
+            der_element(0x30, &[der_element(0x30, RSA_ENCRYPTION), bits].concat())
+        }
+        _ => [key.algorithm.spki_prefix().0, &key.raw].concat(),
+    };
+    pem("PUBLIC KEY", &spki)
+}
+
+/// `contents` as one DER element of `tag` (lengths up to 65535 bytes).
+fn der_element(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let len = contents.len();
+    let mut out = vec![tag];
+    match u8::try_from(len) {
+        Ok(short) if short < 0x80 => out.push(short),
+        Ok(byte) => out.extend([0x81, byte]),
+        Err(_) => {
+            out.push(0x82);
+            out.extend(u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(contents);
+    out
 }
 
 #[cfg(test)]
@@ -341,7 +497,8 @@ mod tests {
     #[test]
     fn generated_keys_read_back_sign_and_verify_for_both_algorithms() {
         for algorithm in [KeyAlgorithm::EdDsa, KeyAlgorithm::Es256] {
-            let key = parse_signing_key(algorithm, &SigningKey::generate(algorithm)).unwrap();
+            let key =
+                parse_signing_key(algorithm, &SigningKey::generate(algorithm).unwrap()).unwrap();
             let signature = KeyPair::from_pkcs8(algorithm, key.pkcs8())
                 .unwrap()
                 .sign(b"message")
@@ -356,29 +513,44 @@ mod tests {
 
     #[test]
     fn a_key_of_the_other_algorithm_is_refused_with_the_reason_and_without_the_key() {
-        let ed = SigningKey::generate(KeyAlgorithm::EdDsa);
+        let ed = SigningKey::generate(KeyAlgorithm::EdDsa).unwrap();
         let error = parse_signing_key(KeyAlgorithm::Es256, &ed).unwrap_err();
         assert_eq!(error, "must be a P-256 key for ES256");
         let es = parse_signing_key(
             KeyAlgorithm::Es256,
-            &SigningKey::generate(KeyAlgorithm::Es256),
+            &SigningKey::generate(KeyAlgorithm::Es256).unwrap(),
         )
         .unwrap();
         let error = parse_public_keys(KeyAlgorithm::EdDsa, &public_pem(es.public())).unwrap_err();
         assert!(error.contains("Ed25519"), "{error}");
         assert!(parse_signing_key(KeyAlgorithm::EdDsa, "not a key").is_err());
         assert!(parse_public_keys(KeyAlgorithm::EdDsa, "not a key").is_err());
-        assert!(
-            !format!("{:?}", parse_signing_key(KeyAlgorithm::EdDsa, &ed).unwrap())
-                .contains(&ed[30..60])
+        let key = parse_signing_key(KeyAlgorithm::EdDsa, &ed).unwrap();
+        assert_eq!(
+            format!("{key:?}"),
+            format!(
+                "SigningKey {{ algorithm: EdDsa, kid: {:?}, .. }}",
+                key.public().kid()
+            )
         );
+        // A private key where public ones go is refused, and said to be exposed.
+        let error = parse_public_keys(KeyAlgorithm::EdDsa, &ed).unwrap_err();
+        assert!(error.contains("private key"), "{error}");
+        // Two keys where one goes, another kind of block, a block the reader cannot name.
+        let two = format!("{ed}{ed}");
+        assert!(parse_signing_key(KeyAlgorithm::EdDsa, &two).is_err());
+        let certificate = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        assert!(parse_public_keys(KeyAlgorithm::EdDsa, certificate).is_err());
+        let unknown = ed.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY");
+        assert!(parse_signing_key(KeyAlgorithm::EdDsa, &unknown).is_err());
+        assert!(parse_public_keys(KeyAlgorithm::EdDsa, &unknown).is_err());
     }
 
     #[test]
     fn keys_written_on_one_line_and_lists_separated_by_commas_are_read() {
         let keys: Vec<_> = (0..2)
             .map(|_| {
-                let key = SigningKey::generate(KeyAlgorithm::EdDsa);
+                let key = SigningKey::generate(KeyAlgorithm::EdDsa).unwrap();
                 public_pem(
                     parse_signing_key(KeyAlgorithm::EdDsa, &key)
                         .unwrap()
@@ -400,6 +572,101 @@ mod tests {
         );
         let with_junk = format!("{},junk", keys[0]);
         assert!(parse_public_keys(KeyAlgorithm::EdDsa, &with_junk).is_err());
+    }
+
+    /// Keys as `openssl genpkey` writes them (Ed25519: PKCS#8 v1 without the public key)
+    /// and their public halves as `openssl pkey -pubout` does: made for this test only.
+    #[test]
+    fn keys_made_by_openssl_are_read_and_match_their_public_pems() {
+        let cases = [
+            (
+                KeyAlgorithm::EdDsa,
+                "-----BEGIN PRIVATE KEY-----\n\
+                 MC4CAQAwBQYDK2VwBCIEIKDUrXpvH4j6H7r0h36UcLtF/FFocFhcyDirjJ8eVdaC\n\
+                 -----END PRIVATE KEY-----\n",
+                "-----BEGIN PUBLIC KEY-----\n\
+                 MCowBQYDK2VwAyEAZZGBTvetP8L4/RMEij6s6Bm9wl8Kghapx9eFdOKdojo=\n\
+                 -----END PUBLIC KEY-----\n",
+            ),
+            (
+                KeyAlgorithm::Es256,
+                "-----BEGIN PRIVATE KEY-----\n\
+                 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg3iOx71QEmPzMzZUc\n\
+                 RrPAqRGuannwZY/PoJ7kgkWyqwWhRANCAAT9IGQgJwI+5ywyQ0bxuInOCn+kpWOu\n\
+                 GFhLol38DiQafWNjokiqEFe2NOUhahfjnnAFEDc1cReaRBF/nijBRast\n\
+                 -----END PRIVATE KEY-----\n",
+                "-----BEGIN PUBLIC KEY-----\n\
+                 MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE/SBkICcCPucsMkNG8biJzgp/pKVj\n\
+                 rhhYS6Jd/A4kGn1jY6JIqhBXtjTlIWoX455wBRA3NXEXmkQRf54owUWrLQ==\n\
+                 -----END PUBLIC KEY-----\n",
+            ),
+            (
+                KeyAlgorithm::Rs256,
+                "-----BEGIN PRIVATE KEY-----\n\
+                 MIIEvwIBADANBgkqhkiG9w0BAQEFAASCBKkwggSlAgEAAoIBAQDog4wtiEFBVdjo\n\
+                 KRjy8oXhxcpzd7S53WB/FVXmojjwPYywyWCPLmTROj5qCmvvY1btPtKD1K/7JgYy\n\
+                 MTwK1GIN6qKOn4PoHMoT8HoMzMo+2lBiVTghY/InjFnCUlCg8FAL64AB7q7Mcd9m\n\
+                 xsM4SeIhDxXeqjXGh2lG5pKKlEdso8D2vv9age/7W3HbceU2fA4UqnK+8NjHAwai\n\
+                 +SpaefkFfS/WRd/lU7qUcKVj7KK9EThWaJV0Y3XMyhLmK9zLdQvW+tpdp1uDHFzR\n\
+                 VMnelFQEo4Jeh10+udyqaVXL4R0rRW+g/QTln2gaqzAViIdF/n/I0sq1QfYXbj8D\n\
+                 DflUH0VZAgMBAAECggEAAhH1xAwEBLhmc362LaeSIJX5vPhyX/tEGi2O87w7BIyP\n\
+                 vZ01YmD33dMGbjxEhL+eLQOTrT/OB07p3DWLAs+sRdJyexGZg44KEI5iD84c+N1J\n\
+                 vO5kTwvMQqThwbSo6h3poImKvLmqzcAvzIL1hwFFZaT0PWTHkMpw2gRAhsJWNnXk\n\
+                 b/rI4Seirq4Gyj7MLU4iULSHwc/1AVBEf1aEHo+BG+1vPsOJC+2HNu2vK0khVgyz\n\
+                 AbaZis3a0vhXsRiSg6+g/sLflrRwm5XMRzVWrLIj1gEcGeENq8gogE+8Jv8u8fpT\n\
+                 l+dIqmlUbBDQ66FyjjtEL1GOZbJF8f/ljFwbYsJsmQKBgQD5Z2FauLi7njvvg43v\n\
+                 dLg43Y9y9oibdE60jrDTnIGORQfIfhrNC2pCHiZmVr45rsPVT1LFH657g6PP4YV/\n\
+                 f2d4M2qo1bUPPWqiOUx19TGeY93b2pAjkABSxNamg0e3toQlHHLDIdA1ufuV12m2\n\
+                 BVVDrhrmuegWn8EnrsWveaZIXQKBgQDuqc/GcNxcXpEnaBXKRwDDhGPYXbOP58Do\n\
+                 TG8vcSNWmZyYLQyqOtbDEMScE2ldyhBg31VRXDXomAxOO5hGzvOcrl6uwTA9yHpK\n\
+                 DnBbyzHG5QTIFVZoes9Z3nMcpT5iiJkdqotSyixH6+D3RvP1lrsKRWOPMh4kqtuT\n\
+                 YLfWhonxLQKBgQDv+zblSbuP5Mk9RbPMht5A8Yh3kZuPIdId0PN7GyxajjfYBueZ\n\
+                 B3PeXQ6MCMmPzYdoeKRnQ33sIZX9kL6ZGSmhsq/d94z6NhmmMUZOdnmhM+0mAOAT\n\
+                 KBv3iKoWnVnj/36WCxKuipnDKMtZumZgnC8YKa5+9sHJCz2cBoL3vzFujQKBgQCy\n\
+                 LdURMfFShMeZw/uAqMHJNm3UeyAzr7I1u9rGcJERdl2Svw9Vh9gOidY/L77aZqET\n\
+                 sajgtRcKL3oAbj2hn6AAua22ikSZ27Jw15bK8UiYVSLcvhFkr0terNUD7dpFdfXa\n\
+                 UBj0Fjw49cFe23oHQCEj6eoKXkBi36xOu0aEwqz5gQKBgQDRQv1ABJg/OIeCHO9z\n\
+                 S7UoOXcH2JA5iXoTtZIi486pt3Y/n1IlcnOwloawv4lg8f54kZ9ZWWpKWcdeI+1n\n\
+                 zQoMDbA+Aks5qoO62v8M4N9CKWkOSxczzzYY7IHWDbLHoCAzEWXvMbJKnkH1j0hS\n\
+                 h+47nPUYVXTjPn3EV5UjNKrBTA==\n\
+                 -----END PRIVATE KEY-----\n",
+                "-----BEGIN PUBLIC KEY-----\n\
+                 MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA6IOMLYhBQVXY6CkY8vKF\n\
+                 4cXKc3e0ud1gfxVV5qI48D2MsMlgjy5k0To+agpr72NW7T7Sg9Sv+yYGMjE8CtRi\n\
+                 Deqijp+D6BzKE/B6DMzKPtpQYlU4IWPyJ4xZwlJQoPBQC+uAAe6uzHHfZsbDOEni\n\
+                 IQ8V3qo1xodpRuaSipRHbKPA9r7/WoHv+1tx23HlNnwOFKpyvvDYxwMGovkqWnn5\n\
+                 BX0v1kXf5VO6lHClY+yivRE4VmiVdGN1zMoS5ivcy3UL1vraXadbgxxc0VTJ3pRU\n\
+                 BKOCXoddPrncqmlVy+EdK0VvoP0E5Z9oGqswFYiHRf5/yNLKtUH2F24/Aw35VB9F\n\
+                 WQIDAQAB\n\
+                 -----END PUBLIC KEY-----\n",
+            ),
+        ];
+        for (algorithm, private, public) in cases {
+            let key = parse_signing_key(algorithm, private).unwrap();
+            assert_eq!(
+                parse_public_keys(algorithm, public).unwrap(),
+                vec![key.public().clone()]
+            );
+            assert_eq!(public_pem(key.public()), public);
+            let signature = KeyPair::from_pkcs8(algorithm, key.pkcs8())
+                .unwrap()
+                .sign(b"message")
+                .unwrap();
+            assert!(key.public().verify(b"message", &signature), "{algorithm:?}");
+            assert!(
+                !key.public().verify(b"massage", &signature),
+                "{algorithm:?}"
+            );
+        }
+        // The RSA key's JWK carries the modulus `openssl rsa -modulus` prints, and e = 65537.
+        let rsa = parse_signing_key(KeyAlgorithm::Rs256, cases[2].1).unwrap();
+        let jwk = rsa.public().jwk();
+        assert_eq!(
+            jwk["n"],
+            "6IOMLYhBQVXY6CkY8vKF4cXKc3e0ud1gfxVV5qI48D2MsMlgjy5k0To-agpr72NW7T7Sg9Sv-yYGMjE8CtRiDeqijp-D6BzKE_B6DMzKPtpQYlU4IWPyJ4xZwlJQoPBQC-uAAe6uzHHfZsbDOEniIQ8V3qo1xodpRuaSipRHbKPA9r7_WoHv-1tx23HlNnwOFKpyvvDYxwMGovkqWnn5BX0v1kXf5VO6lHClY-yivRE4VmiVdGN1zMoS5ivcy3UL1vraXadbgxxc0VTJ3pRUBKOCXoddPrncqmlVy-EdK0VvoP0E5Z9oGqswFYiHRf5_yNLKtUH2F24_Aw35VB9FWQ"
+        );
+        assert_eq!(jwk["e"], "AQAB");
+        assert_eq!(jwk["kty"], "RSA");
     }
 
     /// RFC 8037 appendix A.3: the thumbprint of its example Ed25519 key.

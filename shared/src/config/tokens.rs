@@ -16,7 +16,7 @@ pub struct JwtConfig {
     pub secret: SecretString,
     /// HS256 keys that still verify tokens but never sign: for rotation.
     pub previous_secrets: Vec<SecretString>,
-    /// `JWT_ALGORITHM` = `EdDSA` or `ES256`: the key that signs and the public keys that
+    /// `JWT_ALGORITHM` = `EdDSA`, `ES256` or `RS256`: the key that signs and the public keys that
     /// still verify. `None`: HS256 with [`Self::secret`].
     pub keys: Option<AsymmetricKeys>,
     pub issuer: String,
@@ -50,9 +50,10 @@ fn parse_algorithm(get: &impl Lookup) -> Result<Option<KeyAlgorithm>, ConfigErro
         None | Some("HS256") => Ok(None),
         Some("EdDSA") => Ok(Some(KeyAlgorithm::EdDsa)),
         Some("ES256") => Ok(Some(KeyAlgorithm::Es256)),
+        Some("RS256") => Ok(Some(KeyAlgorithm::Rs256)),
         Some(other) => Err(ConfigError::new(
             "JWT_ALGORITHM",
-            format!("must be `HS256`, `EdDSA` or `ES256`, got `{other}`"),
+            format!("must be `HS256`, `EdDSA`, `ES256` or `RS256`, got `{other}`"),
         )),
     }
 }
@@ -97,16 +98,30 @@ fn parse_keys(
             ));
         }
         None => {
+            let Some(generated) = SigningKey::generate(algorithm) else {
+                return Err(ConfigError::new(
+                    "JWT_SIGNING_KEY",
+                    "is required with RS256, even in development (make one with \
+                     `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`)",
+                ));
+            };
             secrets.generated.push("JWT_SIGNING_KEY");
-            keys::parse_signing_key(algorithm, &SigningKey::generate(algorithm))
+            keys::parse_signing_key(algorithm, &generated)
                 .map_err(|problem| ConfigError::new("JWT_SIGNING_KEY", problem))?
         }
     };
-    let verifying = match get("JWT_VERIFY_KEYS") {
+    let mut verifying = match get("JWT_VERIFY_KEYS") {
         Some(text) => keys::parse_public_keys(algorithm, &text)
             .map_err(|problem| ConfigError::new("JWT_VERIFY_KEYS", problem))?,
         None => Vec::new(),
     };
+    // The signing key's own public key, or one listed twice, is published once.
+    let mut seen = vec![signing.public().kid().to_owned()];
+    verifying.retain(|key| {
+        let new = !seen.iter().any(|kid| kid == key.kid());
+        seen.push(key.kid().to_owned());
+        new
+    });
     Ok(Some(AsymmetricKeys { signing, verifying }))
 }
 
