@@ -1,4 +1,4 @@
-//! Asymmetric access tokens (`JWT_ALGORITHM` = `EdDSA` / `ES256`): what the server signs
+//! Asymmetric access tokens (`JWT_ALGORITHM` = `EdDSA` / `ES256` / `RS256`): what the server signs
 //! verifies from the published JWKS alone, with implementations other than the server's;
 //! keys rotate without logging anyone out; and no token of another algorithm, key, issuer
 //! or audience gets in.
@@ -388,6 +388,37 @@ fn rand_bytes() -> [u8; 32] {
     bytes
 }
 
+/// A token remembered after its first check (the verified-token cache) is still refused
+/// the moment its session ends: the session is read on every request, after the token.
+async fn a_remembered_token_stops_working_at_logout(backend: Backend) {
+    let pem = new_key(KeyAlgorithm::EdDsa, 0);
+    let app = start(backend, &algorithm_env(KeyAlgorithm::EdDsa, &pem)).await;
+    let (email, password) = ("leaving@example.com", "correct horse battery staple");
+    let registered = app
+        .post("/v1/auth/register")
+        .json(json!({"email": email, "password": password, "name": "Leaving"}))
+        .send()
+        .await;
+    assert_eq!(registered.status.as_u16(), 201);
+    let login = app
+        .post("/v1/auth/login")
+        .json(json!({"email": email, "password": password}))
+        .send()
+        .await
+        .json();
+    let access = login["access_token"].as_str().unwrap();
+    for _ in 0..3 {
+        assert_eq!(me_status(&app, access).await, 200);
+    }
+    let logout = app
+        .post("/v1/auth/logout")
+        .json(json!({"refresh_token": login["refresh_token"]}))
+        .send()
+        .await;
+    assert_eq!(logout.status.as_u16(), 204);
+    assert_refused(&app, access).await;
+}
+
 /// The same through the function binaries, routed as `template.yaml` says (on Postgres,
 /// as they run): `auth` signs, `health` publishes, `tasks` verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,6 +497,7 @@ async fn through_the_lambda_functions_each_algorithm_signs_publishes_and_verifie
 }
 
 shared::backend_tests!(
+    a_remembered_token_stops_working_at_logout,
     tokens_of_each_algorithm_verify_from_the_published_jwks_alone,
     keys_rotate_without_logging_anyone_out_and_a_removed_key_stops_verifying,
     tokens_of_another_algorithm_key_issuer_or_audience_are_refused

@@ -259,7 +259,8 @@ impl JwtKeys {
         if let (Some(verified), Some(digest)) = (&self.verified, &digest) {
             if let Some(claims) = verified.get(digest) {
                 // The only check whose answer changes with time for a token that passed
-                // them all: its `nbf` and `iat` were behind it then, and still are.
+                // them all: its `nbf` and `iat` were behind it then, and still are (unless
+                // the clock steps back by more than the leeway).
                 let earliest = now
                     .unix_timestamp()
                     .saturating_sub(i64::try_from(LEEWAY_SECS).unwrap_or(i64::MAX));

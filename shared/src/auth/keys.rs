@@ -111,8 +111,8 @@ impl PublicKey {
         &self.kid
     }
 
-    /// The key as jsonwebtoken's `DecodingKey::from_ed_der` / `from_ec_der` hold it for
-    /// the provider in [`super::jwt`].
+    /// The key as jsonwebtoken's `DecodingKey::from_ed_der` / `from_ec_der` /
+    /// `from_rsa_der` hold it for the provider in [`super::jwt`].
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }
@@ -359,15 +359,22 @@ fn pem_sections(text: &str) -> Result<Vec<(SectionKind, Vec<u8>)>, String> {
     {
         sections.push(section);
     }
+    // Lines as the reader splits them (at CR or LF), armour lines whole and from their
+    // first column: anything else outside a block, or any `-----` inside one, is refused.
     let mut inside = false;
     let mut begins = 0;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if line.starts_with("-----BEGIN ") {
+    for line in text
+        .split(['\r', '\n'])
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+    {
+        let armour = |word: &str| line.starts_with(word) && line.ends_with("-----");
+        if armour("-----BEGIN ") && !inside {
             inside = true;
             begins += 1;
-        } else if line.starts_with("-----END ") {
+        } else if armour("-----END ") && inside {
             inside = false;
-        } else if !inside {
+        } else if !inside || line.contains("-----") {
             return Err("must be PEM (-----BEGIN …-----), keys separated by commas".to_owned());
         }
     }
@@ -420,7 +427,10 @@ fn rsa_spki(spki: &[u8]) -> Option<&[u8]> {
     (256..=512).contains(&n.len()).then_some(key)
 }
 
-/// The modulus and exponent of a DER RSAPublicKey, without their sign bytes.
+/// The modulus and exponent of a DER RSAPublicKey, without their sign bytes, held to what
+/// ring verifies with (so a key accepted here is never one every token then fails under):
+/// positive INTEGERs in their shortest form, an odd modulus, and an odd exponent from 3 to
+/// 2³³ − 1.
 fn rsa_components(key: &[u8]) -> Option<(&[u8], &[u8])> {
     let (0x30, body, []) = der(key)? else {
         return None;
@@ -431,12 +441,20 @@ fn rsa_components(key: &[u8]) -> Option<(&[u8], &[u8])> {
     let (0x02, e, []) = der(rest)? else {
         return None;
     };
-    Some((unsigned(n), unsigned(e)))
+    let (n, e) = (unsigned(n)?, unsigned(e)?);
+    let odd = |i: &[u8]| i.last().is_some_and(|b| b & 1 == 1);
+    let exponent = e.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b));
+    (odd(n) && odd(e) && e.len() <= 5 && (3..1 << 33).contains(&exponent)).then_some((n, e))
 }
 
-/// A DER INTEGER's magnitude: without the zero byte that keeps a positive one positive.
-fn unsigned(integer: &[u8]) -> &[u8] {
-    integer.strip_prefix(&[0]).unwrap_or(integer)
+/// A positive DER INTEGER's magnitude, without the zero byte that keeps it positive; `None`
+/// for an empty, negative or not minimally encoded one.
+fn unsigned(integer: &[u8]) -> Option<&[u8]> {
+    match integer {
+        [] | [0x80..=0xff, ..] | [0, 0..=0x7f, ..] => None,
+        [0, rest @ ..] => Some(rest),
+        _ => Some(integer),
+    }
 }
 
 /// A PEM's line breaks written as `\n`, as one-line settings (a `.env` file, a console
@@ -474,8 +492,10 @@ pub fn public_pem(key: &PublicKey) -> String {
     pem("PUBLIC KEY", &spki)
 }
 
-/// `contents` as one DER element of `tag` (lengths up to 65535 bytes).
+/// `contents` as one DER element of `tag`. Lengths up to 65535 bytes: a public key here is
+/// at most about 550.
 fn der_element(tag: u8, contents: &[u8]) -> Vec<u8> {
+    debug_assert!(contents.len() <= usize::from(u16::MAX));
     let len = contents.len();
     let mut out = vec![tag];
     match u8::try_from(len) {
@@ -667,6 +687,120 @@ mod tests {
         );
         assert_eq!(jwk["e"], "AQAB");
         assert_eq!(jwk["kty"], "RSA");
+    }
+
+    /// The RSA reader takes what ring verifies with and nothing else: a key it let through
+    /// that ring refuses would be published, then fail every token under its kid.
+    #[test]
+    fn rsa_public_keys_are_held_to_what_ring_verifies_with() {
+        let integer = |bytes: &[u8]| der_element(0x02, bytes);
+        let rsa_key = |n: &[u8], e: &[u8]| der_element(0x30, &[integer(n), integer(e)].concat());
+        let spki = |algorithm: &[u8], unused: u8, key: &[u8]| {
+            let bits = der_element(0x03, &[&[unused], key].concat());
+            der_element(0x30, &[der_element(0x30, algorithm), bits].concat())
+        };
+        let modulus = |bytes: usize| {
+            let mut n = vec![0xc5; bytes];
+            n.insert(0, 0); // the sign byte a modulus with its top bit set needs
+            n
+        };
+        let good = rsa_key(&modulus(256), &[1, 0, 1]);
+        assert!(rsa_spki(&spki(RSA_ENCRYPTION, 0, &good)).is_some());
+        assert!(rsa_spki(&spki(RSA_ENCRYPTION, 0, &rsa_key(&modulus(512), &[3]))).is_some());
+        let refused = [
+            (
+                "1024 bits",
+                spki(RSA_ENCRYPTION, 0, &rsa_key(&modulus(128), &[1, 0, 1])),
+            ),
+            (
+                "8192 bits",
+                spki(RSA_ENCRYPTION, 0, &rsa_key(&modulus(1024), &[1, 0, 1])),
+            ),
+            (
+                "a negative modulus",
+                spki(RSA_ENCRYPTION, 0, &rsa_key(&modulus(256)[1..], &[1, 0, 1])),
+            ),
+            (
+                "an even modulus",
+                spki(
+                    RSA_ENCRYPTION,
+                    0,
+                    &rsa_key(&[&modulus(256)[..256], &[0xc4]].concat(), &[1, 0, 1]),
+                ),
+            ),
+            (
+                "e = 1",
+                spki(RSA_ENCRYPTION, 0, &rsa_key(&modulus(256), &[1])),
+            ),
+            (
+                "an even e",
+                spki(RSA_ENCRYPTION, 0, &rsa_key(&modulus(256), &[1, 0, 0])),
+            ),
+            (
+                "e of 6 bytes",
+                spki(
+                    RSA_ENCRYPTION,
+                    0,
+                    &rsa_key(&modulus(256), &[1, 0, 0, 0, 0, 1]),
+                ),
+            ),
+            (
+                "e not minimal",
+                spki(RSA_ENCRYPTION, 0, &rsa_key(&modulus(256), &[0, 1, 0, 1])),
+            ),
+            ("no NULL", spki(&RSA_ENCRYPTION[..11], 0, &good)),
+            ("unused bits", spki(RSA_ENCRYPTION, 1, &good)),
+            (
+                "data after the key",
+                spki(RSA_ENCRYPTION, 0, &[good.as_slice(), &[0]].concat()),
+            ),
+            (
+                "data after the SPKI",
+                [spki(RSA_ENCRYPTION, 0, &good), vec![0]].concat(),
+            ),
+        ];
+        for (what, der) in refused {
+            assert!(rsa_spki(&der).is_none(), "{what}");
+        }
+        // Lengths in their long forms only when needed, never indefinite.
+        assert_eq!(der(&[0x02, 0x81, 0x05, 1, 2, 3, 4, 5]), None);
+        assert_eq!(der(&[0x02, 0x80, 1, 0, 0]), None);
+        assert_eq!(der(&[0x02, 0x82, 0x00, 0x81]), None);
+        assert_eq!(
+            der(&[0x02, 0x01, 7, 9]),
+            Some((0x02, &[7u8][..], &[9u8][..]))
+        );
+    }
+
+    #[test]
+    fn armour_must_start_its_line_and_stand_alone() {
+        let key = public_pem(
+            parse_signing_key(
+                KeyAlgorithm::EdDsa,
+                &SigningKey::generate(KeyAlgorithm::EdDsa).unwrap(),
+            )
+            .unwrap()
+            .public(),
+        );
+        assert_eq!(
+            parse_public_keys(KeyAlgorithm::EdDsa, &key).unwrap().len(),
+            1
+        );
+        let crlf = key.replace('\n', "\r\n");
+        assert_eq!(
+            parse_public_keys(KeyAlgorithm::EdDsa, &crlf).unwrap().len(),
+            1
+        );
+        for bent in [
+            format!(" {key}"),
+            key.replace("-----END PUBLIC KEY-----", "-----END PUBLIC KEY----- x"),
+            format!("{}A\r{key}", key.replace("-----END PUBLIC KEY-----\n", "")),
+        ] {
+            assert!(
+                parse_public_keys(KeyAlgorithm::EdDsa, &bent).is_err(),
+                "{bent:?}"
+            );
+        }
     }
 
     /// RFC 8037 appendix A.3: the thumbprint of its example Ed25519 key.

@@ -70,7 +70,7 @@ fn parse_keys(
             if get(name).is_some() {
                 return Err(ConfigError::new(
                     name,
-                    "is set, but JWT_ALGORITHM is HS256 (set it to EdDSA or ES256)",
+                    "is set, but JWT_ALGORITHM is HS256 (set it to EdDSA, ES256 or RS256)",
                 ));
             }
         }
