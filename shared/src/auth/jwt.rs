@@ -76,7 +76,7 @@ pub struct JwtKeys {
     signing_kid: String,
     verifying: Vec<VerifyingKey>,
     validation: Validation,
-    /// Asymmetric keys only: tokens whose signature already checked out ([`Verified`]).
+    /// Asymmetric keys only: tokens that already passed every check ([`Verified`]).
     verified: Option<Verified>,
     issuer: String,
     audience: String,
